@@ -1,0 +1,82 @@
+import { assertEquals, assertThrows } from "../asserts.ts";
+import {
+  Arena,
+  f32,
+  GpuLimitError,
+  grid,
+  i32,
+  packUniform,
+  slice,
+  WGSL_FLAT_INDEX,
+} from "../../gpu/runtime.ts";
+import { GPU_TEST, testGpu } from "../helpers.ts";
+
+const DOUBLE = `
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+struct P { n: u32, scale: f32 }
+@group(0) @binding(2) var<uniform> p: P;
+${WGSL_FLAT_INDEX}
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let i = flat_group(wid, nwg) * 64u + li;
+  if (i < p.n) { y[i] = p.scale * x[i]; }
+}`;
+
+Deno.test("runtime: dispatch, run and read round-trip", GPU_TEST, async () => {
+  const gpu = await testGpu();
+  const n = 1000;
+  const x = gpu.upload(Float32Array.from({ length: n }, (_, i) => i), "x");
+  const y = gpu.tensor(n, "f32", "y");
+  gpu.run([gpu.dispatch(DOUBLE, [x, y], grid(n, 64), [n, f32(2)], "double")]);
+  const out = await gpu.read(y);
+  assertEquals(out[999], 1998);
+  assertEquals(out[1], 2);
+});
+
+Deno.test("runtime: grid folds large launches into two dimensions", () => {
+  assertEquals(grid(100, 64), [2, 1, 1]);
+  const [x, y] = grid(70000 * 64, 64);
+  assertEquals(x * y >= 70000, true);
+  assertEquals(x <= 65535, true);
+});
+
+Deno.test("runtime: arena tensors are aligned, sliced and bound by offset", GPU_TEST, async () => {
+  const gpu = await testGpu();
+  const arena = new Arena(gpu, "params");
+  const a = arena.alloc(3, "f32", "a");
+  const b = arena.alloc(130, "f32", "b");
+  arena.finish();
+  assertEquals(a.offset, 0);
+  assertEquals(b.offset, 256);
+  gpu.write(b, Float32Array.from({ length: 130 }, (_, i) => i + 1));
+  const out = gpu.tensor(66);
+  gpu.run([gpu.dispatch(DOUBLE, [slice(b, 64, 66), out], grid(66, 64), [66, f32(1)], "copy")]);
+  const r = await gpu.read(out);
+  assertEquals(r[0], 65);
+  assertEquals(r[65], 130);
+  assertThrows(() => slice(b, 3, 4), RangeError, "aligned");
+});
+
+Deno.test("runtime: limits give clear errors", GPU_TEST, async () => {
+  const gpu = await testGpu();
+  assertThrows(() => gpu.tensor(gpu.maxBinding, "f32", "huge"), GpuLimitError, '"huge"');
+});
+
+Deno.test("runtime: uniform packing", () => {
+  const b = new DataView(packUniform([7, f32(0.5), i32(-2)]));
+  assertEquals(b.byteLength, 16);
+  assertEquals(b.getUint32(0, true), 7);
+  assertEquals(b.getFloat32(4, true), 0.5);
+  assertEquals(b.getInt32(8, true), -2);
+  assertThrows(() => packUniform([1.5]), RangeError, "f32()");
+});
+
+Deno.test("runtime: timing returns a positive duration", GPU_TEST, async () => {
+  const gpu = await testGpu();
+  const n = 4096;
+  const x = gpu.tensor(n);
+  const y = gpu.tensor(n);
+  const ms = await gpu.time([gpu.dispatch(DOUBLE, [x, y], grid(n, 64), [n, f32(1)])], 3);
+  assertEquals(ms > 0, true);
+});

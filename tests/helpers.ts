@@ -1,0 +1,79 @@
+/**
+ * Shared test helpers: one GPU per test file, seeded random data, and tolerance checks with readable
+ * failure messages.
+ * @module
+ */
+import { Gpu } from "../gpu/runtime.ts";
+
+let shared: Promise<Gpu> | undefined;
+
+/** The test process's GPU (the CPU adapter in CI), created once. */
+export function testGpu(): Promise<Gpu> {
+  shared ??= Gpu.create();
+  return shared;
+}
+
+/** Deno.test options for tests that hold a GPU device across tests. */
+export const GPU_TEST = { sanitizeResources: false, sanitizeOps: false } as const;
+
+/** A small seeded generator (mulberry32) so test data is the same on every run. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** `n` values uniform in [-scale, scale). */
+export function randn(n: number, seed: number, scale = 1): Float32Array {
+  const r = rng(seed);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = (r() * 2 - 1) * scale;
+  return out;
+}
+
+/** Largest absolute difference between two arrays of the same length. */
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length mismatch: ${a.length} vs ${b.length}`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i] - b[i]);
+    if (!(d <= m)) m = Number.isNaN(d) ? Infinity : d;
+  }
+  return m;
+}
+
+/** Asserts |actual - expected| <= atol + rtol * max|expected|, naming the worst element. */
+export function assertClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  what: string,
+  atol = 1e-5,
+  rtol = 1e-4,
+): void {
+  if (actual.length !== expected.length) {
+    throw new Error(`${what}: length ${actual.length}, expected ${expected.length}`);
+  }
+  let scale = 0;
+  for (let i = 0; i < expected.length; i++) scale = Math.max(scale, Math.abs(expected[i]));
+  const tol = atol + rtol * scale;
+  let worst = -1;
+  let worstD = 0;
+  for (let i = 0; i < actual.length; i++) {
+    const d = Math.abs(actual[i] - expected[i]);
+    if (!(d <= worstD)) {
+      worstD = Number.isNaN(d) ? Infinity : d;
+      worst = i;
+    }
+  }
+  if (worstD > tol) {
+    throw new Error(
+      `${what}: max error ${worstD.toExponential(3)} > tol ${tol.toExponential(3)} at [${worst}] ` +
+        `(got ${actual[worst]}, expected ${expected[worst]})`,
+    );
+  }
+}
