@@ -1,0 +1,205 @@
+/**
+ * The KoBEST evaluation driver: loads the splits, builds every lm-eval request (context with its shots,
+ * one continuation per choice), scores them all with one call of `scoreRequests` (so batches fill across
+ * tasks and shot settings), and returns one lm-eval results object per shot setting.
+ *
+ * @module
+ */
+import {
+  KOBEST_TASKS,
+  type KobestDocMap,
+  type KobestSplit,
+  type KobestTask,
+  limitedCount,
+  loadKobestSplit,
+} from "./data.ts";
+import { DEFAULT_FEWSHOT_SEED, FewshotSampler, TARGET_DELIMITER } from "./fewshot.ts";
+import { kobestPrompt } from "./prompts.ts";
+import { buildLmEvalResults, type DocScore, type LmEvalResults, scoreTask } from "./results.ts";
+import {
+  type LoglikelihoodRequest,
+  scoreRequests,
+  type TokenEncoder,
+  type TokenLogprobModel,
+} from "../loglikelihood.ts";
+
+/** One scored request, as `--dump-requests` writes it (one JSON object per line). */
+export interface RequestRecord {
+  task: KobestTask;
+  shots: number;
+  docIndex: number;
+  choiceIndex: number;
+  gold: number;
+  /** The full context string, shots included, before the trailing-space move. */
+  context: string;
+  /** The continuation: target delimiter + choice. */
+  continuation: string;
+  loglikelihood: number;
+  isGreedy: boolean;
+}
+
+/** Options of {@link evaluateKobest}. */
+export interface EvaluateKobestOptions {
+  /** Folder in the TSV or Hub jsonl layout (see `data.ts`). */
+  dataDir: string;
+  /** Tasks to score (default: all five). */
+  tasks?: readonly KobestTask[];
+  /** Shot settings; one results object each (default [0]). */
+  shots?: readonly number[];
+  /** Split scored (default "test", as lm-eval). Shots always come from train. */
+  split?: KobestSplit;
+  /** First N documents per task, or a fraction in (0, 1) of them rounded up, as lm-eval's --limit. */
+  limit?: number;
+  /** Few-shot seed (default 1234). */
+  seed?: number;
+  /** Sequences per model call (default 16). */
+  batchSize?: number;
+  /** Passed to the tokenizer; undefined keeps its default special tokens (current lm-eval). */
+  addSpecialTokens?: boolean;
+  /** Recorded as `config.model` / `config.model_args` in the results. */
+  modelName?: string;
+  modelArgs?: string;
+  /** Receives every scored request once scoring is done, in task, shots, document, choice order. */
+  dumpRequests?: (record: RequestRecord) => void;
+  /** Progress over all requests of all tasks and shot settings. */
+  onProgress?: (progress: { done: number; total: number }) => void;
+}
+
+/** The requests of one (task, shots) run, with where each came from. */
+interface TaskRun {
+  task: KobestTask;
+  shots: number;
+  originalSize: number;
+  docs: { gold: number; choices: string[]; first: number }[];
+}
+
+interface Loaded<T extends KobestTask> {
+  evalDocs: KobestDocMap[T][];
+  trainDocs: KobestDocMap[T][];
+}
+
+async function loadTask<T extends KobestTask>(
+  dataDir: string,
+  task: T,
+  split: KobestSplit,
+  needTrain: boolean,
+): Promise<Loaded<T>> {
+  const evalDocs = await loadKobestSplit(dataDir, task, split);
+  const trainDocs = needTrain
+    ? (split === "train" ? evalDocs : await loadKobestSplit(dataDir, task, "train"))
+    : [];
+  return { evalDocs, trainDocs };
+}
+
+/** Appends the requests of one task at one shot setting to `requests`; returns how to read them back. */
+function buildTaskRun<T extends KobestTask>(
+  task: T,
+  shots: number,
+  loaded: Loaded<T>,
+  options: EvaluateKobestOptions,
+  requests: LoglikelihoodRequest[],
+): TaskRun {
+  const sampler = new FewshotSampler(task, loaded.trainDocs, options.seed ?? DEFAULT_FEWSHOT_SEED);
+  const count = limitedCount(loaded.evalDocs.length, options.limit);
+  const run: TaskRun = { task, shots, originalSize: loaded.evalDocs.length, docs: [] };
+  for (let i = 0; i < count; i++) {
+    const doc = loaded.evalDocs[i];
+    const { choices, gold } = kobestPrompt(task, doc);
+    const context = sampler.context(doc, shots);
+    run.docs.push({ gold, choices, first: requests.length });
+    for (const choice of choices) {
+      requests.push({ context, continuation: TARGET_DELIMITER + choice, group: `${shots}/${task}/${i}` });
+    }
+  }
+  return run;
+}
+
+/**
+ * Scores a model on KoBEST exactly as lm-evaluation-harness does and returns one results object per shot
+ * setting (in the order of `shots`).
+ *
+ * @example
+ * ```ts
+ * const [zero, five] = await evaluateKobest(model, tokenizer, { dataDir: "data/kobest", shots: [0, 5] });
+ * zero.results.kobest_copa["f1,none"];
+ * ```
+ */
+export async function evaluateKobest(
+  model: TokenLogprobModel,
+  tokenizer: TokenEncoder,
+  options: EvaluateKobestOptions,
+): Promise<LmEvalResults[]> {
+  const tasks = options.tasks ?? KOBEST_TASKS;
+  const shotList = options.shots ?? [0];
+  const split = options.split ?? "test";
+  for (const k of shotList) {
+    if (!(Number.isInteger(k) && k >= 0)) throw new RangeError(`shots must be integers ≥ 0, got ${k}`);
+  }
+  const needTrain = shotList.some((k) => k > 0);
+  const requests: LoglikelihoodRequest[] = [];
+  const runs: TaskRun[] = [];
+  for (const task of tasks) {
+    const loaded = await loadTask(options.dataDir, task, split, needTrain);
+    for (const shots of shotList) runs.push(buildTaskRun(task, shots, loaded, options, requests));
+  }
+  const scored = await scoreRequests(model, tokenizer, requests, {
+    batchSize: options.batchSize,
+    addSpecialTokens: options.addSpecialTokens,
+    onProgress: options.onProgress,
+  });
+  if (options.dumpRequests) dumpRuns(runs, requests, scored, options.dumpRequests);
+  const date = Date.now() / 1000;
+  return shotList.map((shots) => {
+    const ofShots = runs.filter((r) => r.shots === shots);
+    return buildLmEvalResults({
+      scores: ofShots.map((run) => scoreTask(run.task, docScores(run, scored))),
+      shots,
+      originalSizes: Object.fromEntries(ofShots.map((r) => [r.task, r.originalSize])),
+      config: {
+        model: options.modelName ?? "kotransfer",
+        model_args: options.modelArgs ?? "",
+        batch_size: options.batchSize ?? 16,
+        limit: options.limit ?? null,
+        bootstrap_iters: 100000,
+        fewshot_seed: options.seed ?? DEFAULT_FEWSHOT_SEED,
+        split,
+        add_special_tokens: options.addSpecialTokens ?? "default",
+      },
+      date,
+    });
+  });
+}
+
+function docScores(run: TaskRun, scored: { loglikelihood: number }[]): DocScore[] {
+  return run.docs.map((d) => ({
+    gold: d.gold,
+    choices: d.choices,
+    loglikelihoods: d.choices.map((_, c) => scored[d.first + c].loglikelihood),
+  }));
+}
+
+function dumpRuns(
+  runs: TaskRun[],
+  requests: LoglikelihoodRequest[],
+  scored: { loglikelihood: number; isGreedy: boolean }[],
+  dump: (record: RequestRecord) => void,
+): void {
+  for (const run of runs) {
+    run.docs.forEach((d, docIndex) => {
+      d.choices.forEach((_, choiceIndex) => {
+        const r = d.first + choiceIndex;
+        dump({
+          task: run.task,
+          shots: run.shots,
+          docIndex,
+          choiceIndex,
+          gold: d.gold,
+          context: requests[r].context,
+          continuation: requests[r].continuation,
+          loglikelihood: scored[r].loglikelihood,
+          isGreedy: scored[r].isGreedy,
+        });
+      });
+    });
+  }
+}
