@@ -1,0 +1,216 @@
+/**
+ * Per-token log-probabilities of the target ids over the whole vocabulary, and their gradient with respect to
+ * the logits (the fused softmax cross-entropy backward).
+ *
+ * The vocabulary projection runs chunk by chunk over rows, so both passes work on one chunk of logits
+ * `[rows, vocab]` whose first row is `rowOffset` in the full-length `targets`, `lse`, `logp` and `dlogp`.
+ * One workgroup handles one row: an online max/sum-of-exponentials per thread, then a tree merge in
+ * workgroup memory, so no probability is ever formed without subtracting the row's maximum.
+ * Reference: `logprobs_ref.ts`.
+ * @module
+ */
+import { type Dispatch, type Gpu, grid, type Tensor, WGSL_FLAT_INDEX } from "../gpu/runtime.ts";
+import { checkCount, checkDisjoint, checkTensor } from "./tensor_checks.ts";
+
+/**
+ * Target id meaning "nothing to predict here" (the last position of a sequence, padding).
+ * @example
+ * ```ts
+ * targets[b * T + T - 1] = NO_TARGET;
+ * ```
+ */
+export const NO_TARGET = 0xffffffff;
+
+const WG = 256;
+
+// A NaN the shader compiler cannot fold into a constant (a constant NaN is a shader-creation error):
+// out-of-range targets poison their row so the loss shows the bad input instead of training on it.
+const WGSL_NAN = /* wgsl */ `
+fn runtime_nan(seed: u32) -> f32 { return bitcast<f32>(0x7fc00000u | (seed & 0u)); }
+`;
+
+const FORWARD = /* wgsl */ `
+@group(0) @binding(0) var<storage, read> logits: array<f32>;
+@group(0) @binding(1) var<storage, read> targets: array<u32>;
+@group(0) @binding(2) var<storage, read_write> lse: array<f32>;
+@group(0) @binding(3) var<storage, read_write> logp: array<f32>;
+struct P { rows: u32, vocab: u32, row_offset: u32 }
+@group(0) @binding(4) var<uniform> p: P;
+var<workgroup> wmax: array<f32, ${WG}>;
+var<workgroup> wsum: array<f32, ${WG}>;
+${WGSL_FLAT_INDEX}
+${WGSL_NAN}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) li: u32) {
+  let row = flat_group(wid, nwg);
+  if (row >= p.rows) { return; }
+  let base = row * p.vocab;
+  // Online softmax: keep the running maximum m and the sum s of exp(x - m); one exp per element unless a
+  // new maximum arrives, when the old sum is rescaled instead.
+  var m = -3.402823e38;
+  var s = 0.0;
+  for (var i = li; i < p.vocab; i += ${WG}u) {
+    let x = logits[base + i];
+    if (x > m) { s = s * exp(m - x) + 1.0; m = x; } else { s += exp(x - m); }
+  }
+  wmax[li] = m;
+  wsum[li] = s;
+  workgroupBarrier();
+  for (var stride = ${WG / 2}u; stride > 0u; stride >>= 1u) {
+    if (li < stride) {
+      let m2 = wmax[li + stride];
+      let mm = max(m, m2);
+      s = s * exp(m - mm) + wsum[li + stride] * exp(m2 - mm);
+      m = mm;
+      wmax[li] = m;
+      wsum[li] = s;
+    }
+    workgroupBarrier();
+  }
+  if (li == 0u) {
+    let g = p.row_offset + row;
+    let row_lse = m + log(s);
+    lse[g] = row_lse;
+    let t = targets[g];
+    if (t == ${NO_TARGET}u) {
+      logp[g] = 0.0;
+    } else if (t >= p.vocab) {
+      logp[g] = runtime_nan(t);
+    } else {
+      logp[g] = logits[base + t] - row_lse;
+    }
+  }
+}`;
+
+const BACKWARD = /* wgsl */ `
+@group(0) @binding(0) var<storage, read_write> logits: array<f32>;
+@group(0) @binding(1) var<storage, read> targets: array<u32>;
+@group(0) @binding(2) var<storage, read> lse: array<f32>;
+@group(0) @binding(3) var<storage, read> dlogp: array<f32>;
+struct P { rows: u32, vocab: u32, row_offset: u32 }
+@group(0) @binding(4) var<uniform> p: P;
+${WGSL_FLAT_INDEX}
+${WGSL_NAN}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) li: u32) {
+  let row = flat_group(wid, nwg);
+  if (row >= p.rows) { return; }
+  let base = row * p.vocab;
+  let g = p.row_offset + row;
+  let t = targets[g];
+  var d = 0.0;
+  if (t != ${NO_TARGET}u) { d = dlogp[g]; }
+  if (t != ${NO_TARGET}u && t >= p.vocab) { d = runtime_nan(t); }
+  // Rows with nothing to learn (prompt tokens, padding) skip the exponentials.
+  if (d == 0.0) {
+    for (var i = li; i < p.vocab; i += ${WG}u) { logits[base + i] = 0.0; }
+    return;
+  }
+  let row_lse = lse[g];
+  for (var i = li; i < p.vocab; i += ${WG}u) {
+    let prob = exp(logits[base + i] - row_lse);
+    logits[base + i] = d * (select(0.0, 1.0, i == t) - prob);
+  }
+}`;
+
+/** Arguments of {@link logprobsForward}. */
+export interface LogprobsForwardArgs {
+  /** Logits of this chunk, f32 `[rows, vocab]`; only read. */
+  logits: Tensor;
+  /** Target id of every row of the full micro-batch, u32; {@link NO_TARGET} where there is none. */
+  targets: Tensor;
+  /** Log-sum-exp of every row's logits, f32, full length; rows `rowOffset..rowOffset+rows-1` written. */
+  lse: Tensor;
+  /** `logits[target] - lse` per row (0 for {@link NO_TARGET}), f32, full length; same rows written. */
+  logp: Tensor;
+  /** Rows in this chunk. */
+  rows: number;
+  /** Vocabulary size (columns of `logits`). */
+  vocab: number;
+  /** Index in `targets`/`lse`/`logp` of the chunk's first row. */
+  rowOffset: number;
+}
+
+/**
+ * Writes the log-sum-exp and the target's log-probability for each row of a logits chunk. A target id at
+ * or above `vocab` (other than {@link NO_TARGET}) gives NaN, so a bad batch cannot train silently.
+ * @example
+ * ```ts
+ * gpu.run([logprobsForward(gpu, { logits, targets, lse, logp, rows: 64, vocab: 128256, rowOffset: 128 })]);
+ * ```
+ */
+export function logprobsForward(gpu: Gpu, a: LogprobsForwardArgs): Dispatch {
+  checkChunk("logprobsForward", a, { lse: a.lse, logp: a.logp }, ["lse", "logp"]);
+  return gpu.dispatch(
+    FORWARD,
+    [a.logits, a.targets, a.lse, a.logp],
+    grid(a.rows, 1),
+    [a.rows, a.vocab, a.rowOffset],
+    "logprobs.fwd",
+  );
+}
+
+/** Arguments of {@link logprobsBackward}. */
+export interface LogprobsBackwardArgs {
+  /** The same logits chunk `[rows, vocab]` the forward read; overwritten with d(loss)/d(logits). */
+  logits: Tensor;
+  /** Target ids (full length), as given to the forward. */
+  targets: Tensor;
+  /** The log-sum-exp the forward wrote (full length). */
+  lse: Tensor;
+  /** d(loss)/d(logp) per row (full length), as the objective writes it. */
+  dlogp: Tensor;
+  /** Rows in this chunk. */
+  rows: number;
+  /** Vocabulary size (columns of `logits`). */
+  vocab: number;
+  /** Index in `targets`/`lse`/`dlogp` of the chunk's first row. */
+  rowOffset: number;
+}
+
+/**
+ * Overwrites the logits chunk in place with `dlogp[r] · (onehot(target) − softmax(logits[r]))`; rows with
+ * {@link NO_TARGET} (or a zero `dlogp`) become zero.
+ * @example
+ * ```ts
+ * gpu.run([logprobsBackward(gpu, { logits, targets, lse, dlogp, rows: 64, vocab: 128256, rowOffset: 128 })]);
+ * ```
+ */
+export function logprobsBackward(gpu: Gpu, a: LogprobsBackwardArgs): Dispatch {
+  checkChunk("logprobsBackward", a, { lse: a.lse, dlogp: a.dlogp }, ["logits"]);
+  return gpu.dispatch(
+    BACKWARD,
+    [a.logits, a.targets, a.lse, a.dlogp],
+    grid(a.rows, 1),
+    [a.rows, a.vocab, a.rowOffset],
+    "logprobs.bwd",
+  );
+}
+
+interface ChunkShape {
+  logits: Tensor;
+  targets: Tensor;
+  rows: number;
+  vocab: number;
+  rowOffset: number;
+}
+
+/** Checks sizes and types, and that each written tensor shares no bytes with any other binding. */
+function checkChunk(kernel: string, a: ChunkShape, perRow: Record<string, Tensor>, written: string[]): void {
+  checkCount(kernel, "rows", a.rows, 1);
+  checkCount(kernel, "vocab", a.vocab, 1);
+  checkCount(kernel, "rowOffset", a.rowOffset);
+  checkCount(kernel, "rows·vocab", a.rows * a.vocab, 1);
+  checkTensor(kernel, "logits", a.logits, "f32", a.rows * a.vocab, `rows·vocab = ${a.rows}·${a.vocab}`);
+  const end = a.rowOffset + a.rows;
+  checkTensor(kernel, "targets", a.targets, "u32", end, `rowOffset + rows = ${a.rowOffset} + ${a.rows}`);
+  for (const [field, t] of Object.entries(perRow)) {
+    checkTensor(kernel, field, t, "f32", end, `rowOffset + rows = ${a.rowOffset} + ${a.rows}`);
+  }
+  const all: Record<string, Tensor> = { logits: a.logits, targets: a.targets, ...perRow };
+  for (const w of written) {
+    for (const [field, t] of Object.entries(all)) if (field !== w) checkDisjoint(kernel, w, all[w], field, t);
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * CPU reference for `logprobs.ts`, in float64: log-softmax of each logits row picked at the target id, and
+ * the gradient of a per-row weighted log-probability with respect to the logits.
+ * @module
+ */
+import { NO_TARGET } from "./logprobs.ts";
+
+/**
+ * Forward: `lse[r] = log Σ_j exp(logits[r, j])` and `logp[r] = logits[r, target[r]] − lse[r]`
+ * (0 where the target is {@link NO_TARGET}). `targets` holds just this chunk's rows.
+ * @example
+ * ```ts
+ * const { lse, logp } = logprobsForwardRef(new Float32Array([0, 0]), new Uint32Array([1]), 1, 2);
+ * // lse[0] = ln 2, logp[0] = −ln 2
+ * ```
+ */
+export function logprobsForwardRef(
+  logits: ArrayLike<number>,
+  targets: ArrayLike<number>,
+  rows: number,
+  vocab: number,
+): { lse: Float64Array; logp: Float64Array } {
+  const lse = new Float64Array(rows);
+  const logp = new Float64Array(rows);
+  for (let r = 0; r < rows; r++) {
+    const base = r * vocab;
+    let max = -Infinity;
+    for (let j = 0; j < vocab; j++) max = Math.max(max, logits[base + j]);
+    let sum = 0;
+    for (let j = 0; j < vocab; j++) sum += Math.exp(logits[base + j] - max);
+    lse[r] = max + Math.log(sum);
+    const t = targets[r];
+    logp[r] = t === NO_TARGET ? 0 : logits[base + t] - lse[r];
+  }
+  return { lse, logp };
+}
+
+/**
+ * Backward: `dlogits[r, j] = dlogp[r] · (1[j = target[r]] − softmax(logits[r])[j])`, zero rows for
+ * {@link NO_TARGET}. `targets` and `dlogp` hold just this chunk's rows.
+ * @example
+ * ```ts
+ * const d = logprobsBackwardRef(new Float32Array([0, 0]), new Uint32Array([1]), new Float32Array([1]), 1, 2);
+ * // d = [−0.5, 0.5]
+ * ```
+ */
+export function logprobsBackwardRef(
+  logits: ArrayLike<number>,
+  targets: ArrayLike<number>,
+  dlogp: ArrayLike<number>,
+  rows: number,
+  vocab: number,
+): Float64Array {
+  const { lse } = logprobsForwardRef(logits, targets, rows, vocab);
+  const out = new Float64Array(rows * vocab);
+  for (let r = 0; r < rows; r++) {
+    const t = targets[r];
+    if (t === NO_TARGET) continue;
+    for (let j = 0; j < vocab; j++) {
+      const prob = Math.exp(logits[r * vocab + j] - lse[r]);
+      out[r * vocab + j] = dlogp[r] * ((j === t ? 1 : 0) - prob);
+    }
+  }
+  return out;
+}

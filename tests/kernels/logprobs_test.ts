@@ -1,0 +1,207 @@
+import { logprobsBackward, logprobsForward, NO_TARGET } from "../../kernels/logprobs.ts";
+import { logprobsBackwardRef, logprobsForwardRef } from "../../kernels/logprobs_ref.ts";
+import { assert, assertEquals, assertThrows } from "../asserts.ts";
+import { assertClose, GPU_TEST, randn, rng, testGpu } from "../helpers.ts";
+import { FIXTURE_DIR, fixtureTensor, readFixture } from "./fixture_reader.ts";
+
+const SENTINEL = 12345;
+
+/** Random targets in [0, vocab) with every `noTargetEvery`-th row set to NO_TARGET. */
+function randomTargets(rows: number, vocab: number, seed: number, noTargetEvery: number): Uint32Array {
+  const r = rng(seed);
+  return Uint32Array.from(
+    { length: rows },
+    (_, i) => i % noTargetEvery === 2 ? NO_TARGET : Math.floor(r() * vocab),
+  );
+}
+
+/**
+ * Runs forward then backward on one chunk placed at `rowOffset` inside full-length tensors of `total` rows,
+ * and checks every output against the reference (and that rows outside the chunk are left alone).
+ */
+async function checkChunk(
+  logits: Float32Array,
+  chunkTargets: Uint32Array,
+  vocab: number,
+  rowOffset: number,
+  what: string,
+  atol = 1e-5,
+): Promise<void> {
+  const gpu = await testGpu();
+  const rows = chunkTargets.length;
+  const total = rowOffset + rows + 2;
+  const targets = new Uint32Array(total).fill(0);
+  targets.set(chunkTargets, rowOffset);
+  const dlogp = randn(total, 99, 2);
+  const tLogits = gpu.upload(logits);
+  const tTargets = gpu.upload(targets);
+  const lse = gpu.upload(new Float32Array(total).fill(SENTINEL));
+  const logp = gpu.upload(new Float32Array(total).fill(SENTINEL));
+  const tDlogp = gpu.upload(dlogp);
+  const shape = { rows, vocab, rowOffset };
+  gpu.run([logprobsForward(gpu, { logits: tLogits, targets: tTargets, lse, logp, ...shape })]);
+  const [gLse, gLogp] = (await gpu.readMany([lse, logp])) as Float32Array[];
+  gpu.run([logprobsBackward(gpu, { logits: tLogits, targets: tTargets, lse, dlogp: tDlogp, ...shape })]);
+  const gGrad = await gpu.read(tLogits);
+
+  const ref = logprobsForwardRef(logits, chunkTargets, rows, vocab);
+  const chunkDlogp = dlogp.subarray(rowOffset, rowOffset + rows);
+  const refGrad = logprobsBackwardRef(logits, chunkTargets, chunkDlogp, rows, vocab);
+  assertClose(gLse.subarray(rowOffset, rowOffset + rows), ref.lse, `${what}: lse`, atol);
+  assertClose(gLogp.subarray(rowOffset, rowOffset + rows), ref.logp, `${what}: logp`, atol);
+  assertClose(gGrad, refGrad, `${what}: dlogits`, atol);
+  for (let r = 0; r < total; r++) {
+    if (r >= rowOffset && r < rowOffset + rows) continue;
+    assertEquals(
+      [gLse[r], gLogp[r]],
+      [SENTINEL, SENTINEL],
+      `${what}: row ${r} outside the chunk was written`,
+    );
+  }
+  chunkTargets.forEach((t, r) => {
+    if (t !== NO_TARGET) return;
+    assertEquals(gLogp[rowOffset + r], 0, `${what}: NO_TARGET row ${r} logp`);
+    assert(
+      gGrad.subarray(r * vocab, (r + 1) * vocab).every((v) => v === 0),
+      `${what}: NO_TARGET row ${r} grad`,
+    );
+  });
+}
+
+for (const [rows, vocab, rowOffset] of [[13, 517, 5], [1, 1000, 3], [13, 1000, 0], [1, 517, 0]]) {
+  Deno.test(
+    `logprobs: ${rows} rows × vocab ${vocab} at rowOffset ${rowOffset} match the reference`,
+    GPU_TEST,
+    async () => {
+      const logits = randn(rows * vocab, rows + vocab, 4);
+      await checkChunk(logits, randomTargets(rows, vocab, vocab, 4), vocab, rowOffset, `${rows}x${vocab}`);
+    },
+  );
+}
+
+Deno.test("logprobs: stable for huge, very negative, tiny and spiked logits", GPU_TEST, async () => {
+  const vocab = 1000;
+  const noise = randn(vocab, 7, 2);
+  const rowsOf: ((j: number) => number)[] = [
+    (j) => 200 + noise[j], // exp() alone would overflow f32
+    (j) => -1000 + noise[j], // exp() alone would underflow to a zero sum
+    (j) => 1e-30 * noise[j], // a uniform softmax: logp = −log(vocab)
+    (j) => (j === 17 ? 80 : -80), // one token takes all the mass
+    (j) => (j === 17 ? 80 : -80),
+  ];
+  const logits = new Float32Array(rowsOf.length * vocab);
+  rowsOf.forEach((f, r) => {
+    for (let j = 0; j < vocab; j++) logits[r * vocab + j] = f(j);
+  });
+  const targets = new Uint32Array([3, 999, 500, 17, 18]);
+  await checkChunk(logits, targets, vocab, 2, "extreme logits", 1e-4);
+});
+
+Deno.test("logprobs: a full Llama-3 vocabulary (128,256) row", GPU_TEST, async () => {
+  const vocab = 128256;
+  await checkChunk(randn(2 * vocab, 5, 8), new Uint32Array([128255, 0]), vocab, 1, "vocab 128256", 1e-4);
+});
+
+Deno.test("logprobs: reproduces the fixture's token log-probs chunk by chunk", GPU_TEST, async () => {
+  const gpu = await testGpu();
+  const fx = await readFixture(new URL("expected.safetensors", FIXTURE_DIR));
+  const logits = fixtureTensor(fx, "sft.logits").data as Float32Array;
+  const ids = fixtureTensor(fx, "sft.input_ids").data;
+  const expected = fixtureTensor(fx, "sft.token_logps").data;
+  const [B, T, vocab] = fixtureTensor(fx, "sft.logits").shape;
+  const targets = new Uint32Array(B * T);
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < T; t++) targets[b * T + t] = t + 1 < T ? ids[b * T + t + 1] : NO_TARGET;
+  }
+  const tTargets = gpu.upload(targets), lse = gpu.tensor(B * T), logp = gpu.tensor(B * T);
+  const split = 20; // two chunks, the second one starting mid-sequence
+  gpu.run([
+    logprobsForward(gpu, {
+      logits: gpu.upload(logits.slice(0, split * vocab)),
+      targets: tTargets,
+      lse,
+      logp,
+      rows: split,
+      vocab,
+      rowOffset: 0,
+    }),
+    logprobsForward(gpu, {
+      logits: gpu.upload(logits.slice(split * vocab)),
+      targets: tTargets,
+      lse,
+      logp,
+      rows: B * T - split,
+      vocab,
+      rowOffset: split,
+    }),
+  ]);
+  const got = await gpu.read(logp);
+  const gotPredicted = new Float32Array(B * (T - 1));
+  for (let b = 0; b < B; b++) {
+    gotPredicted.set(got.subarray(b * T, b * T + T - 1), b * (T - 1));
+    assertEquals(got[b * T + T - 1], 0, `last position of sequence ${b}`);
+  }
+  assertClose(gotPredicted, expected, "fixture token_logps", 2e-5);
+});
+
+Deno.test("logprobs reference: its gradient matches finite differences of Σ dlogp·logp", () => {
+  const rows = 3, vocab = 7, h = 1e-6;
+  const logits = Float64Array.from(randn(rows * vocab, 11, 3));
+  const targets = new Uint32Array([4, NO_TARGET, 0]);
+  const dlogp = [0.7, -1.3, -2.1];
+  const objective = (x: Float64Array) =>
+    logprobsForwardRef(x, targets, rows, vocab).logp.reduce((s, v, r) => s + dlogp[r] * v, 0);
+  const analytic = logprobsBackwardRef(logits, targets, dlogp, rows, vocab);
+  const numeric = logits.map((_, i) => {
+    const up = logits.slice(), down = logits.slice();
+    up[i] += h;
+    down[i] -= h;
+    return (objective(up) - objective(down)) / (2 * h);
+  });
+  assertClose(analytic, numeric, "dlogits vs finite differences", 1e-7);
+});
+
+Deno.test("logprobs: an out-of-range target poisons its row with NaN", GPU_TEST, async () => {
+  const gpu = await testGpu();
+  const vocab = 33;
+  const logits = gpu.upload(randn(2 * vocab, 3));
+  const targets = gpu.upload(new Uint32Array([vocab, 1])), lse = gpu.tensor(2), logp = gpu.tensor(2);
+  const dlogp = gpu.upload(new Float32Array([1, 1]));
+  const shape = { rows: 2, vocab, rowOffset: 0 };
+  gpu.run([
+    logprobsForward(gpu, { logits, targets, lse, logp, ...shape }),
+    logprobsBackward(gpu, { logits, targets, lse, dlogp, ...shape }),
+  ]);
+  const [gLogp, gGrad] = (await gpu.readMany([logp, logits])) as Float32Array[];
+  assert(Number.isNaN(gLogp[0]) && Number.isFinite(gLogp[1]), `logp ${gLogp}`);
+  assert(gGrad.subarray(0, vocab).every(Number.isNaN), "grad of the bad row");
+  assert(gGrad.subarray(vocab).every(Number.isFinite), "grad of the good row");
+});
+
+Deno.test(
+  "logprobs: tensors too short or of the wrong type are refused with their names",
+  GPU_TEST,
+  async () => {
+    const gpu = await testGpu();
+    const logits = gpu.tensor(10 * 8),
+      targets = gpu.tensor(10, "u32"),
+      lse = gpu.tensor(10),
+      logp = gpu.tensor(10);
+    const shape = { rows: 10, vocab: 8, rowOffset: 0 };
+    assertThrows(
+      () => logprobsForward(gpu, { logits, targets, lse, logp, ...shape, rowOffset: 1 }),
+      RangeError,
+      "targets",
+    );
+    assertThrows(
+      () => logprobsForward(gpu, { logits, targets, lse, logp, ...shape, vocab: 9 }),
+      RangeError,
+      "logits",
+    );
+    assertThrows(
+      () => logprobsBackward(gpu, { logits, targets: lse, lse, dlogp: logp, ...shape }),
+      TypeError,
+      "targets",
+    );
+  },
+);
