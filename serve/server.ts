@@ -1,0 +1,534 @@
+/**
+ * An OpenAI-compatible HTTP server over a {@link GenerationEngine}:
+ * `POST /v1/chat/completions`, `POST /v1/completions`, `GET /v1/models`, `GET /health`.
+ *
+ * Admission is first-in, first-out: `maxConcurrent` generations run, `maxQueue` more wait, the rest get 429.
+ * Each request has one AbortController fed by the client's disconnect (the request signal, or the SSE stream
+ * being cancelled), the optional request timeout and shutdown; aborting it stops the engine and frees the
+ * slot. Every failure is answered in OpenAI's error JSON; nothing a request does can end the process.
+ *
+ * @module
+ */
+import type { GenerateRequest, GenerationEngine } from "./engine.ts";
+import { ApiError, jsonResponse } from "./errors.ts";
+import { EngineFailure, type GenerationOutcome, runGeneration } from "./generation.ts";
+import {
+  type ModelList,
+  parseChatRequest,
+  parseCompletionRequest,
+  type ParsedRequest,
+  type RequestInput,
+} from "./openai_types.ts";
+import { chatFormat, type ResponseFormat, textFormat, usageOf } from "./responses.ts";
+import { FifoScheduler, QueueFullError, SchedulerClosedError, type Slot } from "./scheduler.ts";
+import { SSE_HEADERS, SseStream } from "./sse.ts";
+
+/** Options for {@link startServer}. */
+export interface ServerOptions {
+  /** Interface to bind; 127.0.0.1 unless told otherwise. */
+  hostname?: string;
+  /** TCP port; 0 picks a free one (see the returned `url`). */
+  port: number;
+  /** When set, `/v1/*` requires `Authorization: Bearer <apiKey>` (`/health` stays open). */
+  apiKey?: string;
+  /** Generations waiting for a slot before new ones are refused with 429. */
+  maxQueue: number;
+  /** Generations running at once. */
+  maxConcurrent: number;
+  /** Longest prompt accepted, in tokens; longer ones get 413. */
+  maxPromptTokens: number;
+  /** Largest `max_tokens` a client may ask for (and the chat default). */
+  maxTokensLimit: number;
+  /** Aborts a request (queue wait included) after this long: 504, or an error event mid-stream. */
+  requestTimeoutMs?: number;
+  /** Other names clients may use for the model. */
+  modelAliases?: string[];
+  /** Largest request body, in bytes (default 4 MiB); larger ones get 413. */
+  maxBodyBytes?: number;
+  /** How long {@link ServerHandle.close} lets running generations finish before aborting them (default 10 s). */
+  shutdownGraceMs?: number;
+  /** Receives one line per request and per failure; silent when absent. */
+  log?: (line: string) => void;
+}
+
+/** A running server. */
+export interface ServerHandle {
+  /** Base URL, e.g. `http://127.0.0.1:8080` (the API is under `/v1`). */
+  readonly url: string;
+  /**
+   * Stops accepting connections, refuses queued requests (503), lets running generations finish for
+   * `shutdownGraceMs`, aborts those still running, and resolves once every response has ended.
+   */
+  close(): Promise<void>;
+}
+
+/** Abort reason: the client went away. */
+class ClientGone extends Error {
+  override name = "ClientGone";
+}
+/** Abort reason: `requestTimeoutMs` passed. */
+class RequestTimeout extends Error {
+  override name = "RequestTimeout";
+}
+/** Abort reason: shutdown's grace period ran out. */
+class ShuttingDown extends Error {
+  override name = "ShuttingDown";
+}
+
+/** The completion length OpenAI's legacy endpoint uses when `max_tokens` is absent. */
+const TEXT_COMPLETION_DEFAULT_MAX_TOKENS = 16;
+
+interface Config {
+  engine: GenerationEngine;
+  apiKey?: string;
+  modelNames: string[];
+  maxPromptTokens: number;
+  maxTokensLimit: number;
+  requestTimeoutMs?: number;
+  maxBodyBytes: number;
+  log: (line: string) => void;
+}
+
+interface State extends Config {
+  scheduler: FifoScheduler;
+  active: Set<AbortController>;
+  closing: boolean;
+}
+
+/**
+ * Starts serving `engine` and returns at once (the port is bound when this returns).
+ *
+ * @example
+ * ```ts
+ * const server = startServer(engine, {
+ *   port: 8080,
+ *   maxConcurrent: 4,
+ *   maxQueue: 16,
+ *   maxPromptTokens: 3072,
+ *   maxTokensLimit: 1024,
+ * });
+ * console.log(`listening on ${server.url}/v1`);
+ * Deno.addSignalListener("SIGINT", () => server.close());
+ * ```
+ */
+export function startServer(engine: GenerationEngine, opts: ServerOptions): ServerHandle {
+  validateOptions(opts);
+  const state: State = {
+    engine,
+    apiKey: opts.apiKey,
+    modelNames: [engine.modelId, ...(opts.modelAliases ?? [])],
+    maxPromptTokens: opts.maxPromptTokens,
+    maxTokensLimit: opts.maxTokensLimit,
+    requestTimeoutMs: opts.requestTimeoutMs,
+    maxBodyBytes: opts.maxBodyBytes ?? 4 * 1024 * 1024,
+    log: opts.log ?? (() => {}),
+    scheduler: new FifoScheduler(opts.maxConcurrent, opts.maxQueue),
+    active: new Set(),
+    closing: false,
+  };
+  const server = Deno.serve({
+    hostname: opts.hostname ?? "127.0.0.1",
+    port: opts.port,
+    onListen: () => {},
+    onError: (e) => {
+      state.log(`internal error: ${errorText(e)}`);
+      return new ApiError(500, "internal server error", { code: "internal_error" }).toResponse();
+    },
+  }, (req) => handle(state, req));
+  let closed: Promise<void> | undefined;
+  return {
+    url: baseUrl(server.addr),
+    close: () => closed ??= shutdown(state, server, opts.shutdownGraceMs ?? 10_000),
+  };
+}
+
+function validateOptions(opts: ServerOptions): void {
+  const positive: (keyof ServerOptions)[] = ["maxConcurrent", "maxPromptTokens", "maxTokensLimit"];
+  for (const key of positive) {
+    const v = opts[key];
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 1) {
+      throw new RangeError(`server option ${key} must be an integer ≥ 1, got ${v}`);
+    }
+  }
+  if (!Number.isSafeInteger(opts.maxQueue) || opts.maxQueue < 0) {
+    throw new RangeError(`server option maxQueue must be an integer ≥ 0, got ${opts.maxQueue}`);
+  }
+  if (opts.requestTimeoutMs !== undefined && !(opts.requestTimeoutMs > 0)) {
+    throw new RangeError(`server option requestTimeoutMs must be > 0, got ${opts.requestTimeoutMs}`);
+  }
+  if (opts.apiKey !== undefined && opts.apiKey === "") {
+    throw new RangeError("server option apiKey is empty; leave it out to serve without a key");
+  }
+}
+
+function baseUrl(addr: Deno.NetAddr): string {
+  const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
+  return `http://${host}:${addr.port}`;
+}
+
+async function shutdown(state: State, server: Deno.HttpServer, graceMs: number): Promise<void> {
+  state.closing = true;
+  state.scheduler.close();
+  const stopped = server.shutdown();
+  const idle = state.scheduler.whenIdle();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const graceOver = new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(true), graceMs));
+  const timedOut = await Promise.race([idle.then(() => false), graceOver]);
+  clearTimeout(timer);
+  if (timedOut) {
+    state.log(`shutdown: aborting ${state.scheduler.running} running generation(s) after ${graceMs} ms`);
+    for (const ctl of state.active) ctl.abort(new ShuttingDown("the server is shutting down"));
+    await idle;
+  }
+  await stopped;
+}
+
+type Handler = (state: State, req: Request) => Promise<Response> | Response;
+
+interface Route {
+  method: "GET" | "POST";
+  auth: boolean;
+  handler: Handler;
+}
+
+const ROUTES: Record<string, Route> = {
+  "/health": { method: "GET", auth: false, handler: health },
+  "/v1/models": { method: "GET", auth: true, handler: models },
+  "/v1/chat/completions": { method: "POST", auth: true, handler: (s, r) => completion(s, r, "chat") },
+  "/v1/completions": { method: "POST", auth: true, handler: (s, r) => completion(s, r, "text") },
+};
+
+async function handle(state: State, req: Request): Promise<Response> {
+  const started = performance.now();
+  const path = new URL(req.url).pathname.replace(/\/+$/, "") || "/";
+  let res: Response;
+  try {
+    res = await route(state, req, path);
+  } catch (e) {
+    res = toApiError(e, state).toResponse();
+  }
+  state.log(`${req.method} ${path} ${res.status} ${Math.round(performance.now() - started)}ms`);
+  return res;
+}
+
+function route(state: State, req: Request, path: string): Promise<Response> | Response {
+  const r = ROUTES[path];
+  if (!r) {
+    throw new ApiError(
+      404,
+      `no route ${req.method} ${path}; this server serves ${Object.keys(ROUTES).join(", ")}`,
+      {
+        code: "unknown_route",
+      },
+    );
+  }
+  if (req.method !== r.method) {
+    throw new ApiError(405, `${req.method} is not allowed on ${path}; use ${r.method}`, {
+      type: "invalid_request_error",
+      code: "method_not_allowed",
+      headers: { allow: r.method },
+    });
+  }
+  if (r.auth) checkApiKey(state, req);
+  return r.handler(state, req);
+}
+
+function checkApiKey(state: State, req: Request): void {
+  if (state.apiKey === undefined) return;
+  const header = req.headers.get("authorization") ?? "";
+  const m = /^Bearer\s+(.+)$/i.exec(header.trim());
+  if (!m || !sameSecret(m[1], state.apiKey)) {
+    throw new ApiError(401, "missing or incorrect API key: send it as 'Authorization: Bearer <key>'", {
+      type: "invalid_request_error",
+      code: "invalid_api_key",
+      headers: { "www-authenticate": "Bearer" },
+    });
+  }
+}
+
+/** Compares without stopping at the first differing character, so timing says nothing about the key. */
+function sameSecret(given: string, expected: string): boolean {
+  let diff = given.length ^ expected.length;
+  for (let i = 0; i < expected.length; i++) diff |= (given.charCodeAt(i) | 0) ^ expected.charCodeAt(i);
+  return diff === 0;
+}
+
+function health(state: State): Response {
+  return jsonResponse({
+    status: state.closing ? "shutting_down" : "ok",
+    model: state.engine.modelId,
+    running: state.scheduler.running,
+    queued: state.scheduler.queued,
+    max_concurrent: state.scheduler.maxConcurrent,
+    max_queue: state.scheduler.maxQueue,
+  }, state.closing ? 503 : 200);
+}
+
+const STARTED = Math.floor(Date.now() / 1000);
+
+function models(state: State): Response {
+  const list: ModelList = {
+    object: "list",
+    data: state.modelNames.map((id) => ({ id, object: "model", created: STARTED, owned_by: "kotransfer" })),
+  };
+  return jsonResponse(list);
+}
+
+async function completion(state: State, req: Request, kind: "chat" | "text"): Promise<Response> {
+  if (state.closing) throw new ApiError(503, "the server is shutting down", { code: "shutting_down" });
+  const body = await readJson(req, state.maxBodyBytes);
+  const parsed = kind === "chat" ? parseChatRequest(body) : parseCompletionRequest(body);
+  checkModel(state, parsed.model);
+  const genReq = buildGenerateRequest(state, parsed, kind);
+  const format = (kind === "chat" ? chatFormat : textFormat)({
+    id: `${kind === "chat" ? "chatcmpl" : "cmpl"}-${crypto.randomUUID().replaceAll("-", "")}`,
+    created: Math.floor(Date.now() / 1000),
+    model: state.engine.modelId,
+    includeUsage: parsed.includeUsage,
+  });
+  const pending = track(state, req);
+  let slot: Slot;
+  try {
+    slot = await state.scheduler.acquire(pending.signal);
+  } catch (e) {
+    pending.done();
+    throw admissionError(e);
+  }
+  if (parsed.stream) return streamed(state, genReq, format, slot, pending);
+  try {
+    const out = await runGeneration(state.engine, genReq, () => {}, pending.signal);
+    if (out.finishReason === "abort") throw abortError(pending.signal.reason);
+    return jsonResponse(
+      format.complete(out.text, out.finishReason, usageOf(out.promptTokens, out.completionTokens)),
+    );
+  } finally {
+    slot.release();
+    pending.done();
+  }
+}
+
+async function readJson(req: Request, maxBytes: number): Promise<unknown> {
+  const text = await readBody(req, maxBytes);
+  if (text.trim() === "") {
+    throw new ApiError(400, "the request body is empty; expected a JSON object", { code: "invalid_json" });
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new ApiError(400, `the request body is not valid JSON: ${errorText(e)}`, { code: "invalid_json" });
+  }
+}
+
+async function readBody(req: Request, maxBytes: number): Promise<string> {
+  const tooLarge = () =>
+    new ApiError(413, `the request body is larger than ${maxBytes} bytes`, { code: "request_too_large" });
+  if (Number(req.headers.get("content-length")) > maxBytes) throw tooLarge();
+  if (!req.body) return "";
+  const reader = req.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > maxBytes) {
+      await reader.cancel().catch(() => {});
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    bytes.set(c, at);
+    at += c.byteLength;
+  }
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw new ApiError(400, "the request body is not valid UTF-8", { code: "invalid_json" });
+  }
+}
+
+function checkModel(state: State, model: string): void {
+  if (state.modelNames.includes(model)) return;
+  throw new ApiError(
+    404,
+    `the model '${model}' does not exist here; this server serves ${
+      state.modelNames.map((m) => `'${m}'`).join(", ")
+    }`,
+    { param: "model", code: "model_not_found" },
+  );
+}
+
+function buildGenerateRequest(state: State, parsed: ParsedRequest, kind: "chat" | "text"): GenerateRequest {
+  const prompt = renderPrompt(state.engine, parsed.input);
+  const promptTokens = state.engine.countTokens(prompt);
+  const param = kind === "chat" ? "messages" : "prompt";
+  const context = state.engine.maxContextTokens;
+  if (promptTokens > state.maxPromptTokens || promptTokens >= context) {
+    throw new ApiError(
+      413,
+      `the prompt is ${promptTokens} tokens; this server accepts at most ` +
+        `${Math.min(state.maxPromptTokens, context - 1)}`,
+      { type: "invalid_request_error", param, code: "context_length_exceeded" },
+    );
+  }
+  return {
+    prompt,
+    maxTokens: resolveMaxTokens(state, parsed.maxTokens, promptTokens, kind),
+    temperature: parsed.temperature,
+    topP: parsed.topP,
+    topK: parsed.topK,
+    repetitionPenalty: parsed.repetitionPenalty,
+    stop: parsed.stop,
+    ...(parsed.seed !== undefined ? { seed: parsed.seed } : {}),
+  };
+}
+
+function renderPrompt(engine: GenerationEngine, input: RequestInput): string {
+  if (input.kind === "text") return input.prompt;
+  try {
+    return engine.renderChat(input.messages);
+  } catch (e) {
+    throw new ApiError(400, `the chat template rejected the messages: ${errorText(e)}`, {
+      param: "messages",
+      code: "invalid_messages",
+    });
+  }
+}
+
+function resolveMaxTokens(
+  state: State,
+  asked: number | undefined,
+  promptTokens: number,
+  kind: "chat" | "text",
+): number {
+  const room = state.engine.maxContextTokens - promptTokens;
+  if (asked === undefined) {
+    const wanted = kind === "text" ? TEXT_COMPLETION_DEFAULT_MAX_TOKENS : state.maxTokensLimit;
+    return Math.min(wanted, state.maxTokensLimit, room);
+  }
+  if (asked > state.maxTokensLimit) {
+    throw new ApiError(
+      400,
+      `max_tokens must be at most ${state.maxTokensLimit} on this server, got ${asked}`,
+      {
+        param: "max_tokens",
+        code: "invalid_value",
+      },
+    );
+  }
+  if (asked > room) {
+    throw new ApiError(
+      400,
+      `the prompt's ${promptTokens} tokens plus max_tokens ${asked} exceed the model's context of ` +
+        `${state.engine.maxContextTokens} tokens`,
+      { param: "max_tokens", code: "context_length_exceeded" },
+    );
+  }
+  return asked;
+}
+
+interface Pending {
+  readonly signal: AbortSignal;
+  /** Aborts the request's work (no-op once aborted). */
+  abort(reason: Error): void;
+  /** Clears the timeout and listeners; call exactly when the request's work ends. */
+  done(): void;
+}
+
+/** One AbortController per request, fed by the client's disconnect and the timeout; known to shutdown. */
+function track(state: State, req: Request): Pending {
+  const ctl = new AbortController();
+  const onGone = () => ctl.abort(new ClientGone("the client disconnected"));
+  req.signal.addEventListener("abort", onGone, { once: true });
+  const timer = state.requestTimeoutMs === undefined ? undefined : setTimeout(
+    () => ctl.abort(new RequestTimeout(`the request took longer than ${state.requestTimeoutMs} ms`)),
+    state.requestTimeoutMs,
+  );
+  state.active.add(ctl);
+  return {
+    signal: ctl.signal,
+    abort: (reason) => ctl.abort(reason),
+    done: () => {
+      clearTimeout(timer);
+      req.signal.removeEventListener("abort", onGone);
+      state.active.delete(ctl);
+    },
+  };
+}
+
+function streamed(
+  state: State,
+  genReq: GenerateRequest,
+  format: ResponseFormat,
+  slot: Slot,
+  pending: Pending,
+): Response {
+  const sse = new SseStream(() => pending.abort(new ClientGone("the client stopped reading the stream")));
+  void pump(state, genReq, format, sse, pending.signal).finally(() => {
+    slot.release();
+    pending.done();
+  });
+  return new Response(sse.readable, { headers: SSE_HEADERS });
+}
+
+async function pump(
+  state: State,
+  genReq: GenerateRequest,
+  format: ResponseFormat,
+  sse: SseStream,
+  signal: AbortSignal,
+): Promise<void> {
+  try {
+    for (const chunk of format.opening()) sse.send(chunk);
+    const out: GenerationOutcome = await runGeneration(
+      state.engine,
+      genReq,
+      (text) => sse.send(format.delta(text)),
+      signal,
+    );
+    if (out.finishReason === "abort") {
+      if (!(signal.reason instanceof ClientGone)) sse.send(abortError(signal.reason).toBody());
+      sse.close();
+      return;
+    }
+    for (const chunk of format.closing(out.finishReason, usageOf(out.promptTokens, out.completionTokens))) {
+      sse.send(chunk);
+    }
+    sse.done();
+  } catch (e) {
+    sse.send(toApiError(e, state).toBody());
+    sse.close();
+  }
+}
+
+function admissionError(e: unknown): ApiError {
+  if (e instanceof QueueFullError) {
+    return new ApiError(429, e.message, { code: "queue_full", headers: { "retry-after": "1" } });
+  }
+  if (e instanceof SchedulerClosedError) return new ApiError(503, e.message, { code: "shutting_down" });
+  return abortError(e);
+}
+
+function abortError(reason: unknown): ApiError {
+  if (reason instanceof RequestTimeout) return new ApiError(504, reason.message, { code: "timeout" });
+  if (reason instanceof ShuttingDown) return new ApiError(503, reason.message, { code: "shutting_down" });
+  // Nobody reads this one: the client has gone. It shows in the request log as 499, as nginx logs it.
+  return new ApiError(499, "the client closed the request", { code: "client_closed_request" });
+}
+
+function toApiError(e: unknown, state: State): ApiError {
+  if (e instanceof ApiError) return e;
+  if (e instanceof EngineFailure) {
+    state.log(`engine failure: ${e.message}`);
+    return new ApiError(500, e.message, { code: "engine_error" });
+  }
+  state.log(`internal error: ${errorText(e)}`);
+  return new ApiError(500, `internal server error: ${errorText(e)}`, { code: "internal_error" });
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

@@ -1,0 +1,135 @@
+#!/usr/bin/env -S deno run --allow-net --allow-read --allow-env --unstable-no-legacy-abort
+/**
+ * `deno task serve --model DIR [--port 8080]`: serves a model over an OpenAI-compatible API.
+ *
+ * `--unstable-no-legacy-abort` makes a request's signal abort only when the client really leaves (not after
+ * every successful response), which is what the server listens to.
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { loadEngine } from "../generate/engine.ts";
+import { startServer } from "../serve/server.ts";
+
+const HELP = `Serve a model over an OpenAI-compatible HTTP API.
+
+Usage: deno task serve --model DIR [options]
+
+Endpoints: POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health
+
+Options:
+  --model DIR               model folder (Hugging Face layout)              (required)
+  --host HOST               interface to bind                               (default 127.0.0.1)
+  --port N                  TCP port; 0 picks a free one                    (default 8080)
+  --model-name NAME         another name clients may use as "model" (repeatable)
+  --api-key-env NAME        require "Authorization: Bearer <key>", the key read from env variable NAME
+  --max-concurrent N        generations running at once                    (default 4)
+  --max-queue N             requests waiting beyond those; more get 429    (default 16)
+  --context N               context length to allocate                     (default: the model's)
+  --max-prompt-tokens N     longest prompt accepted; longer ones get 413   (default: context - 1)
+  --max-tokens-limit N      largest max_tokens a client may ask for        (default 1024)
+  --request-timeout-ms N    abort a request (queue wait included) after N ms (default: none)
+  --shutdown-grace-ms N     on SIGINT/SIGTERM, let running generations finish this long (default 10000)
+  --quiet                   no per-request log lines
+  --help                    show this help
+`;
+
+function integerFlag(values: Record<string, unknown>, name: string, min: number, fallback?: number): number {
+  const raw = values[name];
+  if (raw === undefined) {
+    if (fallback === undefined) throw new Error(`--${name} is required`);
+    return fallback;
+  }
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < min) {
+    throw new Error(`--${name} must be an integer ≥ ${min}, got ${raw}`);
+  }
+  return n;
+}
+
+function optionalInteger(values: Record<string, unknown>, name: string, min: number): number | undefined {
+  return values[name] === undefined ? undefined : integerFlag(values, name, min);
+}
+
+function apiKeyFrom(envName: string | undefined): string | undefined {
+  if (envName === undefined) return undefined;
+  const key = Deno.env.get(envName);
+  if (!key) {
+    throw new Error(`--api-key-env ${envName}: the environment variable ${envName} is unset or empty`);
+  }
+  return key;
+}
+
+async function main(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      model: { type: "string" },
+      host: { type: "string", default: "127.0.0.1" },
+      port: { type: "string" },
+      "model-name": { type: "string", multiple: true },
+      "api-key-env": { type: "string" },
+      "max-concurrent": { type: "string" },
+      "max-queue": { type: "string" },
+      context: { type: "string" },
+      "max-prompt-tokens": { type: "string" },
+      "max-tokens-limit": { type: "string" },
+      "request-timeout-ms": { type: "string" },
+      "shutdown-grace-ms": { type: "string" },
+      quiet: { type: "boolean", default: false },
+      help: { type: "boolean", default: false },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) {
+    console.log(HELP);
+    return;
+  }
+  if (!values.model) throw new Error("--model DIR is required (see --help)");
+  const maxConcurrent = integerFlag(values, "max-concurrent", 1, 4);
+  const apiKey = apiKeyFrom(values["api-key-env"]);
+  const engine = await loadEngine(values.model, {
+    maxConcurrent,
+    maxContextTokens: optionalInteger(values, "context", 2),
+  });
+  const server = startServer(engine, {
+    hostname: values.host,
+    port: integerFlag(values, "port", 0, 8080),
+    apiKey,
+    maxConcurrent,
+    maxQueue: integerFlag(values, "max-queue", 0, 16),
+    maxPromptTokens: integerFlag(values, "max-prompt-tokens", 1, engine.maxContextTokens - 1),
+    maxTokensLimit: integerFlag(values, "max-tokens-limit", 1, 1024),
+    requestTimeoutMs: optionalInteger(values, "request-timeout-ms", 1),
+    shutdownGraceMs: integerFlag(values, "shutdown-grace-ms", 0, 10_000),
+    modelAliases: values["model-name"],
+    log: values.quiet ? undefined : (line) => console.error(`${new Date().toISOString()} ${line}`),
+  });
+  console.error(`serving ${engine.modelId} at ${server.url}/v1${apiKey ? " (API key required)" : ""}`);
+  closeOnSignals(() => server.close());
+}
+
+/** First SIGINT/SIGTERM: graceful close, then exit. Second: exit at once. */
+function closeOnSignals(close: () => Promise<void>): void {
+  let closing = false;
+  const onSignal = () => {
+    if (closing) Deno.exit(130);
+    closing = true;
+    console.error("shutting down (signal again to force)");
+    close().then(() => Deno.exit(0), (e) => {
+      console.error(`shutdown failed: ${e instanceof Error ? e.message : e}`);
+      Deno.exit(1);
+    });
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", onSignal);
+}
+
+if (import.meta.main) {
+  try {
+    await main(Deno.args);
+  } catch (e) {
+    console.error(`serve: ${e instanceof Error ? e.message : e}`);
+    Deno.exit(2);
+  }
+}

@@ -1,0 +1,186 @@
+#!/usr/bin/env -S deno run --allow-net --allow-read --allow-write --allow-env
+/**
+ * `deno task winrate --prompts FILE --pair a=A.jsonl,b=B.jsonl --judge-url URL --judge-model M`:
+ * pairwise win rates with an LLM judge (see `eval/winrate.ts`). Prints the Markdown table.
+ * @module
+ */
+import { parseArgs } from "node:util";
+import {
+  type ModelSpec,
+  type PairSpec,
+  parsePairSpec,
+  runWinRate,
+  type WinRateConfig,
+} from "../eval/winrate.ts";
+
+const HELP = `Compare models pairwise with an LLM judge (FastChat MT-Bench pairwise conventions).
+
+Usage: deno task winrate --prompts FILE --judge-url URL --judge-model NAME --pair A=SRC,B=SRC [options]
+
+A SRC is an answers JSONL ({id, answer} | {id, output} | {question_id, choices:[{turns}]}) or the
+http(s) base URL of an OpenAI-compatible endpoint (e.g. deno task serve) that generates the answers.
+
+Options:
+  --prompts FILE           questions JSONL (instruction + instances[0].input, question, prompt or turns)
+  --pair A=SRC,B=SRC       a model pair, rates from A's side (repeatable)
+  --model-a-url URL        shorthand for one pair of served models, with --model-b-url
+  --model-b-url URL
+  --model-a NAME           names for those two (default: the id each endpoint's /models lists first)
+  --model-b NAME
+  --answer-key-env NAME    env variable holding the API key for answer endpoints (default: none)
+  --answer-max-tokens N    max_tokens for generated answers (default: the endpoint's default)
+  --answer-temperature X   temperature for generated answers (default 0)
+  --judge-url URL          judge base URL, e.g. https://api.openai.com/v1                    (required)
+  --judge-model NAME       judge model                                                          (required)
+  --judge-key-env NAME     env variable holding the judge's API key (default OPENAI_API_KEY; unset: no key)
+  --judge-max-tokens N     max_tokens for each judgment (default 2048)
+  --verdict-retries N      re-ask a judge whose reply has no [[A]]/[[B]]/[[C]] this often (default 2)
+  --retries N              HTTP retries on 429/5xx/network errors, with backoff (default 5)
+  --parallel N             requests in flight at once (default 4)
+  --limit N                use only the first N questions
+  --out FILE               results JSONL, appended and resumed (default runs/winrate/judgments.jsonl)
+  --summary FILE           JSON summary (default: --out with .summary.json)
+  --table FILE             Markdown table (default: --out with .md)
+  --answers-dir DIR        cache of generated answers (default: answers/ next to --out)
+  --help                   show this help
+`;
+
+type Flags = Record<string, string | string[] | boolean | undefined>;
+
+function integerFlag(values: Flags, name: string, min: number): number | undefined {
+  const raw = values[name];
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < min) {
+    throw new Error(`--${name} must be an integer ≥ ${min}, got ${raw}`);
+  }
+  return n;
+}
+
+function numberFlag(values: Flags, name: string, min: number, max: number): number | undefined {
+  const raw = values[name];
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < min || n > max) {
+    throw new Error(`--${name} must be in [${min}, ${max}], got ${raw}`);
+  }
+  return n;
+}
+
+function stringFlag(values: Flags, name: string): string | undefined {
+  const v = values[name];
+  return typeof v === "string" ? v : undefined;
+}
+
+function required(values: Flags, name: string): string {
+  const v = stringFlag(values, name);
+  if (!v) throw new Error(`--${name} is required (see --help)`);
+  return v;
+}
+
+/** The key in env variable `name`; an explicitly named variable must be set, the default may be absent. */
+function keyFrom(env: (name: string) => string | undefined, name: string | undefined, fallback?: string) {
+  const varName = name ?? fallback;
+  if (varName === undefined) return undefined;
+  const key = env(varName);
+  if (!key && name !== undefined) throw new Error(`the environment variable ${name} is unset or empty`);
+  return key || undefined;
+}
+
+function servedPair(values: Flags): PairSpec[] {
+  const urlA = stringFlag(values, "model-a-url"), urlB = stringFlag(values, "model-b-url");
+  if (!urlA && !urlB) return [];
+  if (!urlA || !urlB) throw new Error("--model-a-url and --model-b-url go together");
+  const spec = (url: string, name?: string): ModelSpec => ({ name, source: { kind: "url", url } });
+  return [{ a: spec(urlA, stringFlag(values, "model-a")), b: spec(urlB, stringFlag(values, "model-b")) }];
+}
+
+/**
+ * Turns command-line arguments into a run configuration, or `"help"`.
+ *
+ * @example
+ * ```ts
+ * const config = winRateConfigFromArgs(
+ *   ["--prompts", "p.jsonl", "--pair", "x=x.jsonl,y=y.jsonl", "--judge-url", "http://127.0.0.1:8081/v1",
+ *    "--judge-model", "judge"],
+ *   (name) => Deno.env.get(name),
+ * );
+ * ```
+ */
+export function winRateConfigFromArgs(
+  args: string[],
+  env: (name: string) => string | undefined,
+): WinRateConfig | "help" {
+  const { values } = parseArgs({
+    args,
+    options: {
+      prompts: { type: "string" },
+      pair: { type: "string", multiple: true },
+      "model-a-url": { type: "string" },
+      "model-b-url": { type: "string" },
+      "model-a": { type: "string" },
+      "model-b": { type: "string" },
+      "answer-key-env": { type: "string" },
+      "answer-max-tokens": { type: "string" },
+      "answer-temperature": { type: "string" },
+      "judge-url": { type: "string" },
+      "judge-model": { type: "string" },
+      "judge-key-env": { type: "string" },
+      "judge-max-tokens": { type: "string" },
+      "verdict-retries": { type: "string" },
+      retries: { type: "string" },
+      parallel: { type: "string" },
+      limit: { type: "string" },
+      out: { type: "string", default: "runs/winrate/judgments.jsonl" },
+      summary: { type: "string" },
+      table: { type: "string" },
+      "answers-dir": { type: "string" },
+      help: { type: "boolean", default: false },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) return "help";
+  const pairs = [...(values.pair ?? []).map(parsePairSpec), ...servedPair(values)];
+  if (pairs.length === 0) throw new Error("give at least one --pair (or --model-a-url with --model-b-url)");
+  return {
+    promptsPath: required(values, "prompts"),
+    limit: integerFlag(values, "limit", 1),
+    pairs,
+    judge: {
+      url: required(values, "judge-url"),
+      model: required(values, "judge-model"),
+      apiKey: keyFrom(env, values["judge-key-env"], "OPENAI_API_KEY"),
+      maxTokens: integerFlag(values, "judge-max-tokens", 1),
+    },
+    verdictRetries: integerFlag(values, "verdict-retries", 0),
+    resultsPath: values.out,
+    summaryPath: values.summary,
+    tablePath: values.table,
+    answersDir: values["answers-dir"],
+    answers: {
+      apiKey: keyFrom(env, values["answer-key-env"]),
+      maxTokens: integerFlag(values, "answer-max-tokens", 1),
+      temperature: numberFlag(values, "answer-temperature", 0, 2),
+    },
+    parallel: integerFlag(values, "parallel", 1),
+    http: { retries: integerFlag(values, "retries", 0) },
+    log: (line) => console.error(line),
+  };
+}
+
+if (import.meta.main) {
+  try {
+    const config = winRateConfigFromArgs(Deno.args, (name) => Deno.env.get(name));
+    if (config === "help") {
+      console.log(HELP);
+    } else {
+      const report = await runWinRate(config);
+      console.log(report.table);
+      console.error(`${report.judgeCalls} judge call(s), ${report.answerCalls} answer call(s) this run`);
+    }
+  } catch (e) {
+    console.error(`winrate: ${e instanceof Error ? e.message : e}`);
+    Deno.exit(2);
+  }
+}
