@@ -511,6 +511,19 @@ export function slice(t: Tensor, start: number, length: number, label?: string):
   return { buffer: t.buffer, offset, length, dtype: t.dtype, label: label ?? t.label };
 }
 
+/**
+ * The first `length` elements of `t` (workspaces are sized for the largest batch; a smaller batch binds a
+ * prefix).
+ * @example
+ * ```ts
+ * const rows = prefix(hidden, tokens * dim);
+ * ```
+ */
+export function prefix(t: Tensor, length: number): Tensor {
+  if (length > t.length) throw new RangeError(`"${t.label}" holds ${t.length} elements, ${length} needed`);
+  return { buffer: t.buffer, offset: t.offset, length, dtype: t.dtype, label: t.label };
+}
+
 /** Usage flags of every tensor buffer. */
 export const STORAGE_USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 

@@ -1,0 +1,170 @@
+/**
+ * From a Hugging Face folder (or weights in memory) to a {@link Llama} on the GPU, and back to a folder.
+ *
+ * @module
+ */
+import type { Gpu, Tensor } from "../gpu/runtime.ts";
+import { type ModelConfig, openModelFolder, type SaveDType, saveModelFolder } from "../io/hf_model.ts";
+import { Llama, type LoraAdapter, type WeightSource } from "./llama.ts";
+import { type LlamaDims, llamaParamSpecs, ParamSet, type ParamSpec } from "./params.ts";
+import { ropeTables } from "./rope.ts";
+
+/** Options of {@link loadLlama}. */
+export interface LoadOptions {
+  /** Allocate gradients and AdamW moments for every parameter (full fine-tuning). */
+  trainable: boolean;
+  /** Most rows (batch × length) one pass processes. */
+  maxTokens: number;
+  /** Longest position RoPE tables cover (default: min(max_position_embeddings, 4096)). */
+  maxPositions?: number;
+  /** Rows per vocabulary-projection chunk. */
+  logitsRows?: number;
+  /** Store frozen linear weights as f16 (needs `shader-f16`; only when not `trainable`). */
+  frozenF16?: boolean;
+  /** LoRA adapters by linear name (`model.layers.0.self_attn.q_proj`). */
+  lora?: (linear: string) => LoraAdapter | undefined;
+}
+
+/** A model on the GPU with its parameters and where it came from. */
+export interface LoadedLlama {
+  config: ModelConfig;
+  params: ParamSet;
+  model: Llama;
+  /** The folder it was loaded from, if any (tokenizer files are copied from there on save). */
+  dir?: string;
+}
+
+/** The architecture numbers of a parsed config. */
+export function dimsOf(cfg: ModelConfig): LlamaDims {
+  return {
+    hiddenSize: cfg.hiddenSize,
+    intermediateSize: cfg.intermediateSize,
+    numLayers: cfg.numLayers,
+    numHeads: cfg.numHeads,
+    numKvHeads: cfg.numKvHeads,
+    headDim: cfg.headDim,
+    vocabSize: cfg.vocabSize,
+    rmsNormEps: cfg.rmsNormEps,
+    tieWordEmbeddings: cfg.tieWordEmbeddings,
+    attentionBias: cfg.attentionBias,
+    attentionOutputBias: cfg.attentionOutputBias,
+    mlpBias: cfg.mlpBias,
+  };
+}
+
+/** Linear weights (2-D, not the embedding table) may be held in f16 when frozen. */
+function isLinearWeight(spec: ParamSpec): boolean {
+  return spec.shape.length === 2 && spec.name !== "model.embed_tokens.weight";
+}
+
+/** A {@link WeightSource} over a parameter set (and optional LoRA adapters). */
+export function weightSource(
+  params: ParamSet,
+  lora?: (linear: string) => LoraAdapter | undefined,
+): WeightSource {
+  return {
+    value: (name) => params.value(name),
+    grad: (name) => (params.trainable ? params.grads.get(name) : undefined),
+    lora,
+  };
+}
+
+/**
+ * Loads a model onto the GPU from a folder, or from a config and weights already in memory.
+ * @example
+ * ```ts
+ * const { model } = await loadLlama(gpu, "runs/tiny-base", { trainable: false, maxTokens: 512 });
+ * ```
+ */
+export async function loadLlama(
+  gpu: Gpu,
+  source: string | { config: ModelConfig; weights: Map<string, Float32Array> },
+  opts: LoadOptions,
+): Promise<LoadedLlama> {
+  const folder = typeof source === "string" ? await openModelFolder(source) : undefined;
+  const config = folder ? folder.config : (source as { config: ModelConfig }).config;
+  const dims = dimsOf(config);
+  const specs = llamaParamSpecs(dims);
+  const f16 = Boolean(opts.frozenF16) && !opts.trainable;
+  if (f16 && !gpu.hasF16) {
+    throw new Error(`frozen f16 weights need shader-f16, which ${gpu.report.description} lacks`);
+  }
+  const params = ParamSet.create(gpu, specs, {
+    trainable: opts.trainable,
+    label: "params",
+    dtypeOf: (s) => (f16 && isLinearWeight(s) ? "f16" : "f32"),
+  });
+  for (const spec of specs) {
+    const t = params.value(spec.name);
+    if (folder) {
+      gpu.write(t, t.dtype === "f16" ? await folder.readF16Bits(spec.name) : await folder.readF32(spec.name));
+    } else {
+      const w = (source as { weights: Map<string, Float32Array> }).weights.get(spec.name);
+      if (!w) throw new Error(`weights lack "${spec.name}"`);
+      if (w.length !== t.length) {
+        throw new Error(`"${spec.name}" has ${w.length} values, expected ${t.length}`);
+      }
+      if (t.dtype === "f16") throw new Error("frozen f16 weights load from a folder only");
+      gpu.write(t, w);
+    }
+  }
+  const maxPositions = opts.maxPositions ?? Math.min(config.maxPositionEmbeddings, 4096);
+  const tables = ropeTables(config.rope, maxPositions);
+  const rope = {
+    cos: gpu.upload(tables.cos, "rope.cos"),
+    sin: gpu.upload(tables.sin, "rope.sin"),
+    maxPositions,
+  };
+  const model = new Llama(gpu, dims, weightSource(params, opts.lora), rope, {
+    maxTokens: opts.maxTokens,
+    trainable: opts.trainable || Boolean(opts.lora),
+    logitsRows: opts.logitsRows,
+  });
+  return { config, params, model, dir: typeof source === "string" ? source : undefined };
+}
+
+/** Reads every parameter back from the GPU as f32 (f16-held values widened). */
+export async function readParams(gpu: Gpu, params: ParamSet): Promise<Map<string, Float32Array>> {
+  const names = params.specs.map((s) => s.name);
+  const tensors: Tensor[] = names.map((n) => params.value(n));
+  const data = await gpu.readMany(tensors);
+  const out = new Map<string, Float32Array>();
+  names.forEach((n, i) => {
+    const d = data[i];
+    out.set(n, d instanceof Float32Array ? d : widenF16(d as Uint16Array));
+  });
+  return out;
+}
+
+function widenF16(bits: Uint16Array): Float32Array {
+  const out = new Float32Array(bits.length);
+  for (let i = 0; i < bits.length; i++) {
+    const h = bits[i];
+    const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, f = h & 0x3ff;
+    out[i] = e === 0
+      ? s * f * 2 ** -24
+      : e === 31
+      ? (f ? NaN : s * Infinity)
+      : s * (1 + f / 1024) * 2 ** (e - 15);
+  }
+  return out;
+}
+
+/**
+ * Saves the model's current weights as a Hugging Face folder (config + safetensors + the source folder's
+ * tokenizer and generation files), atomically.
+ */
+export async function saveLlama(
+  gpu: Gpu,
+  loaded: LoadedLlama,
+  dir: string,
+  opts: { dtype?: SaveDType; copyFrom?: string; weights?: Map<string, Float32Array> } = {},
+): Promise<void> {
+  const weights = opts.weights ?? await readParams(gpu, loaded.params);
+  await saveModelFolder(dir, {
+    config: loaded.config.raw,
+    tensors: weights,
+    dtype: opts.dtype ?? "F32",
+    copyFrom: opts.copyFrom ?? loaded.dir,
+  });
+}

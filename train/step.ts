@@ -1,0 +1,188 @@
+/**
+ * The pieces of one training step that sit between the model and the trainer: writing a padded batch
+ * into the model's step buffers, the loss-aligned masks, and AdamW over every trainable arena (with
+ * global-norm clipping), all as recorded dispatches.
+ *
+ * @module
+ */
+import type { Dispatch, Gpu, Tensor } from "../gpu/runtime.ts";
+import { adamw, ADAMW_HYPER_LENGTH, adamwHyper } from "../kernels/adamw.ts";
+import { fill } from "../kernels/elementwise.ts";
+import { gradNormSquared } from "../kernels/gradnorm.ts";
+import { NO_TARGET } from "../kernels/logprobs.ts";
+import type { StepBuffers } from "../model/llama.ts";
+import type { ParamSet } from "../model/params.ts";
+
+/** A right-padded batch of B sequences of T tokens, batch-major. */
+export interface TokenBatch {
+  B: number;
+  T: number;
+  ids: ArrayLike<number>;
+  /** 1 for real tokens, 0 for padding. */
+  attentionMask: ArrayLike<number>;
+  /** Position of each token; default `t` (right padding keeps positions 0..len−1). */
+  positions?: ArrayLike<number>;
+}
+
+/**
+ * Host arrays for the model's step buffers: `targets[b·T+t] = ids[b·T+t+1]` (none at the last position).
+ * @example
+ * ```ts
+ * const h = batchInputs({ B: 1, T: 3, ids: [1, 5, 2], attentionMask: [1, 1, 1] });
+ * h.targets; // Uint32Array [5, 2, 4294967295]
+ * ```
+ */
+export function batchInputs(b: TokenBatch): {
+  ids: Uint32Array;
+  positions: Uint32Array;
+  keyMask: Uint32Array;
+  targets: Uint32Array;
+} {
+  const N = b.B * b.T;
+  if (b.ids.length !== N || b.attentionMask.length !== N) {
+    throw new RangeError(
+      `batch of ${b.B}×${b.T} needs ${N} ids and mask values, got ${b.ids.length}/${b.attentionMask.length}`,
+    );
+  }
+  const ids = new Uint32Array(N), positions = new Uint32Array(N), keyMask = new Uint32Array(N);
+  const targets = new Uint32Array(N).fill(NO_TARGET);
+  for (let r = 0; r < N; r++) {
+    const t = r % b.T;
+    if (b.ids[r] < 0) throw new RangeError(`token id ${b.ids[r]} at row ${r} is negative`);
+    ids[r] = b.ids[r];
+    positions[r] = b.positions ? b.positions[r] : t;
+    keyMask[r] = b.attentionMask[r] ? 1 : 0;
+    if (t + 1 < b.T) targets[r] = b.ids[r + 1];
+  }
+  return { ids, positions, keyMask, targets };
+}
+
+/** Writes a batch's inputs into the model's step buffers (queued before the next submit). */
+export function writeBatch(gpu: Gpu, io: StepBuffers, b: TokenBatch): void {
+  const h = batchInputs(b);
+  gpu.write(io.ids, h.ids);
+  gpu.write(io.positions, h.positions);
+  gpu.write(io.keyMask, h.keyMask);
+  gpu.write(io.targets, h.targets);
+}
+
+/**
+ * The objective's mask aligned with log-prob rows: row b·T+t scores token t+1, so it counts when token
+ * t+1 is a label (and real).
+ * @example
+ * ```ts
+ * shiftMask([0, 1, 1], [1, 1, 1], 1, 3); // Float32Array [1, 1, 0]
+ * ```
+ */
+export function shiftMask(
+  tokenMask: ArrayLike<number>,
+  attentionMask: ArrayLike<number>,
+  B: number,
+  T: number,
+): Float32Array {
+  const out = new Float32Array(B * T);
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t + 1 < T; t++) {
+      const r = b * T + t;
+      out[r] = tokenMask[r + 1] && attentionMask[r + 1] ? 1 : 0;
+    }
+  }
+  return out;
+}
+
+/** AdamW settings (torch.optim.AdamW's names). */
+export interface AdamWOptions {
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  /** Applied to groups whose parameters decay (not to biases and norm weights). */
+  weightDecay?: number;
+  /** Decay every parameter, as a bare torch.optim.AdamW over `model.parameters()` does. */
+  decayAll?: boolean;
+  /** Clip the global gradient norm to this value (torch.nn.utils.clip_grad_norm_); none when absent. */
+  maxGradNorm?: number;
+}
+
+/**
+ * AdamW over every trainable arena of one or more parameter sets: one gradient-norm reduction and one
+ * dispatch per arena chunk. The step-dependent values live in `hyper`, so the dispatches are recorded once.
+ *
+ * @example
+ * ```ts
+ * const opt = new AdamW(gpu, [params], { weightDecay: 0.01, maxGradNorm: 1 });
+ * opt.setStep(1, 1e-4);
+ * gpu.run(opt.step());
+ * ```
+ */
+export class AdamW {
+  readonly gpu: Gpu;
+  readonly sets: ParamSet[];
+  readonly opts: Required<Omit<AdamWOptions, "maxGradNorm">> & { maxGradNorm?: number };
+  readonly hyper: Tensor;
+  /** Σ g² over every gradient, written by each step (read it to log the gradient norm). */
+  readonly gradNormSq: Tensor;
+  #step?: Dispatch[];
+  #zero?: Dispatch[];
+
+  constructor(gpu: Gpu, sets: ParamSet[], opts: AdamWOptions = {}) {
+    for (const s of sets) if (!s.trainable) throw new Error("AdamW needs trainable parameter sets");
+    this.gpu = gpu;
+    this.sets = sets;
+    this.opts = {
+      beta1: opts.beta1 ?? 0.9,
+      beta2: opts.beta2 ?? 0.999,
+      eps: opts.eps ?? 1e-8,
+      weightDecay: opts.weightDecay ?? 0,
+      decayAll: opts.decayAll ?? false,
+      maxGradNorm: opts.maxGradNorm,
+    };
+    this.hyper = gpu.tensor(ADAMW_HYPER_LENGTH, "f32", "adamw.hyper");
+    this.gradNormSq = gpu.tensor(1, "f32", "grad.normsq");
+  }
+
+  /** Writes step `step` (1-based, for bias correction) and its learning rate. */
+  setStep(step: number, lr: number): void {
+    this.gpu.write(this.hyper, adamwHyper(step, lr, this.opts.beta1, this.opts.beta2, this.opts.eps));
+  }
+
+  #groups() {
+    return this.sets.flatMap((s) => s.groups);
+  }
+
+  /** Dispatches setting every gradient to zero (once per optimizer step, before accumulating). */
+  zeroGrads(): Dispatch[] {
+    this.#zero ??= this.#groups().flatMap((g) =>
+      g.grads!.views().map((x) => fill(this.gpu, { x, n: x.length, value: 0 }))
+    );
+    return this.#zero;
+  }
+
+  /** Dispatches: the global gradient norm, then AdamW over every chunk (clipped when configured). */
+  step(): Dispatch[] {
+    if (!this.#step) {
+      const groups = this.#groups();
+      const out: Dispatch[] = gradNormSquared(this.gpu, {
+        grads: groups.flatMap((g) => g.grads!.views()),
+        out: this.gradNormSq,
+      });
+      for (const g of groups) {
+        const [values, grads, m, v] = [g.values.views(), g.grads!.views(), g.m!.views(), g.v!.views()];
+        values.forEach((param, i) => {
+          out.push(adamw(this.gpu, {
+            param,
+            grad: grads[i],
+            m: m[i],
+            v: v[i],
+            n: param.length,
+            hyper: this.hyper,
+            weightDecay: g.decay || this.opts.decayAll ? this.opts.weightDecay : 0,
+            gradNormSq: this.opts.maxGradNorm !== undefined ? this.gradNormSq : undefined,
+            maxGradNorm: this.opts.maxGradNorm,
+          }));
+        });
+      }
+      this.#step = out;
+    }
+    return this.#step;
+  }
+}
