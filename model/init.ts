@@ -7,8 +7,8 @@
  */
 import { type LlamaDims, llamaParamSpecs, numel } from "./params.ts";
 
-/** A seeded generator of standard normal numbers (xoshiro128** + Box–Muller). */
-export function normalGenerator(seed: number): () => number {
+/** A seeded generator of uniform numbers in [0, 1) with 32 random bits each (xoshiro128**). */
+export function uniformGenerator(seed: number): () => number {
   // splitmix32 expands the seed into xoshiro's 128-bit state.
   let s = seed >>> 0;
   const split = () => {
@@ -19,7 +19,7 @@ export function normalGenerator(seed: number): () => number {
     return (z ^ (z >>> 16)) >>> 0;
   };
   let a = split(), b = split(), c = split(), d = split();
-  const next = () => {
+  return () => {
     const result = Math.imul(rotl(Math.imul(b, 5), 7), 9) >>> 0;
     const t = (b << 9) >>> 0;
     c ^= a;
@@ -28,8 +28,13 @@ export function normalGenerator(seed: number): () => number {
     a ^= d;
     c ^= t;
     d = rotl(d, 11);
-    return result;
+    return result / 4294967296;
   };
+}
+
+/** A seeded generator of standard normal numbers (Box–Muller over {@link uniformGenerator}). */
+export function normalGenerator(seed: number): () => number {
+  const uniform = uniformGenerator(seed);
   let spare: number | undefined;
   return () => {
     if (spare !== undefined) {
@@ -37,9 +42,8 @@ export function normalGenerator(seed: number): () => number {
       spare = undefined;
       return v;
     }
-    // (0, 1] so log() is finite.
-    const u1 = (next() + 1) / 4294967296;
-    const u2 = next() / 4294967296;
+    const u1 = 1 - uniform(); // (0, 1] so log() is finite
+    const u2 = uniform();
     const r = Math.sqrt(-2 * Math.log(u1));
     spare = r * Math.sin(2 * Math.PI * u2);
     return r * Math.cos(2 * Math.PI * u2);
