@@ -22,10 +22,24 @@
 import { seededRandom, shuffled } from "../io/datasets.ts";
 import type { PreferenceExample, SftExample } from "./examples.ts";
 
-/** `targets` value where a position has no next token (the last column). */
+/**
+ * `targets` value where a position has no next token (the last column).
+ *
+ * @example
+ * ```ts
+ * if (batch.targets[r] === NO_TARGET) continue; // last column
+ * ```
+ */
 export const NO_TARGET = 0xffffffff;
 
-/** One padded batch, ready to upload. All arrays have `B·T` elements. */
+/**
+ * One padded batch, ready to upload. All arrays have `B·T` elements.
+ *
+ * @example
+ * ```ts
+ * const batch: Batch = collateSft(examples, [0, 1], { padId: 0 }); gpu.write(idsTensor, batch.ids);
+ * ```
+ */
 export interface Batch {
   /** Token ids, pad where `attentionMask` is 0. */
   ids: Int32Array;
@@ -49,12 +63,26 @@ export interface Batch {
   exampleIndices: number[];
 }
 
-/** A preference batch: rows `0..pairs-1` are the chosen sequences, rows `pairs..2·pairs-1` the rejected ones. */
+/**
+ * A preference batch: rows `0..pairs-1` are the chosen sequences, rows `pairs..2·pairs-1` the rejected ones.
+ *
+ * @example
+ * ```ts
+ * const { batch } = preferenceBatches(pairs, opts).next().value!; const chosenRows = batch.pairs;
+ * ```
+ */
 export interface PreferenceBatch extends Batch {
   pairs: number;
 }
 
-/** Options for batching. */
+/**
+ * Options for batching.
+ *
+ * @example
+ * ```ts
+ * const opts: BatchingOptions = { batchSize: 8, seed: 1, padId: 0, padMultiple: 64, epochs: 3 };
+ * ```
+ */
 export interface BatchingOptions {
   /** Examples per batch (pairs per batch for preference data). */
   batchSize: number;
@@ -66,7 +94,7 @@ export interface BatchingOptions {
   padMultiple?: number;
   /** Batches per length-sorting window (default 50). */
   windowBatches?: number;
-  /** Shuffle examples and batches (default true); false keeps file order, for evaluation. */
+  /** Shuffle examples and batches (default true); false keeps file order apart from the length grouping. */
   shuffle?: boolean;
   /** Leave out a last, smaller batch (default false). */
   dropLast?: boolean;
@@ -74,7 +102,14 @@ export interface BatchingOptions {
   epochs?: number;
 }
 
-/** Where an iterator is: the epoch and the index of the next batch within it, both from 0. */
+/**
+ * Where an iterator is: the epoch and the index of the next batch within it, both from 0.
+ *
+ * @example
+ * ```ts
+ * for (const { position } of sftBatches(examples, opts, { epoch: 1, batch: 40 })) saved = position;
+ * ```
+ */
 export interface BatchPosition {
   epoch: number;
   batch: number;

@@ -33,7 +33,14 @@
 import type { ChatMessage, TextTokenizer } from "../text/tokenizer.ts";
 import type { Message, PreferenceRow, SftRow, TextOrChat } from "../io/datasets.ts";
 
-/** One SFT sequence: ids and, for each id, 1 when it is a target token (predicted from the ones before). */
+/**
+ * One SFT sequence: ids and, for each id, 1 when it is a target token (predicted from the ones before).
+ *
+ * @example
+ * ```ts
+ * const ex: SftExample = { ids: [1, 57, 2], labelMask: [0, 1, 1], source: "a.jsonl:1" };
+ * ```
+ */
 export interface SftExample {
   ids: number[];
   labelMask: number[];
@@ -41,7 +48,14 @@ export interface SftExample {
   source: string;
 }
 
-/** One preference pair: a shared prompt and the two completions (each ending with EOS). */
+/**
+ * One preference pair: a shared prompt and the two completions (each ending with EOS).
+ *
+ * @example
+ * ```ts
+ * const ex: PreferenceExample = { promptIds: [1, 57], chosenIds: [80, 2], rejectedIds: [90, 2], source: "p.jsonl:1" };
+ * ```
+ */
 export interface PreferenceExample {
   promptIds: number[];
   chosenIds: number[];
@@ -49,7 +63,14 @@ export interface PreferenceExample {
   source: string;
 }
 
-/** Length limits; see the module documentation for how they apply. */
+/**
+ * Length limits; see the module documentation for how they apply.
+ *
+ * @example
+ * ```ts
+ * buildPreferenceExamples(rows, tok, { maxLength: 512, maxPromptLength: 256 });
+ * ```
+ */
 export interface TruncationOptions {
   /** Most tokens in one sequence (prompt + completion). */
   maxLength?: number;
@@ -57,7 +78,14 @@ export interface TruncationOptions {
   maxPromptLength?: number;
 }
 
-/** Options for SFT examples. */
+/**
+ * Options for SFT examples.
+ *
+ * @example
+ * ```ts
+ * buildSftExamples(rows, tok, { maxLength: 1024, assistantOnlyLoss: true });
+ * ```
+ */
 export interface SftExampleOptions extends TruncationOptions {
   /** For prompt-completion rows: targets are the completion only (default true, TRL's default). */
   completionOnlyLoss?: boolean;
@@ -65,7 +93,14 @@ export interface SftExampleOptions extends TruncationOptions {
   assistantOnlyLoss?: boolean;
 }
 
-/** What happened while building examples. */
+/**
+ * What happened while building examples.
+ *
+ * @example
+ * ```ts
+ * const { stats } = buildSftExamples(rows, tok, { maxLength: 64 }); console.log(stats.dropped, stats.droppedSources);
+ * ```
+ */
 export interface ExampleStats {
   kept: number;
   /** Rows dropped because no target token survived truncation. */
@@ -140,6 +175,7 @@ export function buildPreferenceExamples(
   const stats = emptyStats();
   const examples: PreferenceExample[] = [];
   for (const row of rows) {
+    requireSameForm(row.source, row.prompt, row.chosen, row.rejected);
     const { promptText, chosenText, rejectedText } = preferenceTexts(row, tok);
     const prompt = withPrefixOnce(tok, tok.encode(promptText, { addSpecialTokens: false }));
     const chosen = truncate(completionParts(prompt, completionIds(tok, chosenText)), options);
@@ -216,6 +252,7 @@ function sftParts(row: SftRow, tok: TextTokenizer, options: SftExampleOptions): 
         ? assistantOnlyParts(tok, row.messages)
         : completionParts([], chatIds(tok, row.messages, false));
     case "prompt-completion": {
+      requireSameForm(row.source, row.prompt, row.completion);
       const parts = promptCompletionParts(tok, row.prompt, row.completion);
       if (options.completionOnlyLoss === false) {
         return completionParts([], [...parts.prompt, ...parts.completion], undefined);
@@ -263,6 +300,15 @@ function assistantOnlyParts(tok: TextTokenizer, messages: readonly Message[]): P
   const first = mask.indexOf(1);
   if (first < 0) return { prompt: full, completion: [], completionMask: [] };
   return { prompt: full.slice(0, first), completion: full.slice(first), completionMask: mask.slice(first) };
+}
+
+/** Rows built by hand may skip io/datasets.ts validation: text and chat parts cannot be combined. */
+function requireSameForm(source: string, ...parts: TextOrChat[]): void {
+  if (parts.some((p) => typeof p !== typeof parts[0])) {
+    throw new TypeError(
+      `${source}: a row's prompt and completions must all be text or all be chat message lists`,
+    );
+  }
 }
 
 function sharedStart(a: readonly number[], b: readonly number[]): number {
