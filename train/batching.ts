@@ -20,17 +20,18 @@
  * @module
  */
 import { seededRandom, shuffled } from "../io/datasets.ts";
+import { NO_TARGET } from "../kernels/logprobs.ts";
 import type { PreferenceExample, SftExample } from "./examples.ts";
 
 /**
- * `targets` value where a position has no next token (the last column).
+ * `targets` value where a position has no next token (the last column): the log-prob kernels' marker.
  *
  * @example
  * ```ts
  * if (batch.targets[r] === NO_TARGET) continue; // last column
  * ```
  */
-export const NO_TARGET = 0xffffffff;
+export { NO_TARGET };
 
 /**
  * One padded batch, ready to upload. All arrays have `B·T` elements.

@@ -20,7 +20,8 @@ import {
 } from "../kernels/objective.ts";
 import { type LoadedLlama, loadLlama, readParams } from "../model/load.ts";
 import type { StepBuffers } from "../model/llama.ts";
-import { AdamW, shiftMask, type TokenBatch, writeBatch } from "./step.ts";
+import { lossAlignedMasks } from "./batching.ts";
+import { AdamW, type TokenBatch, writeBatch } from "./step.ts";
 
 /** One checked quantity. */
 export interface ParityLine {
@@ -190,7 +191,7 @@ export async function runParity(gpu: Gpu, fixtureDir: string): Promise<ParityLin
         ),
       );
     }
-    const mask = shiftMask(labels, attention, B, T);
+    const mask = lossMaskOf(labels, attention, B, T);
     const normTokens = mask.reduce((a, b) => a + b, 0);
     const { logp, metrics: m } = await objectiveStep(gpu, loaded, io, opt, batch, {
       kind: "sft",
@@ -240,7 +241,7 @@ export async function runParity(gpu: Gpu, fixtureDir: string): Promise<ParityLin
     );
     const labels = concat(await exp.i32("pref.chosen_label_mask"), await exp.i32("pref.rejected_label_mask"));
     const batch: TokenBatch = { B: 2 * B, T, ids, attentionMask: attention };
-    const mask = shiftMask(labels, attention, 2 * B, T);
+    const mask = lossMaskOf(labels, attention, 2 * B, T);
 
     if (exp.has("dpo.loss")) {
       const beta = (await exp.f32("dpo.beta"))[0];
@@ -275,7 +276,7 @@ export async function runParity(gpu: Gpu, fixtureDir: string): Promise<ParityLin
       const lambda = (await exp.f32("orpo.lambda"))[0];
       // The fixture says which NLL it used; TRL's default (whole chosen sequence) when it says "whole".
       const whole = /whole|prompt included/i.test(meta.conventions?.orpo ?? "");
-      const nllMask = whole ? shiftMask(attention, attention, 2 * B, T) : mask;
+      const nllMask = whole ? lossMaskOf(attention, attention, 2 * B, T) : mask;
       let normNllTokens = 0;
       for (let r = 0; r < B * T; r++) normNllTokens += nllMask[r];
       const { logp, metrics: m } = await objectiveStep(gpu, loaded, io, opt, batch, {
@@ -329,6 +330,23 @@ export async function runParity(gpu: Gpu, fixtureDir: string): Promise<ParityLin
     }
   }
   return out;
+}
+
+/** The loss mask aligned with log-prob rows (row t scores token t+1), as f32. */
+function lossMaskOf(
+  labels: ArrayLike<number>,
+  attention: ArrayLike<number>,
+  B: number,
+  T: number,
+): Float32Array {
+  const { lossMask } = lossAlignedMasks(
+    new Int32Array(B * T),
+    Uint32Array.from(attention),
+    Uint32Array.from(labels),
+    B,
+    T,
+  );
+  return Float32Array.from(lossMask);
 }
 
 function scalarLine(name: string, ours: number, expected: number): ParityLine {

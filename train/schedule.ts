@@ -19,7 +19,13 @@ export type Schedule = typeof SCHEDULES[number];
  * learningRate("linear", 2e-4, 5, 10, 100); // 2e-4 · 95/90
  * ```
  */
-export function learningRate(schedule: Schedule, peak: number, step: number, warmup: number, total: number): number {
+export function learningRate(
+  schedule: Schedule,
+  peak: number,
+  step: number,
+  warmup: number,
+  total: number,
+): number {
   if (schedule === "constant") return peak;
   if (step < warmup) return (peak * step) / Math.max(1, warmup);
   if (schedule === "constant_with_warmup") return peak;

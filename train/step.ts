@@ -9,85 +9,56 @@ import type { Dispatch, Gpu, Tensor } from "../gpu/runtime.ts";
 import { adamw, ADAMW_HYPER_LENGTH, adamwHyper } from "../kernels/adamw.ts";
 import { fill } from "../kernels/elementwise.ts";
 import { gradNormSquared } from "../kernels/gradnorm.ts";
-import { NO_TARGET } from "../kernels/logprobs.ts";
 import type { StepBuffers } from "../model/llama.ts";
 import type { ParamSet } from "../model/params.ts";
+import { lossAlignedMasks } from "./batching.ts";
 
-/** A right-padded batch of B sequences of T tokens, batch-major. */
+/** A right-padded batch of B sequences of T tokens, batch-major (a `Batch` from batching.ts fits). */
 export interface TokenBatch {
   B: number;
   T: number;
   ids: ArrayLike<number>;
   /** 1 for real tokens, 0 for padding. */
   attentionMask: ArrayLike<number>;
+  /** Next-token targets per row; derived from `ids` when absent. */
+  targets?: ArrayLike<number>;
   /** Position of each token; default `t` (right padding keeps positions 0..len−1). */
   positions?: ArrayLike<number>;
 }
 
 /**
- * Host arrays for the model's step buffers: `targets[b·T+t] = ids[b·T+t+1]` (none at the last position).
+ * Writes a batch's ids, positions, key mask and next-token targets into the model's step buffers (queued
+ * before the next submit).
  * @example
  * ```ts
- * const h = batchInputs({ B: 1, T: 3, ids: [1, 5, 2], attentionMask: [1, 1, 1] });
- * h.targets; // Uint32Array [5, 2, 4294967295]
+ * writeBatch(gpu, io, { B: 1, T: 3, ids: [1, 5, 2], attentionMask: [1, 1, 1] });
  * ```
  */
-export function batchInputs(b: TokenBatch): {
-  ids: Uint32Array;
-  positions: Uint32Array;
-  keyMask: Uint32Array;
-  targets: Uint32Array;
-} {
+export function writeBatch(gpu: Gpu, io: StepBuffers, b: TokenBatch): void {
   const N = b.B * b.T;
   if (b.ids.length !== N || b.attentionMask.length !== N) {
     throw new RangeError(
       `batch of ${b.B}×${b.T} needs ${N} ids and mask values, got ${b.ids.length}/${b.attentionMask.length}`,
     );
   }
-  const ids = new Uint32Array(N), positions = new Uint32Array(N), keyMask = new Uint32Array(N);
-  const targets = new Uint32Array(N).fill(NO_TARGET);
-  for (let r = 0; r < N; r++) {
-    const t = r % b.T;
-    if (b.ids[r] < 0) throw new RangeError(`token id ${b.ids[r]} at row ${r} is negative`);
-    ids[r] = b.ids[r];
-    positions[r] = b.positions ? b.positions[r] : t;
-    keyMask[r] = b.attentionMask[r] ? 1 : 0;
-    if (t + 1 < b.T) targets[r] = b.ids[r + 1];
-  }
-  return { ids, positions, keyMask, targets };
-}
-
-/** Writes a batch's inputs into the model's step buffers (queued before the next submit). */
-export function writeBatch(gpu: Gpu, io: StepBuffers, b: TokenBatch): void {
-  const h = batchInputs(b);
-  gpu.write(io.ids, h.ids);
-  gpu.write(io.positions, h.positions);
-  gpu.write(io.keyMask, h.keyMask);
-  gpu.write(io.targets, h.targets);
-}
-
-/**
- * The objective's mask aligned with log-prob rows: row b·T+t scores token t+1, so it counts when token
- * t+1 is a label (and real).
- * @example
- * ```ts
- * shiftMask([0, 1, 1], [1, 1, 1], 1, 3); // Float32Array [1, 1, 0]
- * ```
- */
-export function shiftMask(
-  tokenMask: ArrayLike<number>,
-  attentionMask: ArrayLike<number>,
-  B: number,
-  T: number,
-): Float32Array {
-  const out = new Float32Array(B * T);
-  for (let b = 0; b < B; b++) {
-    for (let t = 0; t + 1 < T; t++) {
-      const r = b * T + t;
-      out[r] = tokenMask[r + 1] && attentionMask[r + 1] ? 1 : 0;
-    }
-  }
-  return out;
+  const ids = Uint32Array.from(b.ids, (id, r) => {
+    if (!(id >= 0)) throw new RangeError(`token id ${id} at row ${r} is not a token id`);
+    return id;
+  });
+  const targets = b.targets ? Uint32Array.from(b.targets) : lossAlignedMasks(
+    Int32Array.from(b.ids),
+    Uint32Array.from(b.attentionMask),
+    new Uint32Array(N),
+    b.B,
+    b.T,
+  ).targets;
+  gpu.write(io.ids, ids);
+  gpu.write(
+    io.positions,
+    b.positions ? Uint32Array.from(b.positions) : Uint32Array.from({ length: N }, (_, r) => r % b.T),
+  );
+  gpu.write(io.keyMask, Uint32Array.from(b.attentionMask, (m) => (m ? 1 : 0)));
+  gpu.write(io.targets, targets);
 }
 
 /** AdamW settings (torch.optim.AdamW's names). */

@@ -1,0 +1,112 @@
+/**
+ * The toolkit's tiny default model: a small Llama with a byte-level BPE tokenizer trained on the bundled
+ * Korean data and weights initialised as transformers does. Built on first use (no download) and
+ * deterministic, so `deno task orpo` with no arguments trains something real on any machine.
+ *
+ * @module
+ */
+import { writeJsonAtomic } from "../io/atomic.ts";
+import { loadDataset, rowTexts } from "../io/datasets.ts";
+import { saveModelFolder } from "../io/hf_model.ts";
+import { trainBpeTokenizer, writeTokenizerFiles } from "../text/bpe_train.ts";
+import { initLlamaWeights } from "./init.ts";
+
+/** The bundled Korean data files (relative to the repository), read for the tokenizer. */
+export const BUNDLED_DATA = {
+  preference: new URL("../data/ko_pref_tiny.jsonl", import.meta.url),
+  sft: new URL("../data/ko_sft_tiny.jsonl", import.meta.url),
+} as const;
+
+/** Architecture of the tiny model (config.json fields). */
+export const TINY_ARCHITECTURE = {
+  hidden_size: 128,
+  intermediate_size: 352,
+  num_hidden_layers: 4,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  head_dim: 32,
+  max_position_embeddings: 512,
+  rope_theta: 10000.0,
+  rms_norm_eps: 1e-5,
+  tie_word_embeddings: false,
+} as const;
+
+/** Tokenizer vocabulary of the tiny model (specials and 256 bytes included). */
+export const TINY_VOCAB = 2048;
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+/**
+ * Makes sure `dir` holds the tiny base model (config, weights, tokenizer), building it when missing.
+ * Returns true when it was built now.
+ * @example
+ * ```ts
+ * await ensureTinyBase("runs/tiny-base");
+ * ```
+ */
+export async function ensureTinyBase(dir: string, seed = 0): Promise<boolean> {
+  if (await exists(`${dir}/config.json`) && await exists(`${dir}/tokenizer.json`)) return false;
+  const texts: string[] = [];
+  for (const url of Object.values(BUNDLED_DATA)) {
+    const ds = await loadDataset(url.pathname);
+    for (const row of ds.rows) texts.push(...rowTexts(row));
+  }
+  const tokenizer = trainBpeTokenizer(texts, { vocabSize: TINY_VOCAB });
+  const config = {
+    architectures: ["LlamaForCausalLM"],
+    model_type: "llama",
+    ...TINY_ARCHITECTURE,
+    vocab_size: TINY_VOCAB,
+    hidden_act: "silu",
+    attention_bias: false,
+    attention_dropout: 0.0,
+    mlp_bias: false,
+    initializer_range: 0.02,
+    bos_token_id: 1,
+    eos_token_id: 2,
+    pad_token_id: 0,
+    torch_dtype: "float32",
+    use_cache: true,
+  };
+  const weights = initLlamaWeights(
+    {
+      hiddenSize: config.hidden_size,
+      intermediateSize: config.intermediate_size,
+      numLayers: config.num_hidden_layers,
+      numHeads: config.num_attention_heads,
+      numKvHeads: config.num_key_value_heads,
+      headDim: config.head_dim,
+      vocabSize: config.vocab_size,
+      rmsNormEps: config.rms_norm_eps,
+      tieWordEmbeddings: config.tie_word_embeddings,
+      attentionBias: false,
+      attentionOutputBias: false,
+      mlpBias: false,
+    },
+    { seed, initializerRange: config.initializer_range },
+  );
+  // Tokenizer files go into a staging folder that saveModelFolder copies from, so the model folder
+  // appears complete or not at all.
+  const staging = `${dir}.tokenizer-staging`;
+  await Deno.mkdir(staging, { recursive: true });
+  try {
+    await writeTokenizerFiles(staging, tokenizer);
+    await writeJsonAtomic(`${staging}/generation_config.json`, {
+      bos_token_id: 1,
+      eos_token_id: 2,
+      pad_token_id: 0,
+    });
+    await saveModelFolder(dir, { config, tensors: weights, dtype: "F32", copyFrom: staging });
+  } finally {
+    await Deno.remove(staging, { recursive: true }).catch(() => {});
+  }
+  return true;
+}

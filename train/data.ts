@@ -1,0 +1,106 @@
+/**
+ * From data files to tokenized training and evaluation examples for one objective: read and validate rows,
+ * check they suit the objective, split off an evaluation set, tokenize with masks and truncation.
+ *
+ * @module
+ */
+import { type DatasetRow, loadDataset, type PreferenceRow, type SftRow, splitEval } from "../io/datasets.ts";
+import type { ObjectiveKind } from "../kernels/objective.ts";
+import type { TextTokenizer } from "../text/tokenizer.ts";
+import {
+  buildPreferenceExamples,
+  buildSftExamples,
+  type ExampleStats,
+  type PreferenceExample,
+  type SftExample,
+} from "./examples.ts";
+import type { TrainConfig } from "./config.ts";
+
+/** Tokenized examples of a run. */
+export type PreparedData =
+  | { kind: "sft"; train: SftExample[]; eval: SftExample[]; stats: ExampleStats; skippedRows: number }
+  | {
+    kind: "preference";
+    train: PreferenceExample[];
+    eval: PreferenceExample[];
+    stats: ExampleStats;
+    skippedRows: number;
+  };
+
+/** Rows of every file, each validated and of the family the objective trains on. */
+async function readRows(
+  files: string[],
+  objective: ObjectiveKind,
+  skipBadRows: boolean,
+): Promise<{ rows: DatasetRow[]; skipped: number }> {
+  const rows: DatasetRow[] = [];
+  let skipped = 0;
+  for (const file of files) {
+    const ds = await loadDataset(file, { skipBadRows, expect: objective === "sft" ? "sft" : "preference" });
+    rows.push(...ds.rows);
+    skipped += ds.skipped;
+  }
+  return { rows, skipped };
+}
+
+/**
+ * Reads, validates, splits and tokenizes the run's data.
+ * @example
+ * ```ts
+ * const data = await prepareData(cfg, tokenizer);
+ * console.log(data.train.length, "examples");
+ * ```
+ */
+export async function prepareData(cfg: TrainConfig, tok: TextTokenizer): Promise<PreparedData> {
+  const { rows, skipped } = await readRows(cfg.data, cfg.objective, cfg.skipBadRows);
+  if (rows.length === 0) throw new Error(`no rows in ${cfg.data.join(", ")}`);
+  let trainRows = rows, evalRows: DatasetRow[] = [];
+  if (cfg.evalData.length > 0) {
+    evalRows = (await readRows(cfg.evalData, cfg.objective, cfg.skipBadRows)).rows;
+  } else if (cfg.evalFraction > 0) {
+    const split = splitEval(rows, { evalFraction: cfg.evalFraction, seed: cfg.seed });
+    trainRows = split.train;
+    evalRows = split.eval;
+  }
+  const limits = { maxLength: cfg.maxLength, maxPromptLength: cfg.maxPromptLength };
+  if (cfg.objective === "sft") {
+    const opts = {
+      ...limits,
+      completionOnlyLoss: cfg.completionOnlyLoss,
+      assistantOnlyLoss: cfg.assistantOnlyLoss,
+    };
+    const train = buildSftExamples(trainRows as SftRow[], tok, opts);
+    const ev = buildSftExamples(evalRows as SftRow[], tok, opts);
+    if (train.examples.length === 0) {
+      throw new Error("no training example survived tokenization and truncation");
+    }
+    return {
+      kind: "sft",
+      train: train.examples,
+      eval: ev.examples,
+      stats: train.stats,
+      skippedRows: skipped,
+    };
+  }
+  const train = buildPreferenceExamples(trainRows as PreferenceRow[], tok, limits);
+  const ev = buildPreferenceExamples(evalRows as PreferenceRow[], tok, limits);
+  if (train.examples.length === 0) throw new Error("no training pair survived tokenization and truncation");
+  return {
+    kind: "preference",
+    train: train.examples,
+    eval: ev.examples,
+    stats: train.stats,
+    skippedRows: skipped,
+  };
+}
+
+/** The largest token id of the examples (to check against the model's vocabulary). */
+export function maxTokenId(data: PreparedData): number {
+  let m = 0;
+  const see = (ids: number[]) => {
+    for (const id of ids) if (id > m) m = id;
+  };
+  if (data.kind === "sft") { for (const e of [...data.train, ...data.eval]) see(e.ids); }
+  else for (const e of [...data.train, ...data.eval]) see([...e.promptIds, ...e.chosenIds, ...e.rejectedIds]);
+  return m;
+}
