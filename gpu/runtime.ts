@@ -388,6 +388,12 @@ export class Gpu {
     return r as TypedFor<T["dtype"]>;
   }
 
+  /** Reads an f32 tensor back as a Float32Array (throws for other dtypes). */
+  async readF32(t: Tensor): Promise<Float32Array> {
+    if (t.dtype !== "f32") throw new TypeError(`"${t.label}" holds ${t.dtype}, not f32`);
+    return (await this.readMany([t]))[0] as Float32Array;
+  }
+
   /** Reads several tensors back with a single map (each awaited map costs ~11 ms in Deno). */
   async readMany(ts: readonly Tensor[]): Promise<ArrayBufferView[]> {
     const sizes = ts.map((t) => align(t.length * DTYPE_BYTES[t.dtype], 4));
