@@ -4,10 +4,16 @@
  * @module
  */
 import type { Gpu, Tensor } from "../gpu/runtime.ts";
-import { type ModelConfig, openModelFolder, type SaveDType, saveModelFolder } from "../io/hf_model.ts";
+import {
+  type ModelConfig,
+  openModelFolder,
+  type RopeConfig,
+  type SaveDType,
+  saveModelFolder,
+} from "../io/hf_model.ts";
 import { Llama, type LoraAdapter, type WeightSource } from "./llama.ts";
 import { type LlamaDims, llamaParamSpecs, ParamSet, type ParamSpec } from "./params.ts";
-import { ropeTables } from "./rope.ts";
+import { type RopeSpec, ropeTables } from "./rope.ts";
 
 /** Options of {@link loadLlama}. */
 export interface LoadOptions {
@@ -50,6 +56,22 @@ export function dimsOf(cfg: ModelConfig): LlamaDims {
     attentionOutputBias: cfg.attentionOutputBias,
     mlpBias: cfg.mlpBias,
   };
+}
+
+/**
+ * The RoPE settings of a parsed config in the form the RoPE tables take (config.json's
+ * `original_max_position_embeddings` is `originalMaxPositions` there).
+ * @example
+ * ```ts
+ * const tables = ropeTables(ropeSpecOf(config.rope), 4096);
+ * ```
+ */
+export function ropeSpecOf(rope: RopeConfig): RopeSpec {
+  const { headDim, theta, scaling } = rope;
+  if (!scaling) return { headDim, theta };
+  if (scaling.type === "linear") return { headDim, theta, scaling };
+  const { originalMaxPositionEmbeddings, ...rest } = scaling;
+  return { headDim, theta, scaling: { ...rest, originalMaxPositions: originalMaxPositionEmbeddings } };
 }
 
 /** Linear weights (2-D, not the embedding table) may be held in f16 when frozen. */
@@ -109,7 +131,7 @@ export async function loadLlama(
     }
   }
   const maxPositions = opts.maxPositions ?? Math.min(config.maxPositionEmbeddings, 4096);
-  const tables = ropeTables(config.rope, maxPositions);
+  const tables = ropeTables(ropeSpecOf(config.rope), maxPositions);
   const rope = {
     cos: gpu.upload(tables.cos, "rope.cos"),
     sin: gpu.upload(tables.sin, "rope.sin"),

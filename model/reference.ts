@@ -49,8 +49,11 @@ import { type RopeSpec, ropeTables } from "./rope.ts";
  * ```
  */
 export interface ReferenceBatch {
+  /** Sequences. */
   B: number;
+  /** Tokens per sequence, padding included. */
   T: number;
+  /** Token ids [B·T]. */
   ids: ArrayLike<number>;
   /** 1 for real tokens, 0 for padding (padding keys are never attended to). */
   attentionMask: ArrayLike<number>;
@@ -116,13 +119,17 @@ interface LayerCache {
  */
 export interface ReferenceCache {
   readonly dims: LlamaDims;
+  /** Weights and adapters, as the forward pass used them. */
   readonly model: ModelView;
   readonly B: number;
   readonly T: number;
+  /** Token ids [N], next-token targets [N] (NO_TARGET at t = T−1) and key mask [N]. */
   readonly ids: Uint32Array;
   readonly targets: Uint32Array;
   readonly keyMask: Uint32Array;
+  /** Positions and cos/sin tables (`heads` is set per use: q or k). */
   readonly rope: RopeRefTables;
+  /** Each decoder layer's saved activations. */
   readonly layers: readonly LayerCache[];
   /** Input of the final norm, its rstd and output [N, D]. */
   readonly resid: Float32Array;
@@ -228,13 +235,14 @@ function batchArrays(dims: LlamaDims, b: ReferenceBatch) {
   if (!(Number.isInteger(b.B) && b.B > 0 && Number.isInteger(b.T) && b.T > 0)) {
     throw new RangeError(`reference batch: B and T must be positive integers, got ${b.B}×${b.T}`);
   }
-  for (
-    const [field, arr] of [["ids", b.ids], ["attentionMask", b.attentionMask], ["positions", b.positions]]
-  ) {
-    if (arr !== undefined && (arr as ArrayLike<number>).length !== N) {
-      throw new RangeError(
-        `reference batch: ${field} has ${(arr as ArrayLike<number>).length} values, expected B·T = ${N}`,
-      );
+  const fields: [string, ArrayLike<number> | undefined][] = [
+    ["ids", b.ids],
+    ["attentionMask", b.attentionMask],
+    ["positions", b.positions],
+  ];
+  for (const [field, values] of fields) {
+    if (values && values.length !== N) {
+      throw new RangeError(`reference batch: ${field} has ${values.length} values, expected B·T = ${N}`);
     }
   }
   const ids = new Uint32Array(N), targets = new Uint32Array(N).fill(NO_TARGET);

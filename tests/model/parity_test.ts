@@ -1,4 +1,4 @@
-import { Gpu } from "../../gpu/runtime.ts";
+import type { Gpu } from "../../gpu/runtime.ts";
 import { runParity } from "../../train/parity.ts";
 import { assert } from "../asserts.ts";
 import { GPU_TEST, testGpu } from "../helpers.ts";
