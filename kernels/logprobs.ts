@@ -29,13 +29,24 @@ const WGSL_NAN = /* wgsl */ `
 fn runtime_nan(seed: u32) -> f32 { return bitcast<f32>(0x7fc00000u | (seed & 0u)); }
 `;
 
-const FORWARD = /* wgsl */ `
+/**
+ * The forward kernel. With `greedy`, each thread also keeps the first index of its maximum and the tree
+ * merge keeps the lower index among equal maxima, as `torch.argmax` does; without it the text is the plain
+ * kernel, so callers that do not ask pay nothing.
+ */
+function forwardSource(greedy: boolean): string {
+  const ifGreedy = (code: string) => (greedy ? code : "");
+  return /* wgsl */ `
 @group(0) @binding(0) var<storage, read> logits: array<f32>;
 @group(0) @binding(1) var<storage, read> targets: array<u32>;
 @group(0) @binding(2) var<storage, read_write> lse: array<f32>;
-@group(0) @binding(3) var<storage, read_write> logp: array<f32>;
+@group(0) @binding(3) var<storage, read_write> logp: array<f32>;${
+    ifGreedy(`
+@group(0) @binding(4) var<storage, read_write> greedy: array<u32>;
+var<workgroup> widx: array<u32, ${WG}>;`)
+  }
 struct P { rows: u32, vocab: u32, row_offset: u32 }
-@group(0) @binding(4) var<uniform> p: P;
+@group(0) @binding(${greedy ? 5 : 4}) var<uniform> p: P;
 var<workgroup> wmax: array<f32, ${WG}>;
 var<workgroup> wsum: array<f32, ${WG}>;
 ${WGSL_FLAT_INDEX}
@@ -49,18 +60,29 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   // Online softmax: keep the running maximum m and the sum s of exp(x - m); one exp per element unless a
   // new maximum arrives, when the old sum is rescaled instead.
   var m = -3.402823e38;
-  var s = 0.0;
+  var s = 0.0;${
+    ifGreedy(`
+  var idx = ${NO_TARGET}u;`)
+  }
   for (var i = li; i < p.vocab; i += ${WG}u) {
     let x = logits[base + i];
-    if (x > m) { s = s * exp(m - x) + 1.0; m = x; } else { s += exp(x - m); }
+    if (x > m) { s = s * exp(m - x) + 1.0; m = x;${ifGreedy(" idx = i;")} } else { s += exp(x - m); }
   }
   wmax[li] = m;
-  wsum[li] = s;
+  wsum[li] = s;${
+    ifGreedy(`
+  widx[li] = idx;`)
+  }
   workgroupBarrier();
   for (var stride = ${WG / 2}u; stride > 0u; stride >>= 1u) {
     if (li < stride) {
       let m2 = wmax[li + stride];
-      let mm = max(m, m2);
+      let mm = max(m, m2);${
+    ifGreedy(`
+      let i2 = widx[li + stride];
+      if (m2 > m || (m2 == m && i2 < idx)) { idx = i2; }
+      widx[li] = idx;`)
+  }
       s = s * exp(m - mm) + wsum[li + stride] * exp(m2 - mm);
       m = mm;
       wmax[li] = m;
@@ -72,7 +94,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     let g = p.row_offset + row;
     let row_lse = m + log(s);
     lse[g] = row_lse;
-    let t = targets[g];
+    let t = targets[g];${
+    ifGreedy(`
+    greedy[g] = select(0u, 1u, t == idx && t < p.vocab);`)
+  }
     if (t == ${NO_TARGET}u) {
       logp[g] = 0.0;
     } else if (t >= p.vocab) {
@@ -82,6 +107,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     }
   }
 }`;
+}
+
+const FORWARD = forwardSource(false);
+const FORWARD_GREEDY = forwardSource(true);
 
 const BACKWARD = /* wgsl */ `
 @group(0) @binding(0) var<storage, read_write> logits: array<f32>;
@@ -125,6 +154,11 @@ export interface LogprobsForwardArgs {
   lse: Tensor;
   /** `logits[target] - lse` per row (0 for {@link NO_TARGET}), f32, full length; same rows written. */
   logp: Tensor;
+  /**
+   * Optional u32, full length; same rows written: 1 where the target is the row's argmax (the first maximal
+   * index, as lm-eval's `is_greedy` compares with `torch.argmax`), else 0 (and 0 for {@link NO_TARGET}).
+   */
+  greedy?: Tensor;
   /** Rows in this chunk. */
   rows: number;
   /** Vocabulary size (columns of `logits`). */
@@ -134,22 +168,29 @@ export interface LogprobsForwardArgs {
 }
 
 /**
- * Writes the log-sum-exp and the target's log-probability for each row of a logits chunk. A target id at
- * or above `vocab` (other than {@link NO_TARGET}) gives NaN, so a bad batch cannot train silently.
+ * Writes the log-sum-exp and the target's log-probability for each row of a logits chunk, and with `greedy`
+ * whether the target is the argmax. A target id at or above `vocab` (other than {@link NO_TARGET}) gives NaN,
+ * so a bad batch cannot train silently.
  * @example
  * ```ts
  * gpu.run([logprobsForward(gpu, { logits, targets, lse, logp, rows: 64, vocab: 128256, rowOffset: 128 })]);
+ * gpu.run([logprobsForward(gpu, { logits, targets, lse, logp, greedy, rows, vocab, rowOffset: 0 })]);
  * ```
  */
 export function logprobsForward(gpu: Gpu, a: LogprobsForwardArgs): Dispatch {
+  const shape = [a.rows, a.vocab, a.rowOffset];
+  if (a.greedy) {
+    checkChunk("logprobsForward", a, { lse: a.lse, logp: a.logp }, ["lse", "logp", "greedy"], a.greedy);
+    return gpu.dispatch(
+      FORWARD_GREEDY,
+      [a.logits, a.targets, a.lse, a.logp, a.greedy],
+      grid(a.rows, 1),
+      shape,
+      "logprobs.fwd.greedy",
+    );
+  }
   checkChunk("logprobsForward", a, { lse: a.lse, logp: a.logp }, ["lse", "logp"]);
-  return gpu.dispatch(
-    FORWARD,
-    [a.logits, a.targets, a.lse, a.logp],
-    grid(a.rows, 1),
-    [a.rows, a.vocab, a.rowOffset],
-    "logprobs.fwd",
-  );
+  return gpu.dispatch(FORWARD, [a.logits, a.targets, a.lse, a.logp], grid(a.rows, 1), shape, "logprobs.fwd");
 }
 
 /** Arguments of {@link logprobsBackward}. */
@@ -197,19 +238,29 @@ interface ChunkShape {
   rowOffset: number;
 }
 
-/** Checks sizes and types, and that each written tensor shares no bytes with any other binding. */
-function checkChunk(kernel: string, a: ChunkShape, perRow: Record<string, Tensor>, written: string[]): void {
+/**
+ * Checks sizes and types, and that each written tensor shares no bytes with any other binding. `greedy` is
+ * the optional u32 per-row output of the forward.
+ */
+function checkChunk(
+  kernel: string,
+  a: ChunkShape,
+  perRow: Record<string, Tensor>,
+  written: string[],
+  greedy?: Tensor,
+): void {
   checkCount(kernel, "rows", a.rows, 1);
   checkCount(kernel, "vocab", a.vocab, 1);
   checkCount(kernel, "rowOffset", a.rowOffset);
   checkCount(kernel, "rows·vocab", a.rows * a.vocab, 1);
   checkTensor(kernel, "logits", a.logits, "f32", a.rows * a.vocab, `rows·vocab = ${a.rows}·${a.vocab}`);
   const end = a.rowOffset + a.rows;
-  checkTensor(kernel, "targets", a.targets, "u32", end, `rowOffset + rows = ${a.rowOffset} + ${a.rows}`);
-  for (const [field, t] of Object.entries(perRow)) {
-    checkTensor(kernel, field, t, "f32", end, `rowOffset + rows = ${a.rowOffset} + ${a.rows}`);
-  }
+  const perRowNeed = `rowOffset + rows = ${a.rowOffset} + ${a.rows}`;
+  checkTensor(kernel, "targets", a.targets, "u32", end, perRowNeed);
+  for (const [field, t] of Object.entries(perRow)) checkTensor(kernel, field, t, "f32", end, perRowNeed);
+  if (greedy) checkTensor(kernel, "greedy", greedy, "u32", end, perRowNeed);
   const all: Record<string, Tensor> = { logits: a.logits, targets: a.targets, ...perRow };
+  if (greedy) all.greedy = greedy;
   for (const w of written) {
     for (const [field, t] of Object.entries(all)) if (field !== w) checkDisjoint(kernel, w, all[w], field, t);
   }

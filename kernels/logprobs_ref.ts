@@ -7,11 +7,12 @@ import { NO_TARGET } from "./logprobs.ts";
 
 /**
  * Forward: `lse[r] = log Σ_j exp(logits[r, j])` and `logp[r] = logits[r, target[r]] − lse[r]`
- * (0 where the target is {@link NO_TARGET}). `targets` holds just this chunk's rows.
+ * (0 where the target is {@link NO_TARGET}); `greedy[r] = 1` when the target is the first maximal index of
+ * the row (`torch.argmax`, as lm-eval's `is_greedy` uses it), else 0. `targets` holds just this chunk's rows.
  * @example
  * ```ts
- * const { lse, logp } = logprobsForwardRef(new Float32Array([0, 0]), new Uint32Array([1]), 1, 2);
- * // lse[0] = ln 2, logp[0] = −ln 2
+ * const { lse, logp, greedy } = logprobsForwardRef(new Float32Array([0, 0]), new Uint32Array([1]), 1, 2);
+ * // lse[0] = ln 2, logp[0] = −ln 2, greedy[0] = 0 (the tie goes to index 0)
  * ```
  */
 export function logprobsForwardRef(
@@ -19,20 +20,23 @@ export function logprobsForwardRef(
   targets: ArrayLike<number>,
   rows: number,
   vocab: number,
-): { lse: Float64Array; logp: Float64Array } {
+): { lse: Float64Array; logp: Float64Array; greedy: Uint8Array } {
   const lse = new Float64Array(rows);
   const logp = new Float64Array(rows);
+  const greedy = new Uint8Array(rows);
   for (let r = 0; r < rows; r++) {
     const base = r * vocab;
-    let max = -Infinity;
-    for (let j = 0; j < vocab; j++) max = Math.max(max, logits[base + j]);
+    let argmax = 0;
+    for (let j = 1; j < vocab; j++) if (logits[base + j] > logits[base + argmax]) argmax = j;
+    const max = logits[base + argmax];
     let sum = 0;
     for (let j = 0; j < vocab; j++) sum += Math.exp(logits[base + j] - max);
     lse[r] = max + Math.log(sum);
     const t = targets[r];
     logp[r] = t === NO_TARGET ? 0 : logits[base + t] - lse[r];
+    greedy[r] = t === argmax ? 1 : 0;
   }
-  return { lse, logp };
+  return { lse, logp, greedy };
 }
 
 /**

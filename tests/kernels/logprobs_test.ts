@@ -39,8 +39,22 @@ async function checkChunk(
   const logp = gpu.upload(new Float32Array(total).fill(SENTINEL));
   const tDlogp = gpu.upload(dlogp);
   const shape = { rows, vocab, rowOffset };
-  gpu.run([logprobsForward(gpu, { logits: tLogits, targets: tTargets, lse, logp, ...shape })]);
-  const [gLse, gLogp] = (await gpu.readMany([lse, logp])) as Float32Array[];
+  // The greedy variant writes its own copies, which must agree bit for bit with the plain kernel's.
+  const lse2 = gpu.upload(new Float32Array(total).fill(SENTINEL));
+  const logp2 = gpu.upload(new Float32Array(total).fill(SENTINEL));
+  const greedy = gpu.upload(new Uint32Array(total).fill(SENTINEL));
+  gpu.run([
+    logprobsForward(gpu, { logits: tLogits, targets: tTargets, lse, logp, ...shape }),
+    logprobsForward(gpu, { logits: tLogits, targets: tTargets, lse: lse2, logp: logp2, greedy, ...shape }),
+  ]);
+  const [gLse, gLogp, gLse2, gLogp2, gGreedy] = (await gpu.readMany([lse, logp, lse2, logp2, greedy])) as [
+    Float32Array,
+    Float32Array,
+    Float32Array,
+    Float32Array,
+    Uint32Array,
+  ];
+  assertEquals([gLse2, gLogp2], [gLse, gLogp], `${what}: the greedy variant's lse and logp`);
   gpu.run([logprobsBackward(gpu, { logits: tLogits, targets: tTargets, lse, dlogp: tDlogp, ...shape })]);
   const gGrad = await gpu.read(tLogits);
 
@@ -50,11 +64,12 @@ async function checkChunk(
   assertClose(gLse.subarray(rowOffset, rowOffset + rows), ref.lse, `${what}: lse`, atol);
   assertClose(gLogp.subarray(rowOffset, rowOffset + rows), ref.logp, `${what}: logp`, atol);
   assertClose(gGrad, refGrad, `${what}: dlogits`, atol);
+  assertEquals([...gGreedy.subarray(rowOffset, rowOffset + rows)], [...ref.greedy], `${what}: greedy`);
   for (let r = 0; r < total; r++) {
     if (r >= rowOffset && r < rowOffset + rows) continue;
     assertEquals(
-      [gLse[r], gLogp[r]],
-      [SENTINEL, SENTINEL],
+      [gLse[r], gLogp[r], gGreedy[r]],
+      [SENTINEL, SENTINEL, SENTINEL],
       `${what}: row ${r} outside the chunk was written`,
     );
   }
@@ -67,6 +82,45 @@ async function checkChunk(
     );
   });
 }
+
+/** Each row's first maximal index, as `torch.argmax` returns it. */
+function argmaxRows(logits: Float32Array, rows: number, vocab: number): number[] {
+  return Array.from({ length: rows }, (_, r) => {
+    const row = logits.subarray(r * vocab, (r + 1) * vocab);
+    return row.indexOf(row.reduce((m, v) => Math.max(m, v), -Infinity));
+  });
+}
+
+Deno.test(
+  "logprobs: greedy flags the argmax target, the first index among tied maxima",
+  GPU_TEST,
+  async () => {
+    const rows = 13, vocab = 517, rowOffset = 5;
+    const logits = randn(rows * vocab, 21, 4);
+    const argmax = argmaxRows(logits, rows, vocab);
+    const targets = argmax.map((a, r) => {
+      const base = r * vocab;
+      switch (r % 5) {
+        case 0:
+          return a; // the argmax: greedy
+        case 1: // two equal maxima, the later one is the target: torch.argmax picks the earlier, not greedy
+          logits[base + 300] = logits[base + 400] = 9;
+          return 400;
+        case 2: // the same tie with the earlier one as target: greedy
+          logits[base + 300] = logits[base + 400] = 9;
+          return 300;
+        case 3:
+          return NO_TARGET;
+        default:
+          return (a + 1) % vocab; // anything else: not greedy
+      }
+    });
+    const chunkTargets = Uint32Array.from(targets);
+    const expected = targets.map((_, r) => (r % 5 === 0 || r % 5 === 2 ? 1 : 0));
+    assertEquals([...logprobsForwardRef(logits, chunkTargets, rows, vocab).greedy], expected, "reference");
+    await checkChunk(logits, chunkTargets, vocab, rowOffset, "greedy ties");
+  },
+);
 
 for (const [rows, vocab, rowOffset] of [[13, 517, 5], [1, 1000, 3], [13, 1000, 0], [1, 517, 0]]) {
   Deno.test(
@@ -99,7 +153,9 @@ Deno.test("logprobs: stable for huge, very negative, tiny and spiked logits", GP
 
 Deno.test("logprobs: a full Llama-3 vocabulary (128,256) row", GPU_TEST, async () => {
   const vocab = 128256;
-  await checkChunk(randn(2 * vocab, 5, 8), new Uint32Array([128255, 0]), vocab, 1, "vocab 128256", 1e-4);
+  const logits = randn(2 * vocab, 5, 8);
+  const [argmax] = argmaxRows(logits, 1, vocab);
+  await checkChunk(logits, new Uint32Array([argmax, 0]), vocab, 1, "vocab 128256", 1e-4);
 });
 
 Deno.test("logprobs: reproduces the fixture's token log-probs chunk by chunk", GPU_TEST, async () => {
@@ -172,6 +228,11 @@ Deno.test("logprobs: an out-of-range target poisons its row with NaN", GPU_TEST,
     logprobsForward(gpu, { logits, targets, lse, logp, ...shape }),
     logprobsBackward(gpu, { logits, targets, lse, dlogp, ...shape }),
   ]);
+  const greedy = gpu.tensor(2, "u32");
+  gpu.run([
+    logprobsForward(gpu, { logits, targets, lse: gpu.tensor(2), logp: gpu.tensor(2), greedy, ...shape }),
+  ]);
+  assertEquals((await gpu.read(greedy))[0], 0, "an out-of-range target is never greedy");
   const [gLogp, gGrad] = (await gpu.readMany([logp, logits])) as Float32Array[];
   assert(Number.isNaN(gLogp[0]) && Number.isFinite(gLogp[1]), `logp ${gLogp}`);
   assert(gGrad.subarray(0, vocab).every(Number.isNaN), "grad of the bad row");
@@ -202,6 +263,21 @@ Deno.test(
       () => logprobsBackward(gpu, { logits, targets: lse, lse, dlogp: logp, ...shape }),
       TypeError,
       "targets",
+    );
+    assertThrows(
+      () => logprobsForward(gpu, { logits, targets, lse, logp, greedy: gpu.tensor(10), ...shape }),
+      TypeError,
+      "greedy",
+    );
+    assertThrows(
+      () => logprobsForward(gpu, { logits, targets, lse, logp, greedy: gpu.tensor(9, "u32"), ...shape }),
+      RangeError,
+      "greedy",
+    );
+    assertThrows(
+      () => logprobsForward(gpu, { logits, targets, lse, logp, greedy: targets, ...shape }),
+      RangeError,
+      '"greedy" and "targets"',
     );
   },
 );
