@@ -389,3 +389,55 @@ export function castF32ToF16(gpu: Gpu, args: CastArgs): Dispatch {
   const pairs = Math.ceil(n / 2);
   return gpu.dispatch(CAST_F32_F16, [src, dst], flatGroups(pairs), [n, pairs], "cast.f32.f16");
 }
+
+const GATHER_ROWS = flatKernel(
+  /* wgsl */ `
+@group(0) @binding(0) var<storage, read> src: array<f32>;
+@group(0) @binding(1) var<storage, read> index: array<u32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+struct P { rows: u32, width: u32, src_rows: u32 }
+@group(0) @binding(3) var<uniform> p: P;`,
+  "p.rows * p.width",
+  /* wgsl */ `
+  let row = i / p.width;
+  let source = index[row];
+  dst[i] = select(0.0, src[source * p.width + i % p.width], source < p.src_rows);`,
+);
+
+/** Arguments of {@link gatherRows}. */
+export interface GatherRowsArgs {
+  /** [srcRows, width]. */
+  src: Tensor;
+  /** u32 [rows]: which source row each output row copies (≥ srcRows gives a zero row). */
+  index: Tensor;
+  /** [rows, width]. */
+  dst: Tensor;
+  rows: number;
+  width: number;
+  srcRows: number;
+}
+
+/**
+ * dst[i] = src[index[i]] row by row: compacts the rows a later, expensive step needs (e.g. the positions
+ * whose next-token log-probs are scored, before the vocabulary projection).
+ *
+ * @example
+ * ```ts
+ * gpu.run([gatherRows(gpu, { src: hidden, index, dst: picked, rows: 3, width: 64, srcRows: 48 })]);
+ * ```
+ */
+export function gatherRows(gpu: Gpu, args: GatherRowsArgs): Dispatch {
+  checkCount("gatherRows", "rows", args.rows, 1);
+  checkCount("gatherRows", "width", args.width, 1);
+  checkCount("gatherRows", "srcRows", args.srcRows, 1);
+  checkTensor("gatherRows", "src", args.src, "f32", args.srcRows * args.width, "srcRows·width");
+  checkTensor("gatherRows", "index", args.index, "u32", args.rows, "rows");
+  checkTensor("gatherRows", "dst", args.dst, "f32", args.rows * args.width, "rows·width");
+  return gpu.dispatch(
+    GATHER_ROWS,
+    [args.src, args.index, args.dst],
+    flatGroups(args.rows * args.width),
+    [args.rows, args.width, args.srcRows],
+    "gather.rows",
+  );
+}

@@ -97,3 +97,17 @@ export function castF32ToF16Ref(x: Float32Array): Uint16Array {
   const halves = Float16Array.from(x, (v) => Math.min(F16_MAX, Math.max(-F16_MAX, v)));
   return new Uint16Array(halves.buffer);
 }
+
+/** dst row i = src row index[i] (a zero row for an index ≥ srcRows). */
+export function gatherRowsRef(
+  src: Float32Array,
+  index: Uint32Array,
+  width: number,
+  srcRows: number,
+): Float32Array {
+  const out = new Float32Array(index.length * width);
+  index.forEach((from, i) => {
+    if (from < srcRows) out.set(src.subarray(from * width, (from + 1) * width), i * width);
+  });
+  return out;
+}

@@ -18,8 +18,9 @@ import { rmsnormBackward, rmsnormForward } from "../kernels/rmsnorm.ts";
 import { embeddingBackward, embeddingForward } from "../kernels/embedding.ts";
 import { ropeBackward, ropeForward } from "../kernels/rope.ts";
 import { swigluBackward, swigluForward } from "../kernels/swiglu.ts";
-import { add, addBias, biasBackward } from "../kernels/elementwise.ts";
+import { add, addBias, biasBackward, gatherRows } from "../kernels/elementwise.ts";
 import { attentionBackward, attentionForward } from "../kernels/attention.ts";
+import { kvScatter } from "../kernels/kvcache.ts";
 import { logprobsBackward, logprobsForward } from "../kernels/logprobs.ts";
 import { hasBias, LINEAR_NAMES, type LinearName, linearName, linearShape, type LlamaDims } from "./params.ts";
 
@@ -61,6 +62,24 @@ export interface StepBuffers {
   dlogp: Tensor;
 }
 
+/**
+ * Where attention finds its keys and values when generating: per-layer caches with room for `kvRows`
+ * positions per batch item. New K/V rows are written at their positions first, then attention reads the
+ * cache.
+ */
+export interface KvCacheView {
+  /** Per layer, [batch·kvRows, kvHeads·headDim]. */
+  k: Tensor[];
+  v: Tensor[];
+  kvRows: number;
+  /** Keys attended: at least every written position + 1. */
+  Tk: number;
+  /** Key index of query 0 (causality: query i sees keys ≤ qOffset + i). */
+  qOffset: number;
+  /** u32 [batch·kvRows]: 1 for positions that hold a key a query may see. */
+  keyMask: Tensor;
+}
+
 /** Sizes a {@link Llama} allocates its workspace for. */
 export interface LlamaOptions {
   /** Most rows (B·T) one pass processes. */
@@ -95,7 +114,7 @@ function chooseLogitsRows(gpu: Gpu, vocab: number, maxTokens: number, asked?: nu
   const budget = Math.min(gpu.maxBinding, 256 * 2 ** 20);
   const fit = Math.max(64, Math.floor(budget / (vocab * 4) / 64) * 64);
   const want = asked ?? fit;
-  return Math.max(1, Math.min(want, fit, Math.ceil(maxTokens / 64) * 64));
+  return Math.max(64, Math.floor(Math.min(want, fit, Math.ceil(maxTokens / 64) * 64) / 64) * 64);
 }
 
 /**
@@ -136,7 +155,7 @@ export class Llama {
     this.opts = { maxTokens: opts.maxTokens, trainable: opts.trainable, logitsRows };
     const N = opts.maxTokens, D = dims.hiddenSize, I = dims.intermediateSize;
     const Q = dims.numHeads * dims.headDim, KV = dims.numKvHeads * dims.headDim;
-    const t = (n: number, label: string) => gpu.tensor(n, "f32", label);
+    const t = (n: number, label: string) => this.#own(n, "f32", label);
     // Training keeps every layer's activations; inference reuses one layer's worth.
     const distinct = opts.trainable ? dims.numLayers : 1;
     const maxRank = this.#maxLoraRank();
@@ -174,18 +193,34 @@ export class Llama {
     if (maxRank > 0) this.#loraTmp = t(N * maxRank, "lora.tmp");
   }
 
+  readonly #owned: GPUBuffer[] = [];
+
+  /** A workspace tensor this model owns (released by {@link destroy}). */
+  #own(n: number, dtype: "f32" | "u32", label: string): Tensor {
+    const t = this.gpu.tensor(n, dtype, label);
+    this.#owned.push(t.buffer);
+    return t;
+  }
+
+  /** Releases the workspace (activations, step buffers, RoPE tables); the weights belong to their owner. */
+  destroy(): void {
+    for (const b of this.#owned) b.destroy();
+    this.#owned.length = 0;
+    this.rope.cos.buffer.destroy();
+    this.rope.sin.buffer.destroy();
+  }
+
   /** Allocates the per-batch input/output buffers for up to `maxTokens` rows. */
   allocStep(): StepBuffers {
     const N = this.opts.maxTokens;
-    const g = this.gpu;
     return {
-      ids: g.tensor(N, "u32", "ids"),
-      positions: g.tensor(N, "u32", "positions"),
-      keyMask: g.tensor(N, "u32", "keyMask"),
-      targets: g.tensor(N, "u32", "targets"),
-      logp: g.tensor(N, "f32", "logp"),
-      lse: g.tensor(N, "f32", "lse"),
-      dlogp: g.tensor(N, "f32", "dlogp"),
+      ids: this.#own(N, "u32", "ids"),
+      positions: this.#own(N, "u32", "positions"),
+      keyMask: this.#own(N, "u32", "keyMask"),
+      targets: this.#own(N, "u32", "targets"),
+      logp: this.#own(N, "f32", "logp"),
+      lse: this.#own(N, "f32", "lse"),
+      dlogp: this.#own(N, "f32", "dlogp"),
     };
   }
 
@@ -239,6 +274,65 @@ export class Llama {
     return out;
   }
 
+  /**
+   * Log-probs of selected rows only (after {@link forwardHidden}): gathers those rows of the final hidden
+   * state, projects them to the vocabulary chunk by chunk, and writes `logp` (and `greedy`, 1 where the
+   * target is the argmax) for each. Scoring a continuation thus costs a vocabulary projection of its own
+   * tokens, not of the whole context.
+   */
+  scoreRows(a: {
+    /** u32 [n]: rows of the last forward (b·T + t) to score. */
+    index: Tensor;
+    /** u32 [n]: the id each scored row predicts. */
+    targets: Tensor;
+    logp: Tensor;
+    lse: Tensor;
+    greedy?: Tensor;
+    n: number;
+    /** Rows of the last forward (B·T). */
+    srcRows: number;
+  }): Dispatch[] {
+    const D = this.dims.hiddenSize, V = this.dims.vocabSize;
+    this.#picked ??= this.#own(this.opts.maxTokens * D, "f32", "final.picked");
+    if (a.n > this.opts.maxTokens) {
+      throw new RangeError(`${a.n} scored rows exceed maxTokens ${this.opts.maxTokens}`);
+    }
+    const out: Dispatch[] = [gatherRows(this.gpu, {
+      src: prefix(this.#final.normed, a.srcRows * D),
+      index: a.index,
+      dst: prefix(this.#picked, a.n * D),
+      rows: a.n,
+      width: D,
+      srcRows: a.srcRows,
+    })];
+    for (let r0 = 0; r0 < a.n; r0 += this.opts.logitsRows) {
+      const R = Math.min(this.opts.logitsRows, a.n - r0);
+      const logits = prefix(this.#final.logits, R * V);
+      out.push(matmul(this.gpu, {
+        a: rowsView(this.#picked, r0, R, D),
+        b: this.weights.value(this.#lmHeadName()),
+        c: logits,
+        M: R,
+        N: V,
+        K: D,
+        transB: true,
+      }));
+      out.push(logprobsForward(this.gpu, {
+        logits,
+        targets: a.targets,
+        lse: a.lse,
+        logp: a.logp,
+        rows: R,
+        vocab: V,
+        rowOffset: r0,
+        ...(a.greedy ? { greedy: a.greedy } : {}),
+      }));
+    }
+    return out;
+  }
+
+  #picked?: Tensor;
+
   /** Records logits for rows [r0, r0+R) into {@link logitsBuffer} (after {@link forwardHidden}). */
   forwardLogits(r0: number, R: number): Dispatch {
     return this.#logitsChunk(r0, R);
@@ -261,8 +355,11 @@ export class Llama {
     return this.dims.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight";
   }
 
-  /** Records everything up to the final norm's output (the input of the vocabulary projection). */
-  forwardHidden(B: number, T: number, io: StepBuffers): Dispatch[] {
+  /**
+   * Records everything up to the final norm's output (the input of the vocabulary projection). With `kv`,
+   * keys and values go into the cache and attention reads from it (generation).
+   */
+  forwardHidden(B: number, T: number, io: StepBuffers, kv?: KvCacheView): Dispatch[] {
     const d = this.dims, g = this.gpu, N = B * T;
     if (N > this.opts.maxTokens) {
       throw new RangeError(`batch of ${N} tokens exceeds maxTokens ${this.opts.maxTokens}`);
@@ -305,18 +402,23 @@ export class Llama {
       };
       out.push(ropeForward(g, { ...rope, x: prefix(a.q, N * Q), heads: d.numHeads }));
       out.push(ropeForward(g, { ...rope, x: prefix(a.k, N * KV), heads: d.numKvHeads }));
+      if (kv) {
+        const scatter = { positions: io.positions, rows: N, T, kvRows: kv.kvRows, width: KV };
+        out.push(kvScatter(g, { ...scatter, src: prefix(a.k, N * KV), cache: kv.k[l] }));
+        out.push(kvScatter(g, { ...scatter, src: prefix(a.v, N * KV), cache: kv.v[l] }));
+      }
       out.push(attentionForward(g, {
         q: prefix(a.q, N * Q),
-        k: prefix(a.k, N * KV),
-        v: prefix(a.v, N * KV),
+        k: kv ? kv.k[l] : prefix(a.k, N * KV),
+        v: kv ? kv.v[l] : prefix(a.v, N * KV),
         out: prefix(a.attn, N * Q),
         lse: prefix(a.lse, N * d.numHeads),
-        keyMask: io.keyMask,
+        keyMask: kv ? kv.keyMask : io.keyMask,
         B,
         Tq: T,
-        Tk: T,
-        kvRows: T,
-        qOffset: 0,
+        Tk: kv ? kv.Tk : T,
+        kvRows: kv ? kv.kvRows : T,
+        qOffset: kv ? kv.qOffset : 0,
         heads: d.numHeads,
         kvHeads: d.numKvHeads,
         headDim: d.headDim,
@@ -406,7 +508,7 @@ export class Llama {
     if (!this.opts.trainable) throw new Error("this model was built for inference (trainable: false)");
     if (!this.#grad) {
       const d = this.dims, N = this.opts.maxTokens;
-      const t = (n: number, label: string) => this.gpu.tensor(n, "f32", label);
+      const t = (n: number, label: string) => this.#own(n, "f32", label);
       const Q = d.numHeads * d.headDim, KV = d.numKvHeads * d.headDim;
       this.#grad = {
         dres: t(N * d.hiddenSize, "grad.res"),
@@ -589,7 +691,7 @@ export class Llama {
   #normScratch?: Tensor;
   /** Frozen norm weights (LoRA) still need somewhere for the kernel to write their unused gradient. */
   #scratchNormGrad(): Tensor {
-    this.#normScratch ??= this.gpu.tensor(this.dims.hiddenSize, "f32", "frozen.norm.grad");
+    this.#normScratch ??= this.#own(this.dims.hiddenSize, "f32", "frozen.norm.grad");
     return this.#normScratch;
   }
 

@@ -145,6 +145,12 @@ export async function loadLlama(
   return { config, params, model, dir: typeof source === "string" ? source : undefined };
 }
 
+/** Releases a loaded model's GPU memory (weights and workspace). */
+export function unloadLlama(loaded: LoadedLlama): void {
+  loaded.model.destroy();
+  loaded.params.destroy();
+}
+
 /** Reads every parameter back from the GPU as f32 (f16-held values widened). */
 export async function readParams(gpu: Gpu, params: ParamSet): Promise<Map<string, Float32Array>> {
   const names = params.specs.map((s) => s.name);

@@ -185,6 +185,13 @@ export class ParamSet {
     return t;
   }
 
+  /** Releases every buffer of this set. */
+  destroy(): void {
+    for (const g of this.groups) {
+      for (const a of [g.values, g.grads, g.m, g.v]) a?.chunks.forEach((c) => c.buffer?.destroy());
+    }
+  }
+
   /** Total number of elements. */
   get size(): number {
     return this.specs.reduce((s, p) => s + numel(p.shape), 0);

@@ -1,11 +1,21 @@
 import { slice } from "../../gpu/runtime.ts";
-import { add, addBias, biasBackward, castF32ToF16, copy, fill, scale } from "../../kernels/elementwise.ts";
+import {
+  add,
+  addBias,
+  biasBackward,
+  castF32ToF16,
+  copy,
+  fill,
+  gatherRows,
+  scale,
+} from "../../kernels/elementwise.ts";
 import {
   addBiasRef,
   addRef,
   biasBackwardRef,
   castF32ToF16Ref,
   copyRef,
+  gatherRowsRef,
   scaleRef,
 } from "../../kernels/elementwise_ref.ts";
 import { assertEquals, assertThrows } from "../asserts.ts";
@@ -197,3 +207,26 @@ Deno.test("elementwise: kernels cover counts beyond 65,535 workgroups (2-D launc
   assertEquals([...await gpu.read(tail)], new Array(600).fill(3));
   big.buffer.destroy();
 });
+
+Deno.test(
+  "elementwise: gatherRows picks rows in any order, repeats them, and zero-fills out-of-range ones",
+  GPU_TEST,
+  async () => {
+    const gpu = await testGpu();
+    const width = 33, srcRows = 7;
+    const src = randn(srcRows * width, 11);
+    const index = new Uint32Array([6, 0, 3, 3, 9, 1]);
+    const dst = gpu.upload(new Float32Array(index.length * width).fill(NaN));
+    gpu.run([
+      gatherRows(gpu, {
+        src: gpu.upload(src),
+        index: gpu.upload(index),
+        dst,
+        rows: index.length,
+        width,
+        srcRows,
+      }),
+    ]);
+    assertEquals(await gpu.read(dst), gatherRowsRef(src, index, width, srcRows));
+  },
+);

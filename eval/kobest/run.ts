@@ -1,0 +1,131 @@
+/**
+ * `deno task kobest` as a library call: for each model folder, load it on the GPU, score KoBEST at every
+ * shot setting, then write lm-evaluation-harness results JSON, the requests dump, and return the Markdown
+ * table (the paper's Table 2).
+ *
+ * @module
+ */
+import { Gpu } from "../../gpu/runtime.ts";
+import { writeFileAtomic, writeJsonAtomic } from "../../io/atomic.ts";
+import { openModelFolder } from "../../io/hf_model.ts";
+import { downloadFiles, HubError, resolveModelPath } from "../../io/hub.ts";
+import { loadLlama, unloadLlama } from "../../model/load.ts";
+import { loadTokenizer } from "../../text/tokenizer.ts";
+import { GpuLogprobModel } from "../gpu_model.ts";
+import {
+  KOBEST_HUB_REPO,
+  KOBEST_TASKS,
+  kobestDataDirOf,
+  kobestDataHelp,
+  kobestHubFiles,
+  type KobestSplit,
+  type KobestTask,
+} from "./data.ts";
+import { evaluateKobest, type RequestRecord } from "./evaluate.ts";
+import { kobestMarkdownTable, type LmEvalResults, type TableEntry } from "./results.ts";
+
+/** Options of {@link runKobest}. */
+export interface RunKobestOptions {
+  models: string[];
+  tasks?: KobestTask[];
+  shots?: number[];
+  split?: KobestSplit;
+  limit?: number;
+  /** KoBEST files (TSV v1.0 or Hub jsonl layout); downloaded from the Hub into its cache when absent. */
+  dataDir?: string;
+  out?: string;
+  dumpRequests?: string;
+  batchSize?: number;
+  seed?: number;
+  /** Longest input in tokens (default: min(model context, 2048)). */
+  maxLength?: number;
+  gpu?: Gpu;
+  log?: (line: string) => void;
+}
+
+/** Where the KoBEST files are: the given folder, or the Hub's files fetched into the Hugging Face cache. */
+export async function kobestDataDir(
+  dataDir: string | undefined,
+  tasks: readonly KobestTask[],
+  splits: readonly KobestSplit[],
+): Promise<string> {
+  if (dataDir) return dataDir;
+  const files = kobestHubFiles(tasks, splits);
+  try {
+    const paths = await downloadFiles(KOBEST_HUB_REPO, files, { repoType: "dataset" });
+    return kobestDataDirOf(paths[0], files[0]);
+  } catch (e) {
+    if (e instanceof HubError) throw new Error(`${e.message}\n${kobestDataHelp(tasks, splits)}`);
+    throw e;
+  }
+}
+
+/**
+ * Scores every model and writes the outputs; returns the Markdown table and all results.
+ * @example
+ * ```ts
+ * const { table } = await runKobest({ models: ["runs/orpo-tiny/final"], dataDir: "kobest", shots: [0, 5], limit: 20 });
+ * console.log(table);
+ * ```
+ */
+export async function runKobest(o: RunKobestOptions): Promise<{ table: string; results: TableEntry[] }> {
+  const log = o.log ?? ((l: string) => console.error(l));
+  const gpu = o.gpu ?? await Gpu.create();
+  log(`[kobest] adapter: ${gpu.describe()}`);
+  const tasks = o.tasks ?? [...KOBEST_TASKS];
+  const shots = o.shots ?? [0];
+  const split = o.split ?? "test";
+  const splits: KobestSplit[] = shots.some((k) => k > 0) && split !== "train" ? [split, "train"] : [split];
+  const dataDir = await kobestDataDir(o.dataDir, tasks, splits);
+  const batchSize = o.batchSize ?? 16;
+  const entries: TableEntry[] = [];
+  const dump: RequestRecord[] = [];
+  for (const model of o.models) {
+    const dir = await resolveModelPath(model);
+    const config = (await openModelFolder(dir)).config;
+    const maxLength = Math.min(o.maxLength ?? 2048, config.maxPositionEmbeddings);
+    const bucket = Math.ceil(maxLength / 64) * 64;
+    const loaded = await loadLlama(gpu, dir, {
+      trainable: false,
+      maxTokens: batchSize * bucket,
+      maxPositions: bucket,
+    });
+    const tokenizer = await loadTokenizer(dir);
+    const scorer = new GpuLogprobModel(gpu, loaded, { maxLength });
+    const t0 = performance.now();
+    let lastPrint = 0;
+    const results = await evaluateKobest(scorer, tokenizer, {
+      dataDir,
+      tasks,
+      shots,
+      split,
+      limit: o.limit,
+      seed: o.seed,
+      batchSize,
+      modelName: model,
+      modelArgs: `pretrained=${dir},max_length=${maxLength}`,
+      dumpRequests: o.dumpRequests ? (r) => dump.push({ ...r, model } as RequestRecord) : undefined,
+      onProgress: ({ done, total }) => {
+        const now = performance.now();
+        if (now - lastPrint < 1000 && done < total) return;
+        lastPrint = now;
+        const rate = done / ((now - t0) / 1000);
+        log(
+          `[kobest] ${model}: ${done}/${total} requests, ${rate.toFixed(1)} req/s, ETA ${
+            ((total - done) / Math.max(rate, 1e-9)).toFixed(0)
+          } s`,
+        );
+      },
+    });
+    for (const r of results) entries.push({ model, results: r });
+    unloadLlama(loaded);
+  }
+  if (o.out) {
+    const all: LmEvalResults[] = entries.map((e) => e.results);
+    await writeJsonAtomic(o.out, all.length === 1 ? all[0] : all, { indent: 2 });
+  }
+  if (o.dumpRequests) {
+    await writeFileAtomic(o.dumpRequests, dump.map((r) => JSON.stringify(r) + "\n").join(""));
+  }
+  return { table: kobestMarkdownTable(entries), results: entries };
+}

@@ -1,0 +1,99 @@
+#!/usr/bin/env -S deno run --allow-read --allow-write --allow-env --allow-net
+/**
+ * `deno task kobest --model DIR [--model DIR …]`: KoBEST scored exactly as lm-evaluation-harness scores it,
+ * printed as the paper's Table 2 (macro-F1, accuracy) and written as lm-eval results JSON. The work is in
+ * eval/kobest/run.ts.
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { KOBEST_SPLITS, KOBEST_TASKS, type KobestSplit, type KobestTask } from "../eval/kobest/data.ts";
+import { runKobest } from "../eval/kobest/run.ts";
+
+const USAGE = `deno task kobest --model DIR|ORG/NAME [flags]
+
+Scores models on KoBEST (BoolQ, COPA, HellaSwag, SentiNeg, WiC) as lm-evaluation-harness does and prints
+one table row per model × shot setting (macro-F1, accuracy in parentheses, size-weighted average).
+
+  --model DIR              a Hugging Face model folder or Hub id (repeatable: several models, one table)
+  --tasks LIST             comma-separated subset of ${KOBEST_TASKS.join(",")} (default all)
+  --shots LIST             shot settings, e.g. 0,5 (default 0)
+  --split S                ${KOBEST_SPLITS.join(" | ")} (default test)
+  --limit N                first N documents per task (a fraction in (0,1) means that share)
+  --data-dir DIR           KoBEST in the v1.0 TSV layout or the Hub's jsonl layout; without it the files are
+                           downloaded from the Hugging Face Hub (skt/kobest_v1) into HF_HOME
+  --out FILE.json          lm-eval results (one object, or an array of one per model × shots)
+  --dump-requests FILE     one JSON line per scored request (context, continuation, log-likelihood)
+  --batch-size N           sequences per forward pass (default 16)
+  --max-length N           longest input in tokens (default min(model context, 2048))
+  --seed N                 few-shot sampling seed (default 1234)
+`;
+
+if (import.meta.main) {
+  let values;
+  try {
+    values = parseArgs({
+      args: Deno.args,
+      options: {
+        help: { type: "boolean", short: "h" },
+        model: { type: "string", multiple: true },
+        tasks: { type: "string" },
+        shots: { type: "string" },
+        split: { type: "string" },
+        limit: { type: "string" },
+        "data-dir": { type: "string" },
+        out: { type: "string" },
+        "dump-requests": { type: "string" },
+        "batch-size": { type: "string" },
+        "max-length": { type: "string" },
+        seed: { type: "string" },
+      },
+    }).values;
+  } catch (e) {
+    console.error(`error: ${(e as Error).message}\n\n${USAGE}`);
+    Deno.exit(2);
+  }
+  if (values.help) {
+    console.log(USAGE);
+    Deno.exit(0);
+  }
+  const fail = (msg: string): never => {
+    console.error(`error: ${msg}\n\n${USAGE}`);
+    Deno.exit(2);
+  };
+  const int = (flag: string, v: string | undefined, min = 0) => {
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < min) {
+      fail(`--${flag}: expected a number ≥ ${min}, got ${JSON.stringify(v)}`);
+    }
+    return n;
+  };
+  if (!values.model?.length) fail("--model is required");
+  const tasks = values.tasks?.split(",").map((t) => t.trim()) as KobestTask[] | undefined;
+  for (const t of tasks ?? []) if (!KOBEST_TASKS.includes(t)) fail(`--tasks: unknown task "${t}"`);
+  const shots = values.shots?.split(",").map((s) => int("shots", s.trim())!);
+  if (values.split && !KOBEST_SPLITS.includes(values.split as KobestSplit)) {
+    fail(`--split: unknown split "${values.split}"`);
+  }
+  try {
+    const { table } = await runKobest({
+      models: values.model!,
+      tasks,
+      shots,
+      split: values.split as KobestSplit | undefined,
+      limit: int("limit", values.limit),
+      dataDir: values["data-dir"],
+      out: values.out,
+      dumpRequests: values["dump-requests"],
+      batchSize: int("batch-size", values["batch-size"], 1),
+      maxLength: int("max-length", values["max-length"], 2),
+      seed: int("seed", values.seed),
+    });
+    console.log(table);
+    if (values.out) console.log(`results: ${values.out}`);
+    if (values["dump-requests"]) console.log(`requests: ${values["dump-requests"]}`);
+  } catch (e) {
+    console.error(`error: ${(e as Error).message}`);
+    Deno.exit(1);
+  }
+}
