@@ -7,6 +7,7 @@
 import { parseArgs } from "node:util";
 import type { DpoLossType, ObjectiveKind } from "../kernels/objective.ts";
 import { BUNDLED_DATA, ensureTinyBase } from "../model/tiny.ts";
+import { reportHint } from "../report/hint.ts";
 import { type TrainConfig, withDefaults } from "./config.ts";
 import { parseLoraTargets } from "./lora.ts";
 import type { Schedule } from "./schedule.ts";
@@ -269,5 +270,6 @@ export async function runTrainingTask(objective: ObjectiveKind, args: string[]):
   console.log(`${objective}: ${result.steps}/${result.totalSteps} steps${change}`);
   console.log(`model: ${result.finalDir}${result.mergedDir ? `\nmerged: ${result.mergedDir}` : ""}`);
   console.log(`metrics: ${result.metricsFile}`);
+  console.log(reportHint(config.out));
   return 0;
 }

@@ -1,0 +1,154 @@
+/**
+ * The report's tables as HTML. The KoBEST and win-rate tables take their cells from the Markdown tables the
+ * evaluators print (`kobestMarkdownTable`, `renderTable`), so the page and the terminal never disagree;
+ * model names are swapped for placeholders while the Markdown is made (a `|` in a name would split a cell)
+ * and put back, escaped, afterwards.
+ *
+ * @module
+ */
+import { kobestMarkdownTable, lmEvalTaskName } from "../eval/kobest/results.ts";
+import { renderTable } from "../eval/winrate.ts";
+import { kobestTasksPresent } from "./charts.ts";
+import { escapeHtml, htmlTable } from "./html.ts";
+import type { KobestEntry, TrainingRun, WinRateSet } from "./inputs.ts";
+
+/** A table as text cells (not yet escaped). */
+export interface TextTable {
+  header: string[];
+  rows: string[][];
+}
+
+function markdownCells(line: string): string[] {
+  return line.trim().replace(/^\|/, "").replace(/\|$/, "").split("|").map((c) => c.trim());
+}
+
+/**
+ * The KoBEST comparison table: the cells of `kobestMarkdownTable` (macro-F1 with accuracy in parentheses,
+ * and the size-weighted average), one row per entry.
+ *
+ * @example
+ * ```ts
+ * kobestTable(entries).header; // ["Model", "Shots", "BoolQ F1 (acc)", …, "Avg F1 (acc)"]
+ * ```
+ */
+export function kobestTable(entries: readonly KobestEntry[]): TextTable {
+  const tasks = new Set(kobestTasksPresent(entries).map(lmEvalTaskName));
+  const markdown = kobestMarkdownTable(entries.map((e, i) => ({
+    model: `m${i}`,
+    // Only the KoBEST tasks' shot counts: a full lm-eval file may list other tasks at other settings.
+    results: {
+      ...e.results,
+      "n-shot": Object.fromEntries(Object.entries(e.results["n-shot"]).filter(([t]) => tasks.has(t))),
+    },
+  })));
+  const [header, , ...rows] = markdown.split("\n").map(markdownCells);
+  return { header, rows: rows.map((cells, i) => [entries[i].model, ...cells.slice(1)]) };
+}
+
+/**
+ * The pairs of one judge as the paper's Table 1 (the cells of `renderTable`) and its footnote.
+ *
+ * @example
+ * ```ts
+ * winRateTable(set).rows[0]; // ["orpo", "base", "45.0% (9)", "20.0% (4)", "35.0% (7)", "55.0%", "20", "0", "0"]
+ * ```
+ */
+export function winRateTable(set: WinRateSet): TextTable & { note: string } {
+  const anonymous = set.pairs.map((p, i) => ({ ...p, model_a: `a${i}`, model_b: `b${i}` }));
+  const lines = renderTable(anonymous, set.judge).split("\n");
+  const header = markdownCells(lines[0]);
+  const rows = lines.slice(2, 2 + set.pairs.length).map(markdownCells).map((cells, i) => [
+    set.pairs[i].model_a,
+    set.pairs[i].model_b,
+    ...cells.slice(2),
+  ]);
+  return { header, rows, note: lines[lines.length - 1] };
+}
+
+/**
+ * A setting's value as one line of text.
+ *
+ * @example
+ * ```ts
+ * formatSetting(["a.jsonl", "b.jsonl"]); // "a.jsonl, b.jsonl"
+ * ```
+ */
+export function formatSetting(value: unknown): string {
+  if (value === undefined) return "–";
+  if (Array.isArray(value) && value.every((v) => typeof v !== "object" || v === null)) {
+    return value.length === 0 ? "[]" : value.map(String).join(", ");
+  }
+  if (typeof value === "object" && value !== null) return JSON.stringify(value);
+  return String(value);
+}
+
+/**
+ * Every run's `train_config.json` side by side: one row per setting (in the order the files list them), one
+ * column per run; `differs` marks the settings whose values are not all the same.
+ *
+ * @example
+ * ```ts
+ * configTable(runs).rows.find((r) => r[0] === "lr"); // ["lr", "0.003", "0.0005"]
+ * ```
+ */
+export function configTable(runs: readonly TrainingRun[]): TextTable & { differs: boolean[] } {
+  const withConfig = runs.filter((r) => r.config);
+  const keys = [...new Set(withConfig.flatMap((r) => Object.keys(r.config!)))];
+  const rows = keys.map((k) => [k, ...withConfig.map((r) => formatSetting(r.config![k]))]);
+  return {
+    header: ["setting", ...withConfig.map((r) => r.name)],
+    rows,
+    differs: rows.map((r) => new Set(r.slice(1)).size > 1),
+  };
+}
+
+function formatSeconds(s: number | undefined): string {
+  if (s === undefined) return "–";
+  const m = Math.floor(s / 60);
+  return m > 0 ? `${m} min ${Math.round(s % 60)} s` : `${s.toFixed(1)} s`;
+}
+
+/**
+ * One row per run: objective, steps logged, the last training and evaluation losses, tokens and time.
+ *
+ * @example
+ * ```ts
+ * runSummaryTable(runs).rows[0]; // ["orpo-tiny", "orpo", "8", "7.1234", "7.2001", "4,512", "9.3 s"]
+ * ```
+ */
+export function runSummaryTable(runs: readonly TrainingRun[]): TextTable {
+  const rows = runs.map((run) => {
+    const last = run.train.at(-1);
+    const lastEval = run.eval.at(-1);
+    const tokens = run.train.reduce((sum, r) => sum + (r.tokens ?? 0), 0);
+    return [
+      run.name,
+      formatSetting(run.config?.objective),
+      last ? String(last.step) : "–",
+      last?.loss !== undefined ? last.loss.toFixed(4) : "–",
+      lastEval?.eval_loss !== undefined ? lastEval.eval_loss.toFixed(4) : "–",
+      tokens > 0 ? tokens.toLocaleString("en-US") : "–",
+      formatSeconds(last?.elapsed_s),
+    ];
+  });
+  return { header: ["Run", "Objective", "Steps", "Last loss", "Last eval loss", "Tokens", "Time"], rows };
+}
+
+/**
+ * A text table as escaped HTML; columns from `numericFrom` on are right-aligned.
+ *
+ * @example
+ * ```ts
+ * textTableHtml(kobestTable(entries), 1);
+ * ```
+ */
+export function textTableHtml(
+  table: TextTable,
+  numericFrom: number,
+  options: { className?: string; rowClasses?: readonly string[] } = {},
+): string {
+  return htmlTable(table.header.map(escapeHtml), table.rows.map((r) => r.map(escapeHtml)), {
+    numericFrom,
+    ...options,
+  });
+}
