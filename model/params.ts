@@ -129,10 +129,14 @@ export function numel(shape: readonly number[]): number {
 export class ParamSet {
   readonly specs: ParamSpec[];
   readonly trainable: boolean;
-  readonly values = new Map<string, Tensor>();
-  readonly grads = new Map<string, Tensor>();
-  readonly m = new Map<string, Tensor>();
-  readonly v = new Map<string, Tensor>();
+  /** Value tensors by parameter name. */
+  readonly values: Map<string, Tensor> = new Map();
+  /** Gradient tensors by parameter name (trainable sets only). */
+  readonly grads: Map<string, Tensor> = new Map();
+  /** AdamW first moments by parameter name (trainable sets only). */
+  readonly m: Map<string, Tensor> = new Map();
+  /** AdamW second moments by parameter name (trainable sets only). */
+  readonly v: Map<string, Tensor> = new Map();
   /** One entry per optimizer group: the arenas holding values, grads and moments of its tensors. */
   readonly groups: { decay: boolean; values: Arena; grads?: Arena; m?: Arena; v?: Arena }[] = [];
 
