@@ -62,7 +62,7 @@ export interface EvaluateKobestOptions {
   /** Receives every scored request once scoring is done, in task, shots, document, choice order. */
   dumpRequests?: (record: RequestRecord) => void;
   /** Progress over all requests of all tasks and shot settings. */
-  onProgress?: (progress: { done: number; total: number }) => void;
+  onProgress?: (progress: { done: number; total: number; documents: number }) => void;
 }
 
 /** The requests of one (task, shots) run, with where each came from. */
@@ -145,7 +145,8 @@ export async function evaluateKobest(
   const scored = await scoreRequests(model, tokenizer, requests, {
     batchSize: options.batchSize,
     addSpecialTokens: options.addSpecialTokens,
-    onProgress: options.onProgress,
+    onProgress: options.onProgress &&
+      ((p) => options.onProgress!({ ...p, documents: runs.reduce((n, r) => n + r.docs.length, 0) })),
   });
   if (options.dumpRequests) dumpRuns(runs, requests, scored, options.dumpRequests);
   const date = Date.now() / 1000;

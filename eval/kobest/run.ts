@@ -8,7 +8,7 @@
 import { Gpu } from "../../gpu/runtime.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../../io/atomic.ts";
 import { openModelFolder } from "../../io/hf_model.ts";
-import { downloadFiles, HubError, resolveModelPath } from "../../io/hub.ts";
+import { downloadFiles, HubError, type HubOptions, resolveModelPath } from "../../io/hub.ts";
 import { loadLlama, unloadLlama } from "../../model/load.ts";
 import { loadTokenizer } from "../../text/tokenizer.ts";
 import { GpuLogprobModel } from "../gpu_model.ts";
@@ -39,6 +39,8 @@ export interface RunKobestOptions {
   seed?: number;
   /** Longest input in tokens (default: min(model context, 2048)). */
   maxLength?: number;
+  /** Where the Hub is and its cache (default: HF_ENDPOINT, HF_HOME). */
+  hub?: HubOptions;
   gpu?: Gpu;
   log?: (line: string) => void;
 }
@@ -48,11 +50,12 @@ export async function kobestDataDir(
   dataDir: string | undefined,
   tasks: readonly KobestTask[],
   splits: readonly KobestSplit[],
+  hub: HubOptions = {},
 ): Promise<string> {
   if (dataDir) return dataDir;
   const files = kobestHubFiles(tasks, splits);
   try {
-    const paths = await downloadFiles(KOBEST_HUB_REPO, files, { repoType: "dataset" });
+    const paths = await downloadFiles(KOBEST_HUB_REPO, files, { ...hub, repoType: "dataset" });
     return kobestDataDirOf(paths[0], files[0]);
   } catch (e) {
     if (e instanceof HubError) throw new Error(`${e.message}\n${kobestDataHelp(tasks, splits)}`);
@@ -76,7 +79,7 @@ export async function runKobest(o: RunKobestOptions): Promise<{ table: string; r
   const shots = o.shots ?? [0];
   const split = o.split ?? "test";
   const splits: KobestSplit[] = shots.some((k) => k > 0) && split !== "train" ? [split, "train"] : [split];
-  const dataDir = await kobestDataDir(o.dataDir, tasks, splits);
+  const dataDir = await kobestDataDir(o.dataDir, tasks, splits, o.hub);
   const batchSize = o.batchSize ?? 16;
   const entries: TableEntry[] = [];
   const dump: RequestRecord[] = [];
@@ -105,15 +108,17 @@ export async function runKobest(o: RunKobestOptions): Promise<{ table: string; r
       modelName: model,
       modelArgs: `pretrained=${dir},max_length=${maxLength}`,
       dumpRequests: o.dumpRequests ? (r) => dump.push({ ...r, model } as RequestRecord) : undefined,
-      onProgress: ({ done, total }) => {
+      onProgress: ({ done, total, documents }) => {
         const now = performance.now();
         if (now - lastPrint < 1000 && done < total) return;
         lastPrint = now;
-        const rate = done / ((now - t0) / 1000);
+        const seconds = (now - t0) / 1000, rate = done / seconds;
+        const docRate = (done / total) * documents / seconds;
         log(
-          `[kobest] ${model}: ${done}/${total} requests, ${rate.toFixed(1)} req/s, ETA ${
-            ((total - done) / Math.max(rate, 1e-9)).toFixed(0)
-          } s`,
+          `[kobest] ${model}: ${done}/${total} requests of ${documents} documents, ${
+            docRate.toFixed(1)
+          } docs/s ` +
+            `(${rate.toFixed(1)} req/s), ETA ${((total - done) / Math.max(rate, 1e-9)).toFixed(0)} s`,
         );
       },
     });

@@ -279,3 +279,29 @@ Deno.test(
     await Deno.remove(root, { recursive: true });
   },
 );
+
+Deno.test(
+  "trainer: LoRA over an f16 frozen base trains and matches the f32 base closely",
+  GPU_TEST,
+  async () => {
+    const gpu = await testGpu();
+    const root = await Deno.makeTempDir({ prefix: "lora-f16-" });
+    const dir = await microModel();
+    // The f16 base alone: every linear weight held as f16, logits within f16 rounding of the f32 model's.
+    const f16 = await loadLlama(gpu, dir, { trainable: false, maxTokens: 64, frozenF16: true });
+    assertEquals(f16.params.value("model.layers.0.self_attn.q_proj.weight").dtype, "f16");
+    assertEquals(f16.params.value("model.norm.weight").dtype, "f32");
+    const { runParityLogits } = await import("./logits_helper.ts");
+    const base32 = await runParityLogits(gpu, dir);
+    const lora = { r: 4, alpha: 8, targets: ["q_proj", "v_proj"] as ("q_proj" | "v_proj")[], rslora: false };
+    const runs = [];
+    for (const f16Base of [false, true]) {
+      runs.push(await trainMicro(`${root}/${f16Base}`, { maxSteps: 3, evalFraction: 0, lora, f16Base }));
+    }
+    const [a, b] = await Promise.all(runs.map((r) => runParityLogits(gpu, dir, r.finalDir)));
+    assertClose(b, a, "adapters trained over f16 and f32 bases", 2e-2, 2e-2);
+    assert(a.some((x, i) => Math.abs(x - base32[i]) > 1e-4), "the adapter changed nothing");
+    assertClose([runs[1].lastLoss!], [runs[0].lastLoss!], "last loss", 1e-2, 1e-2);
+    await Deno.remove(root, { recursive: true });
+  },
+);
