@@ -173,6 +173,9 @@ export class StepRunner {
     const g = this.gpu, io = this.io, model = this.model;
     g.write(this.#metrics, new Float32Array(this.#metrics.length));
     g.write(this.#hyper, this.#hyperFor(mbs));
+    this.opt.setStep(step, lr);
+    // One submission per micro-batch (its inputs are written just before it); the last one also clips and
+    // updates, so a step without accumulation is a single command encoder.
     mbs.forEach((mb, i) => {
       const { B, T } = mb.batch;
       this.#write(mb);
@@ -181,10 +184,9 @@ export class StepRunner {
         ...this.#program(`fwd:${B}x${T}`, () => model.forward(B, T, io)),
         ...this.#program(`obj:${B}x${T}`, () => this.#objective(B, T, this.#metrics)),
         ...this.#program(`bwd:${B}x${T}`, () => model.backward(B, T, io)),
+        ...(i === mbs.length - 1 ? this.opt.step() : []),
       ]);
     });
-    this.opt.setStep(step, lr);
-    g.run(this.opt.step());
     const [m, normSq] = await g.readMany([this.#metrics, this.opt.gradNormSq]) as Float32Array[];
     return { values: this.#named(m), gradNorm: Math.sqrt(normSq[0]) };
   }
