@@ -5,6 +5,7 @@
  */
 import type { Gpu, Tensor } from "../gpu/runtime.ts";
 import {
+  assertWithinSlidingWindow,
   type ModelConfig,
   openModelFolder,
   type RopeConfig,
@@ -131,6 +132,8 @@ export async function loadLlama(
     }
   }
   const maxPositions = opts.maxPositions ?? Math.min(config.maxPositionEmbeddings, 4096);
+  // Attention here is full causal attention: a model with a shorter sliding window would differ.
+  assertWithinSlidingWindow(config, maxPositions);
   const tables = ropeTables(ropeSpecOf(config.rope), maxPositions);
   const rope = {
     cos: gpu.upload(tables.cos, "rope.cos"),
