@@ -181,6 +181,8 @@ export class Gpu {
   #pipelines = new Map<string, GPUComputePipeline>();
   #error: string | undefined;
   #lost = false;
+  #liveBytes = 0;
+  #peakBytes = 0;
 
   private constructor(device: GPUDevice, report: AdapterReport) {
     this.device = device;
@@ -258,7 +260,61 @@ export class Gpu {
         } per buffer (${this.report.description})`,
       );
     }
-    return this.device.createBuffer({ size, usage, label });
+    return this.#counted(this.device.createBuffer({ size, usage, label }));
+  }
+
+  /**
+   * Bytes of the buffers created through {@link createBuffer} (tensors, arenas, uniforms, readback staging)
+   * and not destroyed yet: the toolkit's own GPU memory, which WebGPU does not report.
+   * @example
+   * ```ts
+   * console.log(`${(gpu.liveBytes / 2 ** 30).toFixed(2)} GiB allocated`);
+   * ```
+   */
+  get liveBytes(): number {
+    return this.#liveBytes;
+  }
+
+  /**
+   * The highest {@link liveBytes} since the device was created or {@link resetPeakBytes} was called.
+   * @example
+   * ```ts
+   * gpu.resetPeakBytes();
+   * await runner.step(mbs, 1e-4, 1);
+   * console.log(`step peak: ${gpu.peakBytes} B`);
+   * ```
+   */
+  get peakBytes(): number {
+    return this.#peakBytes;
+  }
+
+  /**
+   * Starts a new peak from the bytes live now (to measure one phase, e.g. the training steps).
+   * @example
+   * ```ts
+   * gpu.resetPeakBytes(); // gpu.peakBytes === gpu.liveBytes
+   * ```
+   */
+  resetPeakBytes(): void {
+    this.#peakBytes = this.#liveBytes;
+  }
+
+  /** Counts `buffer` as live until its first `destroy()` (callers destroy buffers directly). */
+  #counted(buffer: GPUBuffer): GPUBuffer {
+    const size = buffer.size;
+    this.#liveBytes += size;
+    this.#peakBytes = Math.max(this.#peakBytes, this.#liveBytes);
+    const destroy = buffer.destroy.bind(buffer);
+    let live = true;
+    Object.defineProperty(buffer, "destroy", {
+      configurable: true,
+      value: () => {
+        if (live) this.#liveBytes -= size;
+        live = false;
+        destroy();
+      },
+    });
+    return buffer;
   }
 
   /** A new zero-filled tensor in its own storage buffer. */
@@ -342,11 +398,11 @@ export class Gpu {
     }));
     if (uniform) {
       const data = packUniform(uniform);
-      const ub = this.device.createBuffer({
-        size: data.byteLength,
-        usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-        label: `${label}.uniform`,
-      });
+      const ub = this.createBuffer(
+        data.byteLength,
+        GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+        `${label}.uniform`,
+      );
       this.device.queue.writeBuffer(ub, 0, data);
       entries.push({ binding: tensors.length, resource: { buffer: ub } });
     }
@@ -403,11 +459,11 @@ export class Gpu {
       offsets.push(total);
       total = align(total + s, 16);
     }
-    const staging = this.device.createBuffer({
-      size: Math.max(16, total),
-      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-      label: "readback",
-    });
+    const staging = this.createBuffer(
+      Math.max(16, total),
+      GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      "readback",
+    );
     const enc = this.device.createCommandEncoder();
     ts.forEach((t, i) => {
       if (sizes[i] > 0) enc.copyBufferToBuffer(t.buffer, t.offset, staging, offsets[i], sizes[i]);

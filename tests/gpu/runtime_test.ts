@@ -80,3 +80,30 @@ Deno.test("runtime: timing returns a positive duration", GPU_TEST, async () => {
   const ms = await gpu.time([gpu.dispatch(DOUBLE, [x, y], grid(n, 64), [n, f32(1)])], 3);
   assertEquals(ms > 0, true);
 });
+
+Deno.test("runtime: live and peak bytes follow creation and destruction", GPU_TEST, async () => {
+  const gpu = await testGpu();
+  const before = gpu.liveBytes;
+  gpu.resetPeakBytes();
+  const a = gpu.tensor(1000, "f32", "counted.a"); // 4000 B, rounded to 4000 (a multiple of 16)
+  const b = gpu.tensor(3, "f16", "counted.b"); // 6 B, rounded up to the 16-byte minimum
+  assertEquals(gpu.liveBytes - before, 4016);
+  const arena = new Arena(gpu, "counted.arena");
+  arena.alloc(10, "f32");
+  arena.alloc(10, "f32"); // each allocation is 256-byte aligned: one 512-byte buffer
+  arena.finish();
+  assertEquals(gpu.liveBytes - before, 4528);
+  a.buffer.destroy();
+  a.buffer.destroy(); // a second destroy must not count twice
+  assertEquals(gpu.liveBytes - before, 528);
+  assertEquals(gpu.peakBytes - before, 4528);
+  gpu.resetPeakBytes();
+  assertEquals(gpu.peakBytes, gpu.liveBytes);
+  // A readback's staging buffer (16 bytes here) counts while it exists and is released after.
+  await gpu.read(b);
+  assertEquals(gpu.liveBytes - before, 528);
+  assertEquals(gpu.peakBytes - before, 528 + 16);
+  b.buffer.destroy();
+  arena.chunks[0].buffer.destroy();
+  assertEquals(gpu.liveBytes, before);
+});

@@ -1,0 +1,281 @@
+/**
+ * Training throughput: optimizer steps of full fine-tuning or LoRA on a Llama shape with random weights,
+ * timed as the trainer runs them (one submission per micro-batch, one readback of the metrics per step),
+ * with the step time, tokens/s, the GPU memory the toolkit allocated and, given torch_reference.py's
+ * output, the ratio to PyTorch's tokens/s for the same model.
+ *
+ * ```sh
+ * deno task bench:train                                          # tiny shape, CPU-sized
+ * deno task bench:train --preset tinyllama --batch 4 --seq 1024 --torch torch.txt --json train.json
+ * deno task bench:train --preset llama7b --lora 16 --f16-base --batch 1 --seq 1024
+ * ```
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { Gpu } from "../gpu/runtime.ts";
+import { dimsOf } from "../model/load.ts";
+import { collateSft } from "../train/batching.ts";
+import { uniformGenerator } from "../model/init.ts";
+import { microBatch, StepRunner } from "../train/runner.ts";
+import { AdamW } from "../train/step.ts";
+import {
+  adapterSummary,
+  type BenchReport,
+  type BenchShape,
+  countParams,
+  createRandomLlama,
+  formatBytes,
+  formatCount,
+  intFlag,
+  loadTuningIfPresent,
+  loraSpecFor,
+  mean,
+  parseTorchReference,
+  positiveInt,
+  type PresetName,
+  sameModel,
+  SHAPE_OPTIONS,
+  SHAPE_USAGE,
+  shapeFromFlags,
+  shapeSummary,
+  type TorchTrainResult,
+  wallMs,
+  writeReport,
+} from "./common.ts";
+
+const USAGE = `usage: deno task bench:train [options]
+${SHAPE_USAGE}
+  --batch N       sequences per step (default 4; tiny: 4, llama7b: 1)
+  --seq N         tokens per sequence (default 1024; tiny: 256)
+  --steps N       measured steps (default 5; tiny: 10)
+  --warmup N      untimed steps first (default 2; llama7b: 1)
+  --lora R        train rank-R LoRA adapters on every linear layer (alpha 2R) instead of every weight
+  --f16-base      with --lora: hold the frozen base's linear weights in f16
+  --torch FILE    captured output of torch_reference.py: print our tokens/s over PyTorch's (same model only)
+  --tuning FILE   matmul tuning results to use (from bench:matmul --autotune --tuning FILE)
+  --quick         the smallest meaningful run (batch 2 × 64 tokens, 1 warm-up + 2 steps unless given)
+  --json FILE     also write the results as JSON
+  --help`;
+
+/** What one run measures. */
+interface Options {
+  shape: BenchShape;
+  batch: number;
+  seq: number;
+  steps: number;
+  warmup: number;
+  lora?: number;
+  f16Base: boolean;
+  torch?: string;
+  tuning?: string;
+  quick: boolean;
+  json?: string;
+}
+
+/** Sizes when no flag gives them: CPU-sized for tiny, the torch reference's batch for the big shapes. */
+function defaults(
+  preset: PresetName,
+  quick: boolean,
+): { batch: number; seq: number; steps: number; warmup: number } {
+  if (quick) return { batch: 2, seq: 64, steps: 2, warmup: 1 };
+  if (preset === "tiny") return { batch: 4, seq: 256, steps: 10, warmup: 2 };
+  if (preset === "llama7b") return { batch: 1, seq: 1024, steps: 3, warmup: 1 };
+  return { batch: 4, seq: 1024, steps: 5, warmup: 2 };
+}
+
+function parseOptions(args: string[]): Options | undefined {
+  const { values } = parseArgs({
+    args,
+    options: {
+      ...SHAPE_OPTIONS,
+      batch: { type: "string" },
+      seq: { type: "string" },
+      steps: { type: "string" },
+      warmup: { type: "string" },
+      lora: { type: "string" },
+      "f16-base": { type: "boolean", default: false },
+      torch: { type: "string" },
+      tuning: { type: "string" },
+      quick: { type: "boolean", default: false },
+      json: { type: "string" },
+      help: { type: "boolean", default: false },
+    },
+  });
+  if (values.help) return undefined;
+  const shape = shapeFromFlags(values);
+  const d = defaults(shape.preset, values.quick);
+  if (values["f16-base"] && values.lora === undefined) {
+    throw new Error("--f16-base: the base is only frozen under --lora; full fine-tuning updates it in f32");
+  }
+  return {
+    shape,
+    batch: intFlag("--batch", values.batch, d.batch),
+    seq: intFlag("--seq", values.seq, d.seq),
+    steps: intFlag("--steps", values.steps, d.steps),
+    warmup: values.warmup === undefined ? d.warmup : nonNegativeInt("--warmup", values.warmup),
+    lora: values.lora === undefined ? undefined : positiveInt("--lora", values.lora),
+    f16Base: values["f16-base"],
+    torch: values.torch,
+    tuning: values.tuning,
+    quick: values.quick,
+    json: values.json,
+  };
+}
+
+function nonNegativeInt(flag: string, text: string): number {
+  return text === "0" ? 0 : positiveInt(flag, text);
+}
+
+/** B random sequences of T tokens, every token a target (SFT on whole texts, as torch's labels=ids). */
+function randomBatch(B: number, T: number, vocab: number, seed: number) {
+  const uniform = uniformGenerator(seed);
+  const examples = Array.from({ length: B }, (_, b) => ({
+    ids: Array.from({ length: T }, () => 3 + Math.floor(uniform() * (vocab - 3))),
+    labelMask: new Array(T).fill(1),
+    source: `random:${b}`,
+  }));
+  return collateSft(examples, examples.map((_, i) => i), { padId: 0 });
+}
+
+/** The torch result our run compares with, by mode, when it trained the same model. */
+function torchMatches(
+  results: TorchTrainResult[],
+  parameters: number,
+  lora: boolean,
+): Record<string, TorchTrainResult> {
+  const wanted: Record<string, string> = lora
+    ? { vsTorchLora: "lora" }
+    : { vsTorchFp32: "fp32", vsTorchBf16: "amp" };
+  const out: Record<string, TorchTrainResult> = {};
+  for (const [ratio, mode] of Object.entries(wanted)) {
+    const r = results.find((x) => x.mode === mode && sameModel(x.paramsM, parameters));
+    if (r) out[ratio] = r;
+  }
+  return out;
+}
+
+function describeRun(o: Options, parameters: number, trainable: number): string {
+  const c = o.shape.config;
+  const what = o.lora === undefined
+    ? "full fine-tuning"
+    : `LoRA r=${o.lora} on every linear layer (${formatCount(trainable)} trainable)${
+      o.f16Base ? ", f16 base" : ""
+    }`;
+  return `model: ${o.shape.name}, ${
+    formatCount(parameters)
+  } parameters (hidden ${c.hiddenSize}, ${c.numLayers} ` +
+    `layers, ${c.numHeads}/${c.numKvHeads} heads, MLP ${c.intermediateSize}, vocab ${c.vocabSize}); ${what}`;
+}
+
+async function main(): Promise<void> {
+  const opts = parseOptions(Deno.args);
+  if (!opts) {
+    console.log(USAGE);
+    return;
+  }
+  const torch = opts.torch ? parseTorchReference(await Deno.readTextFile(opts.torch), opts.torch) : undefined;
+  const gpu = await Gpu.create();
+  console.log(`adapter: ${gpu.describe()}`);
+  if (opts.tuning) console.log(await loadTuningIfPresent(opts.tuning));
+  const { batch: B, seq: T } = opts;
+  const config = opts.shape.config;
+  const built = performance.now();
+  const m = await createRandomLlama(gpu, config, {
+    trainable: opts.lora === undefined,
+    maxTokens: B * T,
+    maxPositions: T,
+    lora: opts.lora === undefined ? undefined : loraSpecFor(opts.lora),
+    f16Base: opts.f16Base,
+  });
+  console.log(describeRun(opts, m.parameters, m.trainableParameters));
+  const opt = new AdamW(gpu, m.trainableSets, { weightDecay: 0.01, decayAll: true });
+  const settings = { objective: "sft" as const, beta: 0.1 };
+  const runner = new StepRunner(gpu, m.loaded.model, opt, settings, B);
+  const mb = microBatch(randomBatch(B, T, config.vocabSize, 1), settings);
+  const allocated = gpu.liveBytes;
+  console.log(
+    `built in ${((performance.now() - built) / 1000).toFixed(1)} s; GPU memory allocated ${
+      formatBytes(allocated)
+    }`,
+  );
+  console.log(`batch ${B} × ${T} tokens; ${opts.warmup} warm-up + ${opts.steps} measured steps`);
+  let step = 0;
+  for (let i = 0; i < opts.warmup; i++) {
+    const ms = await wallMs(() => runner.step([mb], 1e-5, ++step));
+    console.log(`warm-up step ${i + 1}: ${ms.toFixed(1)} ms`);
+  }
+  const times: number[] = [];
+  let loss = NaN;
+  for (let i = 0; i < opts.steps; i++) {
+    const t0 = performance.now();
+    const r = await runner.step([mb], 1e-5, ++step);
+    times.push(performance.now() - t0);
+    loss = r.values.loss;
+    console.log(`step ${i + 1}: ${times[i].toFixed(1)} ms (loss ${loss.toFixed(4)})`);
+  }
+  if (!Number.isFinite(loss)) throw new Error(`the loss is ${loss}: the step computed nothing meaningful`);
+  const stepMs = mean(times);
+  const tokensPerSec = (B * T) / (stepMs / 1000);
+  console.log(`step: ${stepMs.toFixed(1)} ms (mean of ${times.length}); ${tokensPerSec.toFixed(0)} tokens/s`);
+  console.log(`GPU memory: ${formatBytes(allocated)} allocated, ${formatBytes(gpu.peakBytes)} at the peak`);
+
+  const ratios: Record<string, number> = {};
+  const matched = torch ? torchMatches(torch.train, m.parameters, opts.lora !== undefined) : {};
+  for (const [name, r] of Object.entries(matched)) {
+    ratios[name] = tokensPerSec / r.tokS;
+    const sameBatch = r.bs === B && r.seq === T ? "" : ` (torch ran ${r.bs} × ${r.seq})`;
+    console.log(
+      `vs torch ${r.mode}: ${r.tokS} tokens/s, ${r.memGB} GB peak → ratio ${
+        ratios[name].toFixed(3)
+      }${sameBatch}`,
+    );
+  }
+  if (torch && Object.keys(matched).length === 0) {
+    console.log(
+      `torch: no ${opts.lora === undefined ? "fp32/amp" : "lora"} result for a ` +
+        `${formatCount(countParams(dimsOf(config)))}-parameter model in ${opts.torch}; no ratio`,
+    );
+  }
+  if (opts.json) {
+    const report: BenchReport = {
+      script: "train_step",
+      preset: opts.shape.name,
+      shape: shapeSummary(config),
+      adapter: adapterSummary(gpu),
+      settings: {
+        batch: B,
+        seq: T,
+        steps: opts.steps,
+        warmup: opts.warmup,
+        mode: opts.lora === undefined ? "full" : "lora",
+        loraRank: opts.lora ?? null,
+        f16Base: opts.f16Base,
+        optimizer: "AdamW (weight decay 0.01 on every parameter, no clipping), lr 1e-5",
+        quick: opts.quick,
+      },
+      figures: {
+        stepMs,
+        tokensPerSec,
+        parameters: m.parameters,
+        trainableParameters: m.trainableParameters,
+        allocatedBytes: allocated,
+        peakBytes: gpu.peakBytes,
+      },
+      ratios,
+      extra: { stepTimesMs: times, finalLoss: loss, torch: matched, torchHeader: torch?.header ?? null },
+      date: new Date().toISOString(),
+    };
+    await writeReport(opts.json, report);
+  }
+  m.destroy();
+}
+
+if (import.meta.main) {
+  try {
+    await main();
+  } catch (e) {
+    console.error(`bench:train: ${(e as Error).message}`);
+    Deno.exit(1);
+  }
+}
