@@ -8,7 +8,7 @@
 import type { Gpu, Tensor } from "../gpu/runtime.ts";
 import { type ModelConfig, parseModelConfig } from "../io/hf_model.ts";
 import { loadMatmulTuning } from "../kernels/matmul.ts";
-import { toF16 } from "../kernels/matmul_ref.ts";
+import { f32ToF16 } from "../gpu/half.ts";
 import { normalGenerator } from "../model/init.ts";
 import { Llama } from "../model/llama.ts";
 import { dimsOf, type LoadedLlama, ropeSpecOf, weightSource } from "../model/load.ts";
@@ -314,7 +314,7 @@ function createLora(gpu: Gpu, dims: LlamaDims, spec: LoraSpec, seed: number): Pa
 async function fillRandom(gpu: Gpu, set: ParamSet, seed: number): Promise<void> {
   const normal = normalGenerator(seed);
   const pattern = Float32Array.from({ length: PATTERN_LENGTH }, () => normal() * 0.02);
-  const sources = { f32: gpu.upload(pattern, "fill.f32"), f16: gpu.upload(toF16(pattern), "fill.f16") };
+  const sources = { f32: gpu.upload(pattern, "fill.f32"), f16: gpu.upload(f32ToF16(pattern), "fill.f16") };
   const patternBytes = { f32: PATTERN_LENGTH * 4, f16: PATTERN_LENGTH * 2 };
   gpu.run([], (encoder) => {
     for (const spec of set.specs) {

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { f16ToF32 } from "../gpu/half.ts";
 import type { Gpu, Tensor } from "../gpu/runtime.ts";
 import {
   assertWithinSlidingWindow,
@@ -162,22 +163,8 @@ export async function readParams(gpu: Gpu, params: ParamSet): Promise<Map<string
   const out = new Map<string, Float32Array>();
   names.forEach((n, i) => {
     const d = data[i];
-    out.set(n, d instanceof Float32Array ? d : widenF16(d as Uint16Array));
+    out.set(n, d instanceof Float32Array ? d : f16ToF32(d as Uint16Array));
   });
-  return out;
-}
-
-function widenF16(bits: Uint16Array): Float32Array {
-  const out = new Float32Array(bits.length);
-  for (let i = 0; i < bits.length; i++) {
-    const h = bits[i];
-    const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, f = h & 0x3ff;
-    out[i] = e === 0
-      ? s * f * 2 ** -24
-      : e === 31
-      ? (f ? NaN : s * Infinity)
-      : s * (1 + f / 1024) * 2 ** (e - 15);
-  }
   return out;
 }
 

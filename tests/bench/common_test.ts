@@ -12,7 +12,7 @@ import {
 import { collectRatios } from "../../bench/merge_results.ts";
 import type { BenchReport } from "../../bench/common.ts";
 import { dimsOf } from "../../model/load.ts";
-import { fromF16 } from "../../kernels/matmul_ref.ts";
+import { f16ToF32 } from "../../gpu/half.ts";
 import { GPU_TEST, testGpu } from "../helpers.ts";
 
 Deno.test("bench shapes: presets have the published parameter counts", () => {
@@ -135,7 +135,7 @@ Deno.test(
     for (
       const [name, values] of [["embed", embed as Float32Array], [
         "q_proj",
-        fromF16(q as Uint16Array),
+        f16ToF32(q as Uint16Array),
       ]] as const
     ) {
       const std = Math.sqrt(values.reduce((s, x) => s + x * x, 0) / values.length);

@@ -14,7 +14,8 @@ import {
   saveMatmulTuning,
 } from "../../kernels/matmul.ts";
 import { matmulConfigProblem, matmulTile, matmulWgsl } from "../../kernels/matmul_codegen.ts";
-import { f16BitsToF32, f32ToF16Bits, fromF16, matmulRef, toF16 } from "../../kernels/matmul_ref.ts";
+import { f16BitsToF32, f16ToF32, f32ToF16, f32ToF16Bits } from "../../gpu/half.ts";
+import { matmulRef } from "../../kernels/matmul_ref.ts";
 import { type Gpu, MAX_GROUPS_PER_DIM, slice } from "../../gpu/runtime.ts";
 import { assert, assertEquals, assertRejects, assertStringIncludes, assertThrows } from "../asserts.ts";
 import { assertClose, GPU_TEST, randn, testGpu } from "../helpers.ts";
@@ -50,8 +51,8 @@ async function checkCases(gpu: Gpu, cases: readonly Case[]): Promise<void> {
     const a = randn(c.M * c.K, 10 + i);
     let b = randn(c.K * c.N, 20 + i);
     const c0 = c.accumulate ? randn(c.M * c.N, 30 + i) : new Float32Array(c.M * c.N).fill(NaN);
-    const b16 = c.bF16 ? toF16(b) : undefined;
-    if (b16) b = fromF16(b16); // the reference sees exactly the rounded weights the kernel reads
+    const b16 = c.bF16 ? f32ToF16(b) : undefined;
+    if (b16) b = f16ToF32(b16); // the reference sees exactly the rounded weights the kernel reads
     const args: MatmulArgs = {
       a: gpu.upload(a, "a"),
       b: b16 ? gpu.upload(b16, "b16") : gpu.upload(b, "b"),
