@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { pathExists } from "./fs.ts";
 import { basename, dirname, join } from "node:path";
 
 /** Suffix of the previous folder while {@link replaceDirAtomic} swaps a new one in. */
@@ -49,16 +50,6 @@ async function removeQuietly(path: string): Promise<void> {
     await Deno.remove(path, { recursive: true });
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
   }
 }
 
@@ -186,7 +177,7 @@ export async function replaceDirAtomic(tmpDir: string, finalDir: string): Promis
   const info = await Deno.stat(tmpDir).catch(() => undefined);
   if (!info?.isDirectory) throw new Error(`replaceDirAtomic: ${tmpDir} is not a folder`);
   const previous = finalDir + PREVIOUS_DIR_SUFFIX;
-  if (await exists(finalDir)) {
+  if (await pathExists(finalDir)) {
     // A stale `.previous` is left by a kill after an earlier swap completed; the current folder is newer.
     await removeQuietly(previous);
     await Deno.rename(finalDir, previous);
@@ -208,7 +199,7 @@ export async function replaceDirAtomic(tmpDir: string, finalDir: string): Promis
  */
 export async function recoverReplacedDir(finalDir: string): Promise<boolean> {
   const previous = finalDir + PREVIOUS_DIR_SUFFIX;
-  if (await exists(finalDir) || !(await exists(previous))) return false;
+  if (await pathExists(finalDir) || !(await pathExists(previous))) return false;
   await Deno.rename(previous, finalDir);
   return true;
 }

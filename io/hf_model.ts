@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { isFile } from "./fs.ts";
 import { join } from "node:path";
 import { makeTempSiblingDir, replaceDirAtomic, sortKeysDeep, writeJsonAtomic } from "./atomic.ts";
 import {
@@ -488,15 +489,6 @@ async function readJsonFile(path: string): Promise<unknown> {
     return JSON.parse(text);
   } catch (e) {
     throw new ModelFolderError(`${path}: not valid JSON (${(e as Error).message})`);
-  }
-}
-
-async function isFile(path: string): Promise<boolean> {
-  try {
-    return (await Deno.stat(path)).isFile;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
   }
 }
 

@@ -18,6 +18,7 @@
  *
  * @module
  */
+import { isFile } from "./fs.ts";
 import { createHash } from "node:crypto";
 import { dirname, join, relative } from "node:path";
 
@@ -268,15 +269,6 @@ function makeCtx(repoId: string, options: HubOptions): Ctx {
 
 function snapshotPath(ctx: Ctx, commit: string, file: string): string {
   return join(ctx.folder, "snapshots", commit, ...file.split("/"));
-}
-
-async function isFile(path: string): Promise<boolean> {
-  try {
-    return (await Deno.stat(path)).isFile;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
 }
 
 async function fileSize(path: string): Promise<number> {

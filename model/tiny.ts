@@ -7,6 +7,7 @@
  */
 import { writeJsonAtomic } from "../io/atomic.ts";
 import { loadDataset, rowTexts } from "../io/datasets.ts";
+import { isFile } from "../io/fs.ts";
 import { saveModelFolder } from "../io/hf_model.ts";
 import { trainBpeTokenizer, writeTokenizerFiles } from "../text/bpe_train.ts";
 import { initLlamaWeights } from "./init.ts";
@@ -34,16 +35,6 @@ export const TINY_ARCHITECTURE = {
 /** Tokenizer vocabulary of the tiny model (specials and 256 bytes included). */
 export const TINY_VOCAB = 2048;
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
-}
-
 /**
  * Makes sure `dir` holds the tiny base model (config, weights, tokenizer), building it when missing.
  * Returns true when it was built now.
@@ -53,7 +44,7 @@ async function exists(path: string): Promise<boolean> {
  * ```
  */
 export async function ensureTinyBase(dir: string, seed = 0): Promise<boolean> {
-  if (await exists(`${dir}/config.json`) && await exists(`${dir}/tokenizer.json`)) return false;
+  if (await isFile(`${dir}/config.json`) && await isFile(`${dir}/tokenizer.json`)) return false;
   const texts: string[] = [];
   for (const url of Object.values(BUNDLED_DATA)) {
     const ds = await loadDataset(url.pathname);

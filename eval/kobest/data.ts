@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { isFile } from "../../io/fs.ts";
 import { parseTable } from "../../io/delimited.ts";
 
 /** The five KoBEST tasks, in the order lm-evaluation-harness lists them. */
@@ -331,15 +332,6 @@ export function limitedCount(size: number, limit: number | undefined): number {
   if (limit < 1) return Math.ceil(size * limit);
   if (!Number.isInteger(limit)) throw new RangeError(`limit above 1 must be an integer, got ${limit}`);
   return Math.min(size, limit);
-}
-
-async function isFile(path: string): Promise<boolean> {
-  try {
-    return (await Deno.stat(path)).isFile;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
 }
 
 /**
