@@ -7,7 +7,7 @@
  */
 import { Gpu } from "../gpu/runtime.ts";
 import { openModelFolder } from "../io/hf_model.ts";
-import { loadLlama } from "../model/load.ts";
+import { loadLlama, unloadLlama } from "../model/load.ts";
 import type {
   ChatMessage,
   GenerateRequest,
@@ -43,12 +43,30 @@ export class TextEngine implements GenerationEngine {
   readonly maxContextTokens: number;
   readonly tokenizer: TextTokenizer;
   readonly generator: Generator;
+  readonly #release: (() => void) | undefined;
 
-  constructor(modelId: string, tokenizer: TextTokenizer, generator: Generator) {
+  /** `release` frees what the engine was built on (the loaded weights); {@link close} calls it once. */
+  constructor(modelId: string, tokenizer: TextTokenizer, generator: Generator, release?: () => void) {
     this.modelId = modelId;
     this.tokenizer = tokenizer;
     this.generator = generator;
     this.maxContextTokens = generator.kvRows;
+    this.#release = release;
+  }
+
+  /**
+   * Frees the engine's GPU memory (KV cache, workspace, weights) so another model can be loaded; the engine
+   * is unusable afterwards. Call it when no generation is running.
+   * @example
+   * ```ts
+   * const engine = await loadEngine("runs/sft/final", { maxConcurrent: 4 });
+   * // … generate …
+   * engine.close();
+   * ```
+   */
+  close(): void {
+    this.generator.close();
+    this.#release?.();
   }
 
   countTokens(text: string): number {
@@ -137,5 +155,5 @@ export async function loadEngine(
   });
   const generator = new Generator(gpu, loaded, { slots: opts.maxConcurrent, contextTokens: context });
   const name = opts.modelId ?? modelDir.replace(/\/+$/, "").split("/").slice(-2).join("/");
-  return new TextEngine(name, tokenizer, generator);
+  return new TextEngine(name, tokenizer, generator, () => unloadLlama(loaded));
 }

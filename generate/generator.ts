@@ -156,6 +156,36 @@ export class Generator {
     this.#slots = new Array(S).fill(undefined);
   }
 
+  /**
+   * Releases the KV cache and the per-slot buffers (the model's weights belong to whoever loaded them).
+   * Generation must be idle: closing under a running request would free buffers the GPU still uses.
+   * @example
+   * ```ts
+   * await gen.generate({ promptIds: [1, 530], maxNewTokens: 8 });
+   * gen.close();
+   * ```
+   */
+  close(): void {
+    // The decode loop may still be winding down, but with no slot or queued request it submits nothing more.
+    if (this.#pending.length > 0 || this.#slots.some((s) => s)) {
+      throw new Error("Generator.close(): requests are still running; await them first");
+    }
+    const owned = [
+      ...this.#cacheK,
+      ...this.#cacheV,
+      this.#cacheMask,
+      this.#live,
+      this.#produced,
+      this.#out,
+      this.#sampled,
+      this.#params,
+      this.#counter,
+      this.#seen,
+    ];
+    for (const t of owned) t.buffer.destroy();
+    this.#programs.clear();
+  }
+
   /** Continues `req.promptIds`; resolves when the sequence ends. Requests beyond the slots wait their turn. */
   generate(req: GenerationRequest): Promise<GenerationOutput> {
     const P = req.promptIds.length;
