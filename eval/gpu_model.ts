@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { type Dispatch, type Gpu, prefix, type Tensor } from "../gpu/runtime.ts";
+import { type Gpu, prefix, ProgramCache, type Tensor } from "../gpu/runtime.ts";
 import type { LoadedLlama } from "../model/load.ts";
 import type { StepBuffers } from "../model/llama.ts";
 import { writeBatch } from "../train/step.ts";
@@ -27,7 +27,7 @@ export class GpuLogprobModel implements TokenLogprobModel {
   readonly loaded: LoadedLlama;
   readonly maxLength: number;
   readonly #io: StepBuffers;
-  readonly #programs = new Map<string, Dispatch[]>();
+  readonly #programs = new ProgramCache();
   /** Per scored row: its row in the forward, its target id, and the results. */
   readonly #score: { index: Tensor; targets: Tensor; logp: Tensor; lse: Tensor; greedy: Tensor };
 
@@ -49,12 +49,6 @@ export class GpuLogprobModel implements TokenLogprobModel {
       lse: gpu.tensor(N, "f32", "score.lse"),
       greedy: gpu.tensor(N, "u32", "score.greedy"),
     };
-  }
-
-  #program(key: string, build: () => Dispatch[]): Dispatch[] {
-    let p = this.#programs.get(key);
-    if (!p) this.#programs.set(key, p = build());
-    return p;
   }
 
   async tokenLogprobs(batch: LogprobQuery[]): Promise<TokenLogprobs[]> {
@@ -96,8 +90,8 @@ export class GpuLogprobModel implements TokenLogprobModel {
     g.write(sc.index, idx);
     g.write(sc.targets, tgt);
     g.run([
-      ...this.#program(`fwd:${B}x${T}`, () => model.forwardHidden(B, T, io)),
-      ...this.#program(`score:${B}x${T}:${rows}`, () =>
+      ...this.#programs.get(`fwd:${B}x${T}`, () => model.forwardHidden(B, T, io)),
+      ...this.#programs.get(`score:${B}x${T}:${rows}`, () =>
         model.scoreRows({
           index: prefix(sc.index, rows),
           targets: prefix(sc.targets, rows),

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { type Dispatch, type Gpu, prefix, slice, type Tensor } from "../gpu/runtime.ts";
+import { type Dispatch, type Gpu, prefix, ProgramCache, slice, type Tensor } from "../gpu/runtime.ts";
 import { decodeAdvance } from "../kernels/kvcache.ts";
 import { SAMPLE_PARAMS, sampleDispatch, samplingParams, seenFromTokens } from "../kernels/sampling.ts";
 import type { KvCacheView, Llama, StepBuffers } from "../model/llama.ts";
@@ -103,7 +103,7 @@ export class Generator {
   readonly #params: Tensor;
   readonly #counter: Tensor;
   readonly #seen: Tensor;
-  readonly #programs = new Map<string, Dispatch[]>();
+  readonly #programs = new ProgramCache();
   readonly #slots: (Slot | undefined)[];
   readonly #pending: Slot[] = [];
   #running: Promise<void> | undefined;
@@ -216,12 +216,6 @@ export class Generator {
     });
   }
 
-  #program(key: string, build: () => Dispatch[]): Dispatch[] {
-    let p = this.#programs.get(key);
-    if (!p) this.#programs.set(key, p = build());
-    return p;
-  }
-
   async #loop(): Promise<void> {
     try {
       while (this.#pending.length > 0 || this.#slots.some((s) => s)) {
@@ -229,7 +223,7 @@ export class Generator {
         if (!this.#slots.some((s) => s)) continue;
         const maxPos = Math.max(...this.#slots.map((s) => (s ? s.position : 0)));
         const Tk = Math.min(this.kvRows, roundUp(maxPos + this.stepsPerSubmit + 1, BUCKET));
-        const step = this.#program(`decode:${Tk}`, () => this.#decodeStep(Tk));
+        const step = this.#programs.get(`decode:${Tk}`, () => this.#decodeStep(Tk));
         const steps: Dispatch[] = [];
         for (let i = 0; i < this.stepsPerSubmit; i++) steps.push(...step);
         this.gpu.run(steps);
@@ -291,7 +285,7 @@ export class Generator {
         ids.set(prompt.slice(0, P - 1));
         g.write(this.#prefillIo.ids, ids);
         g.write(this.#prefillIo.positions, Uint32Array.from({ length: T }, (_, i) => i));
-        dispatches.push(...this.#program(`prefill:${s}:${T}`, () => this.#prefill(s, T)));
+        dispatches.push(...this.#programs.get(`prefill:${s}:${T}`, () => this.#prefill(s, T)));
       }
       g.run(dispatches);
       promptTensor.buffer.destroy();

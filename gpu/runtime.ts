@@ -586,6 +586,36 @@ export function prefix(t: Tensor, length: number): Tensor {
   return { buffer: t.buffer, offset: t.offset, length, dtype: t.dtype, label: t.label };
 }
 
+/**
+ * Recorded dispatch lists by key (usually the batch shape), built on first use and replayed after: a step's
+ * bind groups and uniforms are created once per shape, not once per step.
+ * @example
+ * ```ts
+ * const programs = new ProgramCache();
+ * gpu.run(programs.get(`fwd:${B}x${T}`, () => model.forward(B, T, io)));
+ * ```
+ */
+export class ProgramCache {
+  readonly #programs: Map<string, Dispatch[]> = new Map();
+
+  /** The program recorded under `key`, built by `build` the first time. */
+  get(key: string, build: () => Dispatch[]): Dispatch[] {
+    let p = this.#programs.get(key);
+    if (!p) this.#programs.set(key, p = build());
+    return p;
+  }
+
+  /** Number of distinct programs recorded. */
+  get size(): number {
+    return this.#programs.size;
+  }
+
+  /** Forgets every program (their buffers are about to be released). */
+  clear(): void {
+    this.#programs.clear();
+  }
+}
+
 /** Usage flags of every tensor buffer. */
 export const STORAGE_USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type Dispatch, type Gpu, prefix, type Tensor } from "../gpu/runtime.ts";
+import { type Dispatch, type Gpu, prefix, ProgramCache, type Tensor } from "../gpu/runtime.ts";
 import {
   type DpoLossType,
   OBJECTIVE_HYPER_LENGTH,
@@ -99,7 +99,7 @@ export class StepRunner {
   readonly #hyper: Tensor;
   readonly #metrics: Tensor;
   readonly #evalMetrics: Tensor;
-  readonly #programs = new Map<string, Dispatch[]>();
+  readonly #programs = new ProgramCache();
 
   /** `maxSequences`: most rows of one micro-batch (pairs count twice). */
   constructor(gpu: Gpu, model: Llama, opt: AdamW, settings: ObjectiveSettings, maxSequences: number) {
@@ -120,12 +120,6 @@ export class StepRunner {
   /** Metric names of the objective, in slot order. */
   get metricNames(): readonly string[] {
     return OBJECTIVE_METRICS[this.settings.objective];
-  }
-
-  #program(key: string, build: () => Dispatch[]): Dispatch[] {
-    let p = this.#programs.get(key);
-    if (!p) this.#programs.set(key, p = build());
-    return p;
   }
 
   #objective(S: number, T: number, metrics: Tensor): Dispatch[] {
@@ -181,9 +175,9 @@ export class StepRunner {
       this.#write(mb);
       g.run([
         ...(i === 0 ? this.opt.zeroGrads() : []),
-        ...this.#program(`fwd:${B}x${T}`, () => model.forward(B, T, io)),
-        ...this.#program(`obj:${B}x${T}`, () => this.#objective(B, T, this.#metrics)),
-        ...this.#program(`bwd:${B}x${T}`, () => model.backward(B, T, io)),
+        ...this.#programs.get(`fwd:${B}x${T}`, () => model.forward(B, T, io)),
+        ...this.#programs.get(`obj:${B}x${T}`, () => this.#objective(B, T, this.#metrics)),
+        ...this.#programs.get(`bwd:${B}x${T}`, () => model.backward(B, T, io)),
         ...(i === mbs.length - 1 ? this.opt.step() : []),
       ]);
     });
@@ -200,8 +194,8 @@ export class StepRunner {
       const { B, T } = mb.batch;
       this.#write(mb);
       g.run([
-        ...this.#program(`fwd:${B}x${T}`, () => model.forward(B, T, io)),
-        ...this.#program(`evalobj:${B}x${T}`, () => this.#objective(B, T, this.#evalMetrics)),
+        ...this.#programs.get(`fwd:${B}x${T}`, () => model.forward(B, T, io)),
+        ...this.#programs.get(`evalobj:${B}x${T}`, () => this.#objective(B, T, this.#evalMetrics)),
       ]);
     }
     const values = await g.read(this.#evalMetrics);
