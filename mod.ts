@@ -21,43 +21,136 @@
  * const server = startServer(await loadEngine(run.finalDir, { maxConcurrent: 4 }), { port: 8080, maxQueue: 16, maxConcurrent: 4 });
  * ```
  *
+ * @example Reproduce the paper's pipeline (resumable: a second run skips completed stages)
+ * ```ts
+ * import { presetSettings, reproduce } from "./mod.ts";
+ *
+ * const r = await reproduce(presetSettings("tiny", "runs/repro-tiny"));
+ * console.log(r.table1 ?? r.table1Skipped, r.table2, r.report);
+ * ```
+ *
  * @module
  */
 
 // GPU runtime
 export { Gpu, GpuLimitError, GpuUnavailableError } from "./gpu/runtime.ts";
-export type { AdapterReport, Dispatch, Tensor } from "./gpu/runtime.ts";
+export type { AdapterReport, Arena, Dispatch, DType, Tensor, TypedFor, UniformValue } from "./gpu/runtime.ts";
 
 // Models: Hugging Face folders in and out, the Hub
 export { dimsOf, loadLlama, readParams, saveLlama, unloadLlama } from "./model/load.ts";
 export type { LoadedLlama, LoadOptions } from "./model/load.ts";
+export type {
+  KvCacheView,
+  Llama,
+  LlamaOptions,
+  LoraAdapter,
+  StepBuffers,
+  WeightSource,
+} from "./model/llama.ts";
+export { LINEAR_NAMES } from "./model/params.ts";
+export type { LinearName, LlamaDims, ParamSet, ParamSpec } from "./model/params.ts";
 export { ensureTinyBase } from "./model/tiny.ts";
 export { openModelFolder, parseModelConfig, saveModelFolder } from "./io/hf_model.ts";
-export type { ModelConfig, ModelFolder } from "./io/hf_model.ts";
+export type {
+  GenerationConfig,
+  ModelConfig,
+  ModelFolder,
+  ModelType,
+  RopeConfig,
+  RopeScaling,
+  SavedModel,
+  SaveDType,
+  SaveModelOptions,
+} from "./io/hf_model.ts";
+export { DTYPE_SIZES } from "./io/safetensors.ts";
+export type { ElementRange, RawTensor, SafetensorsDType } from "./io/safetensors.ts";
 export { downloadModel, resolveModelPath } from "./io/hub.ts";
+export type { DownloadModelOptions, DownloadProgress, HubOptions, RepoType } from "./io/hub.ts";
 export { loadTokenizer, TextTokenizer } from "./text/tokenizer.ts";
+// Two chat-message types: the tokenizer's takes any role a template knows, the engine's (exported below as
+// `ChatMessage`) only OpenAI's three.
+export type {
+  ChatMessage as TemplateChatMessage,
+  ChatTemplateOptions,
+  DecodeOptions,
+  DecodeStream,
+  EncodeOptions,
+  LoadTokenizerOptions,
+} from "./text/tokenizer.ts";
 
 // Training
 export { train } from "./train/trainer.ts";
-export type { TrainOptions, TrainResult } from "./train/trainer.ts";
+export type { TrainLogger, TrainOptions, TrainResult } from "./train/trainer.ts";
 export { validateConfig, withDefaults } from "./train/config.ts";
 export type { TrainConfig } from "./train/config.ts";
+export type { DpoLossType, ObjectiveKind } from "./kernels/objective.ts";
+export { SCHEDULES } from "./train/schedule.ts";
+export type { Schedule } from "./train/schedule.ts";
 export { loadLoraAdapter, mergeLora, saveLoraAdapter } from "./train/lora.ts";
 export type { LoraSpec } from "./train/lora.ts";
 export { runParity } from "./train/parity.ts";
+export type { ParityLine } from "./train/parity.ts";
 
 // Evaluation
 export { runKobest } from "./eval/kobest/run.ts";
+export type { RunKobestOptions } from "./eval/kobest/run.ts";
 export { evaluateKobest } from "./eval/kobest/evaluate.ts";
+export type { EvaluateKobestOptions, RequestRecord } from "./eval/kobest/evaluate.ts";
+export { KOBEST_SPLITS, KOBEST_TASKS } from "./eval/kobest/data.ts";
+export type { KobestSplit, KobestTask } from "./eval/kobest/data.ts";
+export type {
+  LmEvalResults,
+  MetricValue,
+  ResultRow,
+  RunConfig,
+  TableEntry,
+  TaskConfigDump,
+} from "./eval/kobest/results.ts";
+export type { LogprobQuery, TokenEncoder, TokenLogprobModel, TokenLogprobs } from "./eval/loglikelihood.ts";
 export { GpuLogprobModel } from "./eval/gpu_model.ts";
 export { runWinRate } from "./eval/winrate.ts";
-export type { WinRateConfig, WinRateReport } from "./eval/winrate.ts";
+export type {
+  AnswerSource,
+  ModelSpec,
+  PairSpec,
+  PairSummary,
+  WinRateConfig,
+  WinRateReport,
+  WinRateSummary,
+} from "./eval/winrate.ts";
+export type { OpenAIClientOptions } from "./serve/openai_client.ts";
 
 // Generation and serving
 export { Generator } from "./generate/generator.ts";
-export type { GenerationOutput, GenerationRequest } from "./generate/generator.ts";
+export type {
+  GenerationOutput,
+  GenerationRequest,
+  GeneratorOptions,
+  SamplingOptions,
+} from "./generate/generator.ts";
 export { loadEngine, TextEngine } from "./generate/engine.ts";
+export type {
+  ChatMessage,
+  FinishReason,
+  GenerateRequest,
+  GenerateResult,
+  GenerationEngine,
+  LoadEngineOptions,
+} from "./serve/engine.ts";
 export { startServer } from "./serve/server.ts";
+export type { ServerHandle, ServerOptions } from "./serve/server.ts";
 
 // Reports
 export { writeReport } from "./report/write.ts";
+export type { WriteReportOptions, WrittenReport } from "./report/write.ts";
+export type { ChartKind, ChartSpec, ReportChartConfig } from "./report/charts.ts";
+
+// Reproducing the paper
+export { reproduce } from "./pipeline/reproduce.ts";
+export type { ReproduceOptions, ReproduceResult } from "./pipeline/reproduce.ts";
+export type { PipelineWork } from "./pipeline/paper_stages.ts";
+export type { StageOutcome } from "./pipeline/stages.ts";
+export { presetSettings } from "./pipeline/settings.ts";
+export type { JudgeSettings, Objective, ReproduceSettings, TrainingSettings } from "./pipeline/settings.ts";
+export { RULE_JUDGE_MODEL, startRuleJudgeServer } from "./eval/rule_judge.ts";
+export type { RuleJudgeEngine, RuleJudgeServer } from "./eval/rule_judge.ts";

@@ -23,7 +23,9 @@ const LENGTH_BUCKET = 64;
  * ```
  */
 export class GpuLogprobModel implements TokenLogprobModel {
+  /** The device the model runs on. */
   readonly gpu: Gpu;
+  /** The model scored, loaded with room for `batchSize × maxLength` tokens. */
   readonly loaded: LoadedLlama;
   readonly maxLength: number;
   readonly #io: StepBuffers;
@@ -31,6 +33,13 @@ export class GpuLogprobModel implements TokenLogprobModel {
   /** Per scored row: its row in the forward, its target id, and the results. */
   readonly #score: { index: Tensor; targets: Tensor; logp: Tensor; lse: Tensor; greedy: Tensor };
 
+  /**
+   * Allocates the model's step buffers and the per-row scoring buffers.
+   * @param gpu The device `loaded` lives on.
+   * @param loaded A loaded model; its `maxTokens` bounds the tokens of one batch.
+   * @param opts `maxLength`: longest query in input tokens, at most the model's RoPE table; longer queries
+   * are refused.
+   */
   constructor(gpu: Gpu, loaded: LoadedLlama, opts: { maxLength: number }) {
     this.gpu = gpu;
     this.loaded = loaded;

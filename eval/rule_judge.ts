@@ -235,7 +235,8 @@ export function parseJudgePrompt(text: string): JudgeInput | null {
  * ```
  */
 export class RuleJudgeEngine implements GenerationEngine {
-  readonly modelId = RULE_JUDGE_MODEL;
+  /** Always {@link RULE_JUDGE_MODEL}. */
+  readonly modelId: typeof RULE_JUDGE_MODEL = RULE_JUDGE_MODEL;
   readonly maxContextTokens = 1 << 22;
   /** Judgments made (generate calls answered with a verdict or a refusal). */
   calls = 0;
@@ -302,8 +303,11 @@ function lastUserMessage(prompt: string): string {
 export interface RuleJudgeServer {
   /** OpenAI-compatible base URL, ending in `/v1`. */
   url: string;
+  /** The judge's model id (`kotransfer-rule-judge`): pass it as the judge model. */
   model: string;
+  /** The engine behind the server; its `calls` counts the judgments made. */
   engine: RuleJudgeEngine;
+  /** Stops the server and waits until it has shut down. */
   close(): Promise<void>;
 }
 

@@ -38,13 +38,17 @@ export type AnswerSource = { kind: "file"; path: string } | { kind: "url"; url: 
 
 /** A model in a comparison; a URL source without a name takes the first id its `/models` lists. */
 export interface ModelSpec {
+  /** The model's name in results and tables. */
   name?: string;
+  /** A JSONL file of answers, or an OpenAI-compatible endpoint that generates them. */
   source: AnswerSource;
 }
 
 /** Two models to compare; rates are reported from `a`'s side. */
 export interface PairSpec {
+  /** The model whose side the rates are reported from. */
   a: ModelSpec;
+  /** The model it is compared against. */
   b: ModelSpec;
 }
 
@@ -72,20 +76,29 @@ export interface JudgmentRecord {
 
 /** Counts and rates for one pair. Rates are fractions in [0, 1], null when nothing was judged. */
 export interface PairSummary {
+  /** Name of model A. */
   model_a: string;
+  /** Name of model B. */
   model_b: string;
   /** Questions with answers from both models. */
   questions: number;
   /** Questions left out because a model had no answer for them. */
   missing: number;
+  /** Questions where the judge preferred model A in both orders. */
   wins: number;
+  /** Questions judged a tie in either order, or where the two orders disagree. */
   ties: number;
+  /** Questions where the judge preferred model B in both orders. */
   losses: number;
+  /** Questions with no usable verdict in some order; left out of the rates. */
   errors: number;
   /** wins + ties + losses: the denominator of every rate. */
   judged: number;
+  /** wins / judged. */
   win: number | null;
+  /** ties / judged. */
   tie: number | null;
+  /** losses / judged. */
   loss: number | null;
   /** (wins + ties / 2) / judged. */
   win_rate: number | null;
@@ -93,10 +106,15 @@ export interface PairSummary {
 
 /** The JSON summary of a run. */
 export interface WinRateSummary {
+  /** The judge model's id. */
   judge: string;
+  /** Version of the judge prompt; a new version makes earlier judgments stale. */
   judge_prompt: string;
+  /** The questions file. */
   prompts: string;
+  /** The results JSONL the summary was computed from. */
   results: string;
+  /** One summary per compared pair, in the configured order. */
   pairs: PairSummary[];
 }
 
@@ -106,7 +124,12 @@ export interface WinRateConfig {
   promptsPath: string;
   /** Use only the first `limit` questions. */
   limit?: number;
+  /** The pairs to compare. */
   pairs: PairSpec[];
+  /**
+   * The judge: an OpenAI-compatible base URL, its model id, an optional key, and the reply budget in tokens
+   * (default 2048).
+   */
   judge: { url: string; model: string; apiKey?: string; maxTokens?: number };
   /** Extra judge calls for a game whose reply has no verdict (default 2). */
   verdictRetries?: number;
@@ -130,7 +153,9 @@ export interface WinRateConfig {
 
 /** What {@link runWinRate} returns. */
 export interface WinRateReport {
+  /** Counts and rates per pair, as written to the summary JSON. */
   summary: WinRateSummary;
+  /** The Markdown table, as written next to the results. */
   table: string;
   /** Judge calls made by this run (0 when everything was resumed). */
   judgeCalls: number;

@@ -41,7 +41,9 @@ export function firstStop(text: string, stops: readonly string[]): number {
 export class TextEngine implements GenerationEngine {
   readonly modelId: string;
   readonly maxContextTokens: number;
+  /** The model folder's tokenizer and chat template. */
   readonly tokenizer: TextTokenizer;
+  /** The GPU generator the engine's requests share. */
   readonly generator: Generator;
   readonly #release: (() => void) | undefined;
 

@@ -32,19 +32,30 @@ export interface SamplingOptions {
 
 /** One sequence to continue. */
 export interface GenerationRequest extends SamplingOptions {
+  /** The prompt's token ids, special tokens included; at least one. */
   promptIds: readonly number[];
+  /** Most tokens to generate, stop ids excluded. */
   maxNewTokens: number;
   /** Ids that end the sequence (not included in the output). */
   stopIds?: readonly number[];
   /** Called with each batch of new tokens as they are read back; return `false` to stop here. */
   onTokens?: (ids: number[]) => boolean | void;
+  /**
+   * Ends the sequence with `finishReason: "abort"`; checked at each readback, so a few more steps may run.
+   */
   signal?: AbortSignal;
 }
 
 /** A finished sequence. */
 export interface GenerationOutput {
+  /** Generated ids, without the prompt and the stop id. */
   ids: number[];
+  /**
+   * `stop`: a stop id, or `onTokens` returned false; `length`: `maxNewTokens` or the context was reached;
+   * `abort`: the signal.
+   */
   finishReason: "stop" | "length" | "abort";
+  /** Tokens in the prompt. */
   promptTokens: number;
 }
 
@@ -85,11 +96,17 @@ function roundUp(n: number, m: number): number {
  * ```
  */
 export class Generator {
+  /** The device the model and the KV cache live on. */
   readonly gpu: Gpu;
+  /** The model generating. */
   readonly model: Llama;
+  /** Sequences decoded together; further requests wait for a free slot. */
   readonly slots: number;
+  /** Positions per sequence in the KV cache, prompt included: the context limit. */
   readonly kvRows: number;
+  /** Decode steps recorded per submission between readbacks. */
   readonly stepsPerSubmit: number;
+  /** Vocabulary size: the width of each logits row. */
   readonly vocab: number;
   readonly #cacheK: Tensor[];
   readonly #cacheV: Tensor[];
@@ -108,6 +125,14 @@ export class Generator {
   readonly #pending: Slot[] = [];
   #running: Promise<void> | undefined;
 
+  /**
+   * Allocates the KV cache and per-slot buffers for `loaded`, which must have been loaded with room for
+   * `max(slots, contextTokens)` tokens.
+   *
+   * @param gpu The device `loaded` lives on.
+   * @param loaded The model; it stays owned by the caller.
+   * @param opts Slots, context length and steps per submission.
+   */
   constructor(gpu: Gpu, loaded: LoadedLlama, opts: GeneratorOptions = {}) {
     const model = loaded.model;
     this.gpu = gpu;

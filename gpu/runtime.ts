@@ -21,22 +21,29 @@ export const DTYPE_BYTES: Record<DType, number> = { f32: 4, f16: 2, u32: 4, i32:
  * on its own.
  */
 export interface Tensor {
+  /** The buffer holding the elements; several tensors may share one (arenas). */
   readonly buffer: GPUBuffer;
   /** Byte offset into `buffer`; a multiple of {@link STORAGE_ALIGN}. */
   readonly offset: number;
   /** Number of elements. */
   readonly length: number;
+  /** Element type; it sets the bytes per element. */
   readonly dtype: DType;
   /** Optional logical shape; its product equals `length` when given. */
   readonly shape?: readonly number[];
+  /** Name used in error messages and GPU debug labels. */
   readonly label?: string;
 }
 
 /** One recorded compute dispatch: replayable any number of times in any encoder. */
 export interface Dispatch {
+  /** The compiled kernel, shared through the pipeline cache by every dispatch of the same WGSL. */
   readonly pipeline: GPUComputePipeline;
+  /** The tensors and uniform block bound in order, fixed when the record was built. */
   readonly bindGroup: GPUBindGroup;
+  /** Workgroup counts in x, y and z (see {@link grid}). */
   readonly workgroups: readonly [number, number, number];
+  /** Names the dispatch in timings and GPU error messages. */
   readonly label: string;
 }
 
@@ -45,20 +52,43 @@ export const STORAGE_ALIGN = 256;
 
 /** What was found when the adapter was chosen; printed by tasks so users know where they run. */
 export interface AdapterReport {
+  /** The adapter's name as the driver reports it, e.g. `llvmpipe (LLVM 15.0.6, 256 bits)`. */
   description: string;
+  /** Vendor name; empty on some drivers. */
   vendor: string;
+  /** Architecture name; empty on some drivers. */
   architecture: string;
   /** True for software adapters (llvmpipe, lavapipe, SwiftShader): correct but slow. */
   isFallback: boolean;
+  /** The backend asked for through `DENO_WEBGPU_BACKEND` (`vulkan`, `gl`), or `default` when unset. */
   backend: string;
+  /** Features enabled on the device, sorted (e.g. `shader-f16`, `timestamp-query`). */
   features: string[];
+  /** Largest storage binding in bytes: the largest tensor a kernel can bind. */
   maxStorageBufferBindingSize: number;
+  /** Largest buffer in bytes. */
   maxBufferSize: number;
+  /** Workgroup memory per workgroup in bytes. */
   maxComputeWorkgroupStorageSize: number;
 }
 
-/** Thrown when this Deno has no WebGPU or no adapter could be found. */
+/**
+ * Thrown when this Deno has no WebGPU or no adapter could be found.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await Gpu.create();
+ * } catch (e) {
+ *   if (e instanceof GpuUnavailableError) console.error(e.message); // says which drivers to install
+ * }
+ * ```
+ */
 export class GpuUnavailableError extends Error {
+  /**
+   * Builds the message from what was missing, followed by how to get a software adapter.
+   * @param detail What was missing, e.g. "no adapter was found".
+   */
   constructor(detail: string) {
     super(
       `WebGPU is not available: ${detail}. On Linux without a GPU, install Mesa's software drivers ` +
@@ -68,8 +98,23 @@ export class GpuUnavailableError extends Error {
   }
 }
 
-/** Thrown when a requested buffer or binding exceeds what the device allows. */
+/**
+ * Thrown when a requested buffer or binding exceeds what the device allows.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   gpu.tensor(2 ** 31, "f32", "embed_tokens");
+ * } catch (e) {
+ *   if (e instanceof GpuLimitError) console.error(e.message); // names the tensor, its size and the limit
+ * }
+ * ```
+ */
 export class GpuLimitError extends Error {
+  /**
+   * Keeps `message` as given.
+   * @param message Names the tensor or buffer, its size and the device's limit.
+   */
   constructor(message: string) {
     super(message);
     this.name = "GpuLimitError";
@@ -173,10 +218,15 @@ export type TypedFor<D extends DType> = D extends "f32" ? Float32Array
  * ```
  */
 export class Gpu {
+  /** The underlying WebGPU device, for code that needs raw WebGPU calls. */
   readonly device: GPUDevice;
+  /** What was found when the adapter was chosen. */
   readonly report: AdapterReport;
+  /** Whether kernels may use `f16` (the device has `shader-f16`). */
   readonly hasF16: boolean;
+  /** Whether the device has `timestamp-query`, so passes can be timed on the GPU. */
   readonly hasTimestamps: boolean;
+  /** The device's limits: the adapter's own, requested in full at creation. */
   readonly limits: GPUSupportedLimits;
   #pipelines = new Map<string, GPUComputePipeline>();
   #error: string | undefined;
@@ -541,12 +591,14 @@ export class Gpu {
     this.device.destroy();
   }
 
+  /** Bytes `t` occupies in its binding (4-byte aligned), checked against the binding limit. */
   private bindingSize(t: Tensor): number {
     const bytes = align(Math.max(t.length, 1) * DTYPE_BYTES[t.dtype], 4);
     this.checkBinding(bytes, t.label ?? "tensor");
     return bytes;
   }
 
+  /** Throws a {@link GpuLimitError} naming `label` when `bytes` exceeds one storage binding. */
   private checkBinding(bytes: number, label: string): void {
     if (bytes > this.limits.maxStorageBufferBindingSize) {
       throw new GpuLimitError(
@@ -673,12 +725,21 @@ const LIMIT_KEYS = [
  * ```
  */
 export class Arena {
+  /** The device the arena's buffers live on. */
   readonly gpu: Gpu;
+  /** Prefix of the buffers' labels and the default label of its tensors. */
   readonly label: string;
+  /** Capacity of each buffer in bytes: a multiple of 256, at most one binding. */
   readonly chunkBytes: number;
   /** Buffers created so far with their used byte counts. */
   readonly chunks: { buffer: GPUBuffer; used: number; capacity: number }[] = [];
 
+  /**
+   * Prepares an empty arena; its buffers are created by {@link Arena.finish}.
+   * @param gpu The device to allocate on.
+   * @param label Names the arena's buffers (`label#0`, `label#1`, …).
+   * @param chunkBytes Capacity per buffer (default and cap: the device's largest binding or buffer).
+   */
   constructor(gpu: Gpu, label: string, chunkBytes?: number) {
     this.gpu = gpu;
     this.label = label;

@@ -42,21 +42,33 @@ export interface RopeConfig {
   headDim: number;
   /** Base of the inverse frequencies, `rope_theta`. */
   theta: number;
+  /** Frequency scaling from `rope_scaling`; absent for the plain rotary embedding. */
   scaling?: RopeScaling;
 }
 
 /** A `config.json` normalized to the fields the model needs, with the original JSON kept in `raw`. */
 export interface ModelConfig {
+  /** `model_type`: which architecture's defaults and biases apply. */
   modelType: ModelType;
+  /** `hidden_size`: width of the residual stream. */
   hiddenSize: number;
+  /** `intermediate_size`: width of the MLP's gate and up projections. */
   intermediateSize: number;
+  /** `num_hidden_layers`: decoder layers. */
   numLayers: number;
+  /** `num_attention_heads`: query heads. */
   numHeads: number;
+  /** `num_key_value_heads`: key/value heads (fewer than query heads for GQA/MQA). */
   numKvHeads: number;
+  /** `head_dim`, or `hidden_size / num_attention_heads` when absent. */
   headDim: number;
+  /** `vocab_size`: rows of the embedding and of the LM head. */
   vocabSize: number;
+  /** `rms_norm_eps`: epsilon of every RMSNorm. */
   rmsNormEps: number;
+  /** `max_position_embeddings`: the longest context the model was trained for. */
   maxPositionEmbeddings: number;
+  /** `tie_word_embeddings`: the LM head reuses the embedding matrix (no `lm_head.weight`). */
   tieWordEmbeddings: boolean;
   /** Biases on the q, k and v projections (qwen2 always; llama when `attention_bias`). */
   attentionBias: boolean;
@@ -64,14 +76,17 @@ export interface ModelConfig {
   attentionOutputBias: boolean;
   /** Biases on gate, up and down projections (llama's `mlp_bias`). */
   mlpBias: boolean;
+  /** `bos_token_id`, null when absent. */
   bosTokenId: number | null;
   /** End-of-sequence ids: `eos_token_id` may be one id or a list. */
   eosTokenIds: number[];
+  /** `pad_token_id`, null when absent. */
   padTokenId: number | null;
   /** `dtype` (transformers ≥ 5) or `torch_dtype`, e.g. "bfloat16". */
   torchDtype: string | null;
   /** Attention window in tokens, or null for full attention; sequences longer than it are refused. */
   slidingWindow: number | null;
+  /** Rotary embedding parameters. */
   rope: RopeConfig;
   /** The JSON as read: write this (updated) back when saving so unknown fields survive. */
   raw: Record<string, unknown>;
@@ -387,15 +402,25 @@ export function expectedParameterShapes(cfg: ModelConfig): Map<string, number[]>
 
 /** `generation_config.json`, with the fields generation uses normalized and the rest kept in `raw`. */
 export interface GenerationConfig {
+  /** `bos_token_id`, null when absent. */
   bosTokenId: number | null;
+  /** `eos_token_id`, one id or a list, as a list (empty when absent). */
   eosTokenIds: number[];
+  /** `pad_token_id`, null when absent. */
   padTokenId: number | null;
+  /** `do_sample`: sample rather than decode greedily; null when absent. */
   doSample: boolean | null;
+  /** `temperature`, ≥ 0; null when absent. */
   temperature: number | null;
+  /** `top_p`, in (0, 1]; null when absent. */
   topP: number | null;
+  /** `top_k`, an integer ≥ 0; null when absent. */
   topK: number | null;
+  /** `max_new_tokens`; null when absent. */
   maxNewTokens: number | null;
+  /** `repetition_penalty`, > 0; null when absent. */
   repetitionPenalty: number | null;
+  /** The JSON as read, unknown fields included. */
   raw: Record<string, unknown>;
 }
 
@@ -450,7 +475,9 @@ interface TensorLocation {
 
 /** An opened model folder: config, validated parameter list, and lazy access to each tensor. */
 export interface ModelFolder {
+  /** The folder's path. */
   readonly dir: string;
+  /** `config.json`, normalized and validated. */
   readonly config: ModelConfig;
   /** From `generation_config.json` when the folder has one. */
   readonly generationConfig: GenerationConfig | undefined;
@@ -665,6 +692,7 @@ export interface SaveModelOptions {
   config: Record<string, unknown>;
   /** Every parameter as f32, or a function producing one at a time (so a large model streams to disk). */
   tensors: ReadonlyMap<string, Float32Array> | ((name: string) => Float32Array | Promise<Float32Array>);
+  /** Element type the weights are stored in. */
   dtype: SaveDType;
   /** Largest shard in bytes (default 5 GB as transformers); a larger model is split into shards. */
   maxShardBytes?: number;

@@ -27,7 +27,9 @@ export type RepoType = "model" | "dataset" | "space";
 
 /** Progress of one file's download. */
 export interface DownloadProgress {
+  /** The repository, e.g. `skt/kobest_v1`. */
   repoId: string;
+  /** The file's path inside the repository. */
   file: string;
   /** Bytes on disk so far, including any resumed part. */
   downloaded: number;
@@ -54,6 +56,7 @@ export interface HubOptions {
   offline?: boolean;
   /** Ask the Hub for the branch's current commit even when the cache already has every file. */
   refresh?: boolean;
+  /** Called as each file downloads. */
   onProgress?: (progress: DownloadProgress) => void;
 }
 

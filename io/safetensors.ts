@@ -70,14 +70,19 @@ export interface TensorInfo {
 
 /** A tensor's raw bytes with its description, as read by {@link SafetensorsFile.readRaw}. */
 export interface RawTensor {
+  /** The dtype named in the header. */
   readonly dtype: SafetensorsDType;
+  /** The shape named in the header; empty for a scalar. */
   readonly shape: readonly number[];
+  /** The tensor's bytes exactly as stored (little-endian). */
   readonly bytes: Uint8Array;
 }
 
 /** An element range inside a tensor (flattened, row-major), for reading a slice of a huge tensor. */
 export interface ElementRange {
+  /** First element, counted in the flattened tensor. */
   start: number;
+  /** Number of elements to read. */
   count: number;
 }
 

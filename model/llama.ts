@@ -36,11 +36,17 @@ export interface WeightSource {
 
 /** A LoRA adapter: y += scale · (x·Aᵀ)·Bᵀ with A [r, in] and B [out, r]. */
 export interface LoraAdapter {
+  /** A [r, in]: projects the layer's input down to the rank. */
   a: Tensor;
+  /** B [out, r]: projects back up to the layer's output. */
   b: Tensor;
+  /** Gradient of A, accumulated; absent when the adapter is frozen. */
   gradA?: Tensor;
+  /** Gradient of B, accumulated; absent when the adapter is frozen. */
   gradB?: Tensor;
+  /** r, the adapter's rank. */
   rank: number;
+  /** Multiplier of the adapter's output: alpha / r, or alpha / √r with rsLoRA. */
   scale: number;
 }
 
@@ -70,7 +76,9 @@ export interface StepBuffers {
 export interface KvCacheView {
   /** Per layer, [batch·kvRows, kvHeads·headDim]. */
   k: Tensor[];
+  /** Per layer, [batch·kvRows, kvHeads·headDim]: the value cache. */
   v: Tensor[];
+  /** Positions each batch item has room for in the cache. */
   kvRows: number;
   /** Keys attended: at least every written position + 1. */
   Tk: number;
@@ -128,9 +136,13 @@ function chooseLogitsRows(gpu: Gpu, vocab: number, maxTokens: number, asked?: nu
  * ```
  */
 export class Llama {
+  /** The device the workspace and weights live on. */
   readonly gpu: Gpu;
+  /** The architecture numbers. */
   readonly dims: LlamaDims;
+  /** Parameter values, gradients and LoRA adapters by Hugging Face name. */
   readonly weights: WeightSource;
+  /** Workspace sizes, with `logitsRows` resolved to what was allocated. */
   readonly opts: Required<LlamaOptions>;
   /** RoPE tables [maxPositions, headDim/2]. */
   readonly rope: { cos: Tensor; sin: Tensor; maxPositions: number };
@@ -140,6 +152,15 @@ export class Llama {
   #grad?: { dres: Tensor; dxn: Tensor; dattn: Tensor; dq: Tensor; dk: Tensor; dv: Tensor; dI: Tensor[] };
   #loraTmp?: Tensor;
 
+  /**
+   * Allocates the workspace (activations, and their gradients when `trainable`).
+   *
+   * @param gpu The device `weights` live on.
+   * @param dims The architecture numbers.
+   * @param weights Where each parameter, gradient and adapter is found.
+   * @param rope RoPE cos/sin tables [maxPositions, headDim/2] and the positions they cover.
+   * @param opts Workspace sizes.
+   */
   constructor(
     gpu: Gpu,
     dims: LlamaDims,

@@ -35,14 +35,24 @@ export interface LoadOptions {
 
 /** A model on the GPU with its parameters and where it came from. */
 export interface LoadedLlama {
+  /** The model's `config.json`, normalized. */
   config: ModelConfig;
+  /** The parameters on the GPU (with gradients and moments when trainable). */
   params: ParamSet;
+  /** The model bound to `params`, ready to run. */
   model: Llama;
   /** The folder it was loaded from, if any (tokenizer files are copied from there on save). */
   dir?: string;
 }
 
-/** The architecture numbers of a parsed config. */
+/**
+ * The architecture numbers of a parsed config.
+ * @example
+ * ```ts
+ * const dims = dimsOf((await openModelFolder("runs/tiny-base")).config);
+ * console.log(dims.numLayers, dims.hiddenSize);
+ * ```
+ */
 export function dimsOf(cfg: ModelConfig): LlamaDims {
   return {
     hiddenSize: cfg.hiddenSize,
@@ -149,13 +159,28 @@ export async function loadLlama(
   return { config, params, model, dir: typeof source === "string" ? source : undefined };
 }
 
-/** Releases a loaded model's GPU memory (weights and workspace). */
+/**
+ * Releases a loaded model's GPU memory (weights and workspace); the model is unusable afterwards.
+ * @example
+ * ```ts
+ * const loaded = await loadLlama(gpu, "runs/sft/final", { trainable: false, maxTokens: 512 });
+ * // … score or generate …
+ * unloadLlama(loaded);
+ * ```
+ */
 export function unloadLlama(loaded: LoadedLlama): void {
   loaded.model.destroy();
   loaded.params.destroy();
 }
 
-/** Reads every parameter back from the GPU as f32 (f16-held values widened). */
+/**
+ * Reads every parameter back from the GPU as f32 (f16-held values widened), keyed by Hugging Face name.
+ * @example
+ * ```ts
+ * const weights = await readParams(gpu, loaded.params);
+ * weights.get("model.norm.weight"); // Float32Array
+ * ```
+ */
 export async function readParams(gpu: Gpu, params: ParamSet): Promise<Map<string, Float32Array>> {
   const names = params.specs.map((s) => s.name);
   const tensors: Tensor[] = names.map((n) => params.value(n));
@@ -171,6 +196,14 @@ export async function readParams(gpu: Gpu, params: ParamSet): Promise<Map<string
 /**
  * Saves the model's current weights as a Hugging Face folder (config + safetensors + the source folder's
  * tokenizer and generation files), atomically.
+ *
+ * `opts.dtype` is the stored weight type (default F32); `opts.copyFrom` the folder whose tokenizer and
+ * generation files are copied (default: the folder the model was loaded from); `opts.weights` saves these
+ * values instead of reading the GPU's back.
+ * @example
+ * ```ts
+ * await saveLlama(gpu, loaded, "runs/sft/final", { dtype: "BF16" });
+ * ```
  */
 export async function saveLlama(
   gpu: Gpu,

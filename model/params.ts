@@ -9,14 +9,23 @@ import { Arena, type Gpu, type Tensor } from "../gpu/runtime.ts";
 
 /** The architecture numbers the model code needs (a subset of a parsed config.json). */
 export interface LlamaDims {
+  /** Width of the residual stream. */
   hiddenSize: number;
+  /** Width of the MLP's gate and up projections. */
   intermediateSize: number;
+  /** Decoder layers. */
   numLayers: number;
+  /** Query heads. */
   numHeads: number;
+  /** Key/value heads; divides `numHeads` (GQA/MQA when smaller). */
   numKvHeads: number;
+  /** Width of one attention head. */
   headDim: number;
+  /** Rows of the embedding and of the LM head. */
   vocabSize: number;
+  /** Epsilon of every RMSNorm. */
   rmsNormEps: number;
+  /** The LM head reuses the embedding matrix. */
   tieWordEmbeddings: boolean;
   /** Biases on q/k/v projections (Qwen2; Llama's `attention_bias`). */
   attentionBias: boolean;
@@ -28,7 +37,9 @@ export interface LlamaDims {
 
 /** One parameter: its Hugging Face name, shape, and whether weight decay applies to it. */
 export interface ParamSpec {
+  /** Hugging Face name, e.g. `model.layers.0.self_attn.q_proj.weight`. */
   name: string;
+  /** Shape in Hugging Face's layout (`[out, in]` for linear weights). */
   shape: number[];
   /** Hugging Face's Trainer decays all weights except biases and norm weights. */
   decay: boolean;
@@ -44,6 +55,7 @@ export const LINEAR_NAMES = [
   "up_proj",
   "down_proj",
 ] as const;
+/** One linear layer of a decoder layer, e.g. `q_proj`. */
 export type LinearName = typeof LINEAR_NAMES[number];
 
 /** Hugging Face name of linear `which` in layer `layer`. */
@@ -127,7 +139,9 @@ export function numel(shape: readonly number[]): number {
  * ```
  */
 export class ParamSet {
+  /** Every parameter's name, shape and decay flag, in the order given at creation. */
   readonly specs: ParamSpec[];
+  /** Whether the set has gradients and AdamW moments. */
   readonly trainable: boolean;
   /** Value tensors by parameter name. */
   readonly values: Map<string, Tensor> = new Map();

@@ -38,9 +38,13 @@ export type ModelLabel = "PT" | "SFT" | "ORPO" | "DPO";
 
 /** What the pipeline did in this process (all zero when every stage was skipped). */
 export interface PipelineWork {
+  /** Optimizer steps taken by the training stages that ran. */
   trainingSteps: number;
+  /** Models scored on KoBEST. */
   kobestModels: number;
+  /** Answers generated for the win-rate prompts. */
   answersGenerated: number;
+  /** Calls made to the judge. */
   judgeCalls: number;
 }
 

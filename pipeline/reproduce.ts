@@ -36,6 +36,7 @@ export interface ReproduceOptions {
 
 /** What {@link reproduce} produced. */
 export interface ReproduceResult {
+  /** What happened to each stage, in pipeline order. */
   outcomes: StageOutcome[];
   /** Table 1 as Markdown (title, judge note, table), or undefined when it was not produced. */
   table1?: string;
@@ -43,9 +44,13 @@ export interface ReproduceResult {
   table1Skipped?: string;
   /** Table 2 as Markdown. */
   table2: string;
+  /** Path of the HTML report. */
   report: string;
+  /** Path of the pipeline manifest (`pipeline.json`), which makes the next run resume. */
   manifest: string;
+  /** What this invocation did; all zero when every stage was skipped. */
   work: PipelineWork;
+  /** Wall-clock time of this invocation. */
   seconds: number;
 }
 

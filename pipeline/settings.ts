@@ -48,7 +48,9 @@ export interface ReproduceSettings {
   kobestDir?: string;
   /** First N test documents per task (all when absent). */
   kobestLimit?: number;
+  /** KoBEST shot settings scored for every model (the paper: 0 and 5). */
   shots: number[];
+  /** Sequences per forward pass when scoring KoBEST. */
   kobestBatchSize: number;
   /** Longest KoBEST input in tokens (default: min(model context, 2048)). */
   kobestMaxLength?: number;
@@ -64,7 +66,9 @@ export interface ReproduceSettings {
   chatTemplate?: string;
   /** Also train DPO from the SFT model on the preference set. */
   dpo: boolean;
+  /** Who judges Table 1's comparisons; `none` leaves Table 1 out. */
   judge: JudgeSettings;
+  /** Hyper-parameters of each training run. */
   train: Record<Objective, TrainingSettings>;
   /** What the preset needs from the machine, shown by --help and recorded. */
   needs: string;

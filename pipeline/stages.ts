@@ -84,10 +84,13 @@ export interface PipelineManifest {
 
 /** What happened to a stage in this invocation. */
 export interface StageOutcome {
+  /** The stage's name, e.g. `sft` or `kobest-pt`. */
   name: string;
+  /** `ran`; `skipped`: outputs complete, settings and inputs unchanged; `disabled` by the settings. */
   action: "ran" | "skipped" | "disabled";
   /** Why it ran ("settings changed", "sft/final is missing", …) or why it was disabled. */
   reason: string;
+  /** Wall-clock time the stage took (0 when it did not run). */
   seconds: number;
 }
 

@@ -14,15 +14,24 @@ import type { KobestEntry, MetricRecord, TrainingRun, WinRateSet } from "./input
 /** Which formatting the page applies to a chart. */
 export type ChartKind = "training" | "kobest" | "winrate";
 
+/**
+ * A Chart.js configuration (`ChartConfiguration` from the pinned chart.js), named here so the public API
+ * documents it without re-exporting chart.js's whole type tree.
+ */
+export type ReportChartConfig = ChartConfiguration;
+
 /** One chart of the report. */
 export interface ChartSpec {
   /** The canvas's element id and the PNG file's name (without `.png`). */
   id: string;
+  /** Which formatting callbacks the page adds. */
   kind: ChartKind;
+  /** Shown in the canvas, so a PNG explains itself. */
   title: string;
   /** Height of the chart's box in CSS pixels. */
   height: number;
-  config: ChartConfiguration;
+  /** The Chart.js configuration as plain JSON (no callbacks). */
+  config: ReportChartConfig;
 }
 
 /** A training metric the report plots, with its heading. */

@@ -18,6 +18,7 @@ export interface WriteReportOptions {
   out: string;
   /** Also write each chart as `<pngDir>/<chart id>.png` (needs headless Chromium). */
   pngDir?: string;
+  /** The page's heading and `<title>` (default "kotransfer report"). */
   title?: string;
   /** The browser for the PNG export (default /usr/bin/chromium). */
   chromium?: string;
@@ -25,7 +26,9 @@ export interface WriteReportOptions {
 
 /** What {@link writeReport} wrote. */
 export interface WrittenReport {
+  /** The HTML file written. */
   out: string;
+  /** The charts on the page, in order. */
   charts: ChartSpec[];
   /** PNG files, one per chart, when `pngDir` was given. */
   pngs: string[];

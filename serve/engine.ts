@@ -12,7 +12,9 @@
 
 /** One chat turn, after the server has flattened OpenAI's content parts into plain text. */
 export interface ChatMessage {
+  /** Who speaks. */
   role: "system" | "user" | "assistant";
+  /** The turn's text. */
   content: string;
 }
 
@@ -46,6 +48,7 @@ export type FinishReason = "stop" | "length" | "abort";
 export interface GenerateResult {
   /** All generated text: the concatenation of every `onText` delta. */
   text: string;
+  /** Why generation ended. */
   finishReason: FinishReason;
   /** Tokens in the prompt as the engine encoded it (special tokens included). */
   promptTokens: number;

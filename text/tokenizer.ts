@@ -20,7 +20,9 @@ import { Template } from "@huggingface/jinja";
  * ```
  */
 export interface ChatMessage {
+  /** Who speaks, as the template names it. */
   role: string;
+  /** The turn's text. */
   content: string;
 }
 

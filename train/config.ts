@@ -10,6 +10,7 @@ import { type Schedule, SCHEDULES } from "./schedule.ts";
 
 /** Everything a run needs. Saved as `train_config.json` in the run folder. */
 export interface TrainConfig {
+  /** What the run optimizes: `sft`, `dpo` or `orpo`. */
   objective: ObjectiveKind;
   /** Base model: a Hugging Face folder or a Hub id. */
   model: string;
@@ -17,13 +18,17 @@ export interface TrainConfig {
   data: string[];
   /** Held-out data files; otherwise `evalFraction` of the training rows. */
   evalData: string[];
+  /** Share of training rows held out for evaluation when `evalData` is empty, in [0, 1) (default 0). */
   evalFraction: number;
   /** Run folder: metrics, checkpoints, the final model. */
   out: string;
   /** Jinja chat template for models without one. */
   chatTemplate?: string;
+  /** Skip invalid data rows (counted) instead of stopping at the first. */
   skipBadRows: boolean;
+  /** Tokens per sequence (default 1024); longer sequences are truncated. */
   maxLength: number;
+  /** Prompt tokens kept, from the end of the prompt; unlimited when absent. */
   maxPromptLength?: number;
   /** Prompt-completion SFT rows: loss on the completion only (TRL's `completion_only_loss`). */
   completionOnlyLoss: boolean;
@@ -31,45 +36,78 @@ export interface TrainConfig {
   assistantOnlyLoss: boolean;
   /** Sequences (SFT) or pairs (DPO, ORPO) per micro-batch. */
   batchSize: number;
+  /** Micro-batches per optimizer step (default 1). */
   gradAccum: number;
+  /** Passes over the training data (default 1); `maxSteps` overrides it. */
   epochs: number;
   /** Stop after this many optimizer steps (overrides epochs when > 0). */
   maxSteps: number;
+  /** Peak learning rate (default: TRL's, 2e-5 for SFT and 1e-6 for DPO and ORPO). */
   lr: number;
+  /** Learning-rate schedule after warm-up (default `linear`). */
   schedule: Schedule;
+  /** Warm-up steps; when 0, `warmupRatio` of the total steps. */
   warmupSteps: number;
+  /** Share of the total steps spent warming up, in [0, 1), rounded up (default 0). */
   warmupRatio: number;
+  /** AdamW decoupled weight decay of weights, not of biases or norms (default 0). */
   weightDecay: number;
+  /** Clip the global gradient norm to this (default 1; 0 disables clipping). */
   maxGradNorm: number;
+  /** AdamW β₁ (default 0.9). */
   adamBeta1: number;
+  /** AdamW β₂ (default 0.999). */
   adamBeta2: number;
+  /** AdamW ε (default 1e-8). */
   adamEps: number;
+  /** Seed of data shuffling and LoRA initialization (default 42). */
   seed: number;
   /** DPO's β, ORPO's λ (TRL calls both `beta`). */
   beta: number;
+  /** DPO's loss: `sigmoid` (default), `ipo` or `hinge`. */
   lossType: DpoLossType;
   /** ORPO's NLL: over the whole chosen sequence (TRL) or its completion only. */
   orpoNll: "whole" | "completion";
   /** Round padded lengths up to this multiple, so few GPU programs are built. */
   padMultiple: number;
+  /**
+   * Train LoRA adapters instead of the full model: rank, alpha, the linear layers adapted, and rsLoRA's
+   * alpha/√r scaling.
+   */
   lora?: { r: number; alpha: number; targets: LinearName[]; rslora: boolean };
   /** With LoRA: also write the merged full model. */
   merge: boolean;
   /** With LoRA: hold the frozen base's linear weights in f16. */
   f16Base: boolean;
+  /** Write a metrics line every N optimizer steps (default 1). */
   logEvery: number;
+  /** Evaluate every N steps (default 0: only at the end, when there is eval data). */
   evalEvery: number;
+  /** Write a checkpoint every N steps (default 0: only at the end). */
   saveEvery: number;
   /** Keep at most this many checkpoints (oldest removed); 0 keeps all. */
   saveTotalLimit: number;
+  /** Weight dtype of the final model (default F32); checkpoints stay F32. */
   saveDtype: "F32" | "F16" | "BF16";
+  /** Continue from the newest checkpoint in `out`; otherwise earlier checkpoints there are removed. */
   resume: boolean;
 }
 
 /** Learning rates TRL's configs default to. */
 const DEFAULT_LR: Record<ObjectiveKind, number> = { sft: 2e-5, dpo: 1e-6, orpo: 1e-6 };
 
-/** A complete configuration from partial settings, with TRL-like defaults. */
+/**
+ * A complete configuration from partial settings, with TRL-like defaults; given fields win.
+ * @example
+ * ```ts
+ * const cfg = withDefaults("orpo", {
+ *   model: "runs/tiny-base",
+ *   data: ["data/ko_pref_tiny.jsonl"],
+ *   out: "runs/orpo",
+ * });
+ * cfg.lr; // 1e-6, TRL's ORPO default
+ * ```
+ */
 export function withDefaults(
   objective: ObjectiveKind,
   p: Partial<TrainConfig> & { model: string; data: string[]; out: string },
@@ -112,7 +150,14 @@ export function withDefaults(
   };
 }
 
-/** Throws an error naming the first invalid setting (by its command-line flag). */
+/**
+ * Throws an error naming the first invalid setting (by its command-line flag).
+ * @example
+ * ```ts
+ * validateConfig(withDefaults("sft", { model: "m", data: ["d.jsonl"], out: "o", batchSize: 0 }));
+ * // throws: --batch-size: expected a positive integer, got 0
+ * ```
+ */
 export function validateConfig(c: TrainConfig): void {
   const fail = (flag: string, expected: string, got: unknown) => {
     throw new Error(`--${flag}: expected ${expected}, got ${JSON.stringify(got)}`);

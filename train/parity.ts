@@ -25,12 +25,15 @@ import { AdamW, type TokenBatch, writeBatch } from "./step.ts";
 
 /** One checked quantity. */
 export interface ParityLine {
+  /** The quantity checked, e.g. a loss or one parameter's gradient. */
   name: string;
   /** Max absolute error, or for relative checks max error divided by the reference's scale. */
   error: number;
+  /** Largest `error` accepted. */
   tolerance: number;
   /** `abs`: absolute; `rel`: relative to |expected| (scalars) or to max|expected| (tensors). */
   mode: "abs" | "rel";
+  /** Whether `error` is within `tolerance`. */
   ok: boolean;
 }
 

@@ -7,6 +7,7 @@
 
 /** Schedules the trainer accepts (`--schedule`). */
 export const SCHEDULES = ["linear", "cosine", "constant", "constant_with_warmup"] as const;
+/** One learning-rate schedule, as `get_scheduler` names it. */
 export type Schedule = typeof SCHEDULES[number];
 
 /**

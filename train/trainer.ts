@@ -48,7 +48,9 @@ import { AdamW, writeBatch } from "./step.ts";
 
 /** Where a run reports progress and messages (stderr by default). */
 export interface TrainLogger {
+  /** Receives messages: the adapter, resuming, evaluation losses, where the model was saved. */
   info(message: string): void;
+  /** Receives one progress line per logged step. */
   progress(line: string): void;
 }
 
@@ -64,18 +66,25 @@ export interface TrainResult {
   finalDir: string;
   /** With LoRA and `merge`: the merged full model. */
   mergedDir?: string;
+  /** Optimizer steps taken in total, earlier processes of a resumed run included. */
   steps: number;
+  /** Steps the run was planned for. */
   totalSteps: number;
   /** Training loss of the first and last logged steps of this process. */
   firstLoss?: number;
+  /** Training loss of the last step of this process. */
   lastLoss?: number;
+  /** The last evaluation loss, when there was eval data. */
   lastEvalLoss?: number;
+  /** The run's `metrics.jsonl`: one line per logged step and per evaluation. */
   metricsFile: string;
 }
 
 /** Options of {@link train} beyond the run's configuration. */
 export interface TrainOptions {
+  /** Device to train on (default: a new one). */
   gpu?: Gpu;
+  /** Where messages and progress go (default: stderr). */
   log?: TrainLogger;
   /** Stop (as if killed) after this many optimizer steps in this process: for resume tests. */
   stopAfter?: number;

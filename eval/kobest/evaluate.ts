@@ -25,16 +25,23 @@ import {
 
 /** One scored request, as `--dump-requests` writes it (one JSON object per line). */
 export interface RequestRecord {
+  /** The task the document belongs to. */
   task: KobestTask;
+  /** Few-shot examples in the context. */
   shots: number;
+  /** Index of the document in the scored split. */
   docIndex: number;
+  /** Index of the choice this request scores. */
   choiceIndex: number;
+  /** Index of the correct choice. */
   gold: number;
   /** The full context string, shots included, before the trailing-space move. */
   context: string;
   /** The continuation: target delimiter + choice. */
   continuation: string;
+  /** Summed log-probability of the continuation's tokens (natural log). */
   loglikelihood: number;
+  /** Whether every continuation token was the model's argmax, as lm-eval's `is_greedy`. */
   isGreedy: boolean;
 }
 
@@ -58,6 +65,7 @@ export interface EvaluateKobestOptions {
   addSpecialTokens?: boolean;
   /** Recorded as `config.model` / `config.model_args` in the results. */
   modelName?: string;
+  /** Recorded as `config.model_args`, e.g. `pretrained=DIR,max_length=2048`. */
   modelArgs?: string;
   /** Receives every scored request once scoring is done, in task, shots, document, choice order. */
   dumpRequests?: (record: RequestRecord) => void;

@@ -82,49 +82,85 @@ export type ResultRow = { alias: string } & Record<string, MetricValue | string>
 
 /** The config lm-eval records for each task (its YAML, with functions named). */
 export interface TaskConfigDump {
+  /** lm-eval's task name, e.g. `kobest_boolq`. */
   task: string;
+  /** Group tags (`kobest`). */
   tag: string[];
+  /** Hub dataset id, `skt/kobest_v1`. */
   dataset_path: string;
+  /** Hub config name: the KoBEST task. */
   dataset_name: string;
+  /** Split the shots come from. */
   training_split: string;
+  /** Validation split name. */
   validation_split: string;
+  /** Split scored. */
   test_split: string;
+  /** Prompt template (Jinja) or Python function name, as in the task's YAML. */
   doc_to_text: string;
+  /** Gold-index template or function name. */
   doc_to_target: string;
+  /** The choices, or a template or function name that yields them. */
   doc_to_choice: string | string[];
+  /** Text before the first shot (empty for KoBEST). */
   description: string;
+  /** Between context and continuation (`" "`). */
   target_delimiter: string;
+  /** Between shots (`"\n\n"`). */
   fewshot_delimiter: string;
+  /** Shots per context at this setting. */
   num_fewshot: number;
+  /** Metrics reported, with how each aggregates and which direction is better. */
   metric_list: { metric: string; aggregation: string; higher_is_better: boolean }[];
+  /** Scoring mode: log-likelihood of each choice. */
   output_type: "multiple_choice";
+  /** Times each request is repeated (1). */
   repeats: number;
+  /** Always false for KoBEST. */
   should_decontaminate: boolean;
+  /** Task version from the YAML. */
   metadata: { version: number };
 }
 
 /** Run settings recorded under `config`. */
 export interface RunConfig {
+  /** Model name (`--model` as given). */
   model: string;
+  /** How the model was loaded, e.g. `pretrained=DIR,max_length=2048`. */
   model_args: string;
+  /** Sequences per model call. */
   batch_size: number;
+  /** `--limit` (documents or fraction per task), null for all. */
   limit: number | null;
+  /** Bootstrap iterations for the standard errors. */
   bootstrap_iters: number;
+  /** Seed of the few-shot sampler. */
   fewshot_seed: number;
+  /** Split scored. */
   split: KobestSplit;
+  /** Tokenizer's `add_special_tokens`, or `default` when left to the tokenizer. */
   add_special_tokens: boolean | "default";
 }
 
 /** lm-evaluation-harness's results object for one model at one shot setting. */
 export interface LmEvalResults {
+  /** Metrics per task, keyed by lm-eval task name. */
   results: Record<string, ResultRow>;
+  /** The `kobest` group's row when more than one task was scored (also in `results`). */
   groups: Record<string, ResultRow>;
+  /** Tasks of each group, in lm-eval's order. */
   group_subtasks: Record<string, string[]>;
+  /** Each task's configuration. */
   configs: Record<string, TaskConfigDump>;
+  /** Task versions (`N/A` for the group). */
   versions: Record<string, number | "N/A">;
+  /** Shots per task. */
   "n-shot": Record<string, number>;
+  /** Per task and metric, whether higher is better. */
   higher_is_better: Record<string, Record<string, boolean>>;
+  /** Documents per task: in the split, and scored after `--limit`. */
   "n-samples": Record<string, { original: number; effective: number }>;
+  /** How the run was set up. */
   config: RunConfig;
   /** Unix time in seconds, as lm-eval's `time.time()`. */
   date: number;
@@ -298,7 +334,9 @@ function shotsOf(results: LmEvalResults): number {
 
 /** One row of the comparison table: a label for the model and its results at one shot setting. */
 export interface TableEntry {
+  /** Label of the model's row. */
   model: string;
+  /** The model's results at one shot setting. */
   results: LmEvalResults;
 }
 

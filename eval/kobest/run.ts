@@ -26,22 +26,33 @@ import { kobestMarkdownTable, type LmEvalResults, type TableEntry } from "./resu
 
 /** Options of {@link runKobest}. */
 export interface RunKobestOptions {
+  /** Model folders or Hub ids, scored in order. */
   models: string[];
+  /** Tasks to score (default: all five). */
   tasks?: KobestTask[];
+  /** Shot settings (default [0]). */
   shots?: number[];
+  /** Split scored (default `test`). */
   split?: KobestSplit;
+  /** First N documents per task, or a fraction in (0, 1), as lm-eval's `--limit`. */
   limit?: number;
   /** KoBEST files (TSV v1.0 or Hub jsonl layout); downloaded from the Hub into its cache when absent. */
   dataDir?: string;
+  /** Results JSON to write: one lm-eval results object, or an array when there are several. */
   out?: string;
+  /** JSONL file receiving every scored request ({@link RequestRecord} plus `model`). */
   dumpRequests?: string;
+  /** Sequences per forward pass (default 16). */
   batchSize?: number;
+  /** Few-shot seed (default 1234, lm-eval's). */
   seed?: number;
   /** Longest input in tokens (default: min(model context, 2048)). */
   maxLength?: number;
   /** Where the Hub is and its cache (default: HF_ENDPOINT, HF_HOME). */
   hub?: HubOptions;
+  /** Device to use (default: a new one). */
   gpu?: Gpu;
+  /** Receives progress lines (default: stderr). */
   log?: (line: string) => void;
 }
 
