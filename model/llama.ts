@@ -402,15 +402,7 @@ export class Llama {
       const next = l + 1 < d.numLayers ? this.#layer(l + 1).x : this.#final.resid;
       const x = prefix(a.x, N * D);
       // --- attention block
-      out.push(rmsnormForward(g, {
-        x,
-        weight: this.weights.value(`model.layers.${l}.input_layernorm.weight`),
-        y: prefix(a.xn1, N * D),
-        rstd: prefix(a.rstd1, N),
-        rows: N,
-        dim: D,
-        eps: d.rmsNormEps,
-      }));
+      out.push(this.#normForward(`model.layers.${l}.input_layernorm.weight`, x, a.xn1, a.rstd1, N));
       out.push(...this.#linearForward(l, "q_proj", a.xn1, a.q, N, a));
       out.push(...this.#linearForward(l, "k_proj", a.xn1, a.k, N, a));
       out.push(...this.#linearForward(l, "v_proj", a.xn1, a.v, N, a));
@@ -448,15 +440,9 @@ export class Llama {
       out.push(...this.#linearForward(l, "o_proj", a.attn, a.mid, N, a));
       out.push(add(g, { a: prefix(a.mid, N * D), b: x, out: prefix(a.mid, N * D), n: N * D }));
       // --- MLP block
-      out.push(rmsnormForward(g, {
-        x: prefix(a.mid, N * D),
-        weight: this.weights.value(`model.layers.${l}.post_attention_layernorm.weight`),
-        y: prefix(a.xn2, N * D),
-        rstd: prefix(a.rstd2, N),
-        rows: N,
-        dim: D,
-        eps: d.rmsNormEps,
-      }));
+      out.push(
+        this.#normForward(`model.layers.${l}.post_attention_layernorm.weight`, a.mid, a.xn2, a.rstd2, N),
+      );
       out.push(...this.#linearForward(l, "gate_proj", a.xn2, a.gate, N, a));
       out.push(...this.#linearForward(l, "up_proj", a.xn2, a.up, N, a));
       out.push(swigluForward(g, {
@@ -471,16 +457,24 @@ export class Llama {
         add(g, { a: prefix(xNext, N * D), b: prefix(a.mid, N * D), out: prefix(xNext, N * D), n: N * D }),
       );
     }
-    out.push(rmsnormForward(g, {
-      x: prefix(this.#final.resid, N * D),
-      weight: this.weights.value("model.norm.weight"),
-      y: prefix(this.#final.normed, N * D),
-      rstd: prefix(this.#final.rstd, N),
+    out.push(
+      this.#normForward("model.norm.weight", this.#final.resid, this.#final.normed, this.#final.rstd, N),
+    );
+    return out;
+  }
+
+  /** RMSNorm of N rows of `x` into `y`, saving each row's 1/rms in `rstd` for the backward pass. */
+  #normForward(weightName: string, x: Tensor, y: Tensor, rstd: Tensor, N: number): Dispatch {
+    const D = this.dims.hiddenSize;
+    return rmsnormForward(this.gpu, {
+      x: prefix(x, N * D),
+      weight: this.weights.value(weightName),
+      y: prefix(y, N * D),
+      rstd: prefix(rstd, N),
       rows: N,
       dim: D,
-      eps: d.rmsNormEps,
-    }));
-    return out;
+      eps: this.dims.rmsNormEps,
+    });
   }
 
   /** y = x·Wᵀ (+ bias) (+ scale·(x·Aᵀ)·Bᵀ). */
