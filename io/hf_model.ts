@@ -241,7 +241,7 @@ function parseRopeScaling(section: Fields | null): RopeScaling | undefined {
     }
     return scaling;
   }
-  return section.fail(typeKey, `"default", "linear" or "llama3" (other RoPE variants are not implemented)`);
+  return section.fail(typeKey, `"default", "linear" or "llama3" (other RoPE variants are not supported yet)`);
 }
 
 function parseRope(f: Fields, headDim: number): RopeConfig {
