@@ -11,15 +11,8 @@ import { loadMatmulTuning } from "../kernels/matmul.ts";
 import { f32ToF16 } from "../gpu/half.ts";
 import { normalGenerator } from "../model/init.ts";
 import { Llama } from "../model/llama.ts";
-import { dimsOf, type LoadedLlama, ropeSpecOf, weightSource } from "../model/load.ts";
-import {
-  LINEAR_NAMES,
-  type LlamaDims,
-  llamaParamSpecs,
-  numel,
-  ParamSet,
-  type ParamSpec,
-} from "../model/params.ts";
+import { dimsOf, type LoadedLlama, paramDtype, ropeSpecOf, weightSource } from "../model/load.ts";
+import { LINEAR_NAMES, type LlamaDims, llamaParamSpecs, numel, ParamSet } from "../model/params.ts";
 import { ropeTables } from "../model/rope.ts";
 import { TINY_ARCHITECTURE, TINY_VOCAB } from "../model/tiny.ts";
 import { initLora, loraAdapters, loraParamSpecs, type LoraSpec } from "../train/lora.ts";
@@ -209,7 +202,7 @@ export interface RandomLlamaOptions {
   maxPositions: number;
   /** Trainable LoRA adapters beside a frozen base (excludes `trainable`). */
   lora?: LoraSpec;
-  /** Hold the frozen base's linear weights in f16 (needs `shader-f16`; with `lora` or for inference). */
+  /** Hold the frozen base's matrices in f16 (needs `shader-f16`; with `lora` or for inference). */
   f16Base?: boolean;
   seed?: number;
 }
@@ -236,11 +229,6 @@ export interface RandomLlama {
 
 /** Distinct values repeated through every weight: not a power of two, so rows of a matrix do not line up. */
 const PATTERN_LENGTH = (1 << 20) - 2;
-
-/** Linear weights (2-D, not the embedding table) may be held in f16 when frozen, as loadLlama does. */
-function isLinearWeight(spec: ParamSpec): boolean {
-  return spec.shape.length === 2 && spec.name !== "model.embed_tokens.weight";
-}
 
 /**
  * Builds a Llama of `config`'s shape with weights drawn as transformers initialises them (N(0, 0.02²), norm
@@ -275,7 +263,7 @@ export async function createRandomLlama(
   const base = ParamSet.create(gpu, llamaParamSpecs(dims), {
     trainable: opts.trainable,
     label: "params",
-    dtypeOf: (s) => (opts.f16Base && isLinearWeight(s) ? "f16" : "f32"),
+    dtypeOf: (s) => paramDtype(s, Boolean(opts.f16Base)),
   });
   await fillRandom(gpu, base, seed);
   const adapters = opts.lora ? createLora(gpu, dims, opts.lora, seed + 1) : undefined;

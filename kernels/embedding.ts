@@ -33,6 +33,23 @@ struct P { n: u32, dim: u32, table_rows: u32, first_id: u32 }
   out[i] = table[local * p.dim + (i - row * p.dim)];`,
 );
 
+// A frozen table held as f16 (LoRA over an f16 base: a 128k × 4096 table is 1 GiB instead of 2): read as
+// u32 words of two halves, unpacked with the core `unpack2x16float`, so no `shader-f16` is needed.
+const FORWARD_F16 = flatKernel(
+  /* wgsl */ `
+@group(0) @binding(0) var<storage, read> ids: array<u32>;
+@group(0) @binding(1) var<storage, read> table: array<u32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+struct P { n: u32, dim: u32, table_rows: u32, first_id: u32 }
+@group(0) @binding(3) var<uniform> p: P;`,
+  "p.n",
+  /* wgsl */ `let row = i / p.dim;
+  let local = ids[row] - p.first_id;
+  if (local >= p.table_rows) { return; }
+  let e = local * p.dim + (i - row * p.dim);
+  out[i] = unpack2x16float(table[e / 2u])[e % 2u];`,
+);
+
 /** Marks the first row of each id's chain (bit 31 of a link) and the end of a chain (all other bits set). */
 const HEAD_BIT = 0x80000000;
 const CHAIN_END = 0x7fffffff;
@@ -81,7 +98,10 @@ struct P { n: u32, dim: u32, first_id: u32 }
 export interface EmbeddingForwardArgs {
   /** u32 [rows] token ids. */
   ids: Tensor;
-  /** f32 [tableRows, dim]: rows `firstId .. firstId + tableRows − 1` of the embedding matrix. */
+  /**
+   * f32 or f16 [tableRows, dim]: rows `firstId .. firstId + tableRows − 1` of the embedding matrix (f16 for a
+   * frozen table; the output is f32 either way).
+   */
   table: Tensor;
   /** f32 [rows, dim]; rows whose id is outside the table are left unchanged. */
   out: Tensor;
@@ -102,13 +122,18 @@ export interface EmbeddingForwardArgs {
 export function embeddingForward(gpu: Gpu, args: EmbeddingForwardArgs): Dispatch {
   const { ids, table, out, rows, dim } = args;
   const K = "embeddingForward";
-  const tableRows = checkEmbeddingArgs(K, ids, table, "table", rows, dim, args.firstId ?? 0);
+  const tableRows = checkEmbeddingArgs(K, ids, table, "table", rows, dim, args.firstId ?? 0, ["f32", "f16"]);
   checkTensor(K, "out", out, "f32", rows * dim, "rows·dim");
   checkDisjoint(K, "out", out, "table", table);
   const n = rows * dim;
+  // The f16 kernel reads whole u32 words: view the table's bytes as u32 (an odd element count rounds up,
+  // and the binding is already padded to 4 bytes).
+  const source = table.dtype === "f16"
+    ? { ...table, buffer: table.buffer, dtype: "u32" as const, length: Math.ceil(table.length / 2) }
+    : table;
   return gpu.dispatch(
-    FORWARD,
-    [ids, table, out],
+    table.dtype === "f16" ? FORWARD_F16 : FORWARD,
+    [ids, source, out],
     flatGroups(n),
     [n, dim, tableRows, args.firstId ?? 0],
     "embedding.fwd",
@@ -168,12 +193,13 @@ function checkEmbeddingArgs(
   rows: number,
   dim: number,
   firstId: number,
+  dtypes: ("f32" | "f16")[] = ["f32"],
 ): number {
   checkCount(kernel, "rows", rows);
   checkCount(kernel, "dim", dim, 1);
   checkCount(kernel, "firstId", firstId);
   checkTensor(kernel, "ids", ids, "u32", rows, "rows");
-  checkTensor(kernel, tableField, table, "f32", dim, "dim");
+  checkTensor(kernel, tableField, table, dtypes, dim, "dim");
   if (table.length % dim !== 0) {
     throw new RangeError(
       `${kernel}: "${tableField}" holds ${table.length} elements, not a whole number of rows of dim = ${dim}`,

@@ -27,7 +27,7 @@ export interface LoadOptions {
   maxPositions?: number;
   /** Rows per vocabulary-projection chunk. */
   logitsRows?: number;
-  /** Store frozen linear weights as f16 (needs `shader-f16`; only when not `trainable`). */
+  /** Hold frozen matrices (linear weights, embeddings) as f16 (needs `shader-f16`; only when not `trainable`). */
   frozenF16?: boolean;
   /** LoRA adapters by linear name (`model.layers.0.self_attn.q_proj`). */
   lora?: (linear: string) => LoraAdapter | undefined;
@@ -86,9 +86,16 @@ export function ropeSpecOf(rope: RopeConfig): RopeSpec {
   return { headDim, theta, scaling: { ...rest, originalMaxPositions: originalMaxPositionEmbeddings } };
 }
 
-/** Linear weights (2-D, not the embedding table) may be held in f16 when frozen. */
-function isLinearWeight(spec: ParamSpec): boolean {
-  return spec.shape.length === 2 && spec.name !== "model.embed_tokens.weight";
+/**
+ * The dtype a parameter is held in on the GPU: with a frozen f16 base, matrices (linear weights and the
+ * embedding table) are f16; norm weights and biases stay f32 (they are small and their kernels read f32).
+ * @example
+ * ```ts
+ * paramDtype({ name: "model.norm.weight", shape: [2048], decay: false }, true); // "f32"
+ * ```
+ */
+export function paramDtype(spec: ParamSpec, frozenF16: boolean): "f32" | "f16" {
+  return frozenF16 && spec.shape.length === 2 ? "f16" : "f32";
 }
 
 /** A {@link WeightSource} over a parameter set (and optional LoRA adapters). */
@@ -126,7 +133,7 @@ export async function loadLlama(
   const params = ParamSet.create(gpu, specs, {
     trainable: opts.trainable,
     label: "params",
-    dtypeOf: (s) => (f16 && isLinearWeight(s) ? "f16" : "f32"),
+    dtypeOf: (s) => paramDtype(s, f16),
   });
   for (const spec of specs) {
     const t = params.value(spec.name);

@@ -130,10 +130,10 @@ Deno.test(
       p.value("model.layers.3.self_attn.q_proj.weight"),
     ]);
     assert((norm as Float32Array).every((x) => x === 1), "norm weights are ones");
-    assertEquals(p.value("model.embed_tokens.weight").dtype, "f32");
+    assertEquals(p.value("model.embed_tokens.weight").dtype, "f16");
     assertEquals(p.value("model.layers.3.self_attn.q_proj.weight").dtype, "f16");
     for (
-      const [name, values] of [["embed", embed as Float32Array], [
+      const [name, values] of [["embed", f16ToF32(embed as Uint16Array)], [
         "q_proj",
         f16ToF32(q as Uint16Array),
       ]] as const

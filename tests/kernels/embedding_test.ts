@@ -1,3 +1,4 @@
+import { f16ToF32, f32ToF16 } from "../../gpu/half.ts";
 import { slice } from "../../gpu/runtime.ts";
 import { embeddingBackward, embeddingForward } from "../../kernels/embedding.ts";
 import { embeddingBackwardRef, embeddingForwardRef } from "../../kernels/embedding_ref.ts";
@@ -87,4 +88,16 @@ Deno.test("embedding: rejects a table that is not whole rows and non-u32 ids", G
     RangeError,
     `"dout" (tensor "tensor") holds 9 elements; it needs at least rows·dim = 10`,
   );
+});
+
+Deno.test("embedding: an f16 table (odd length) reads exactly the rounded values", GPU_TEST, async () => {
+  const gpu = await testGpu();
+  const vocab = 11, dim = 5, rows = 9; // 55 halves: the last u32 word holds one
+  const table = randn(vocab * dim, 3, 4);
+  const bits = f32ToF16(table);
+  const ids = mixedIds(rows, vocab, 5, [vocab, 0xffffffff]);
+  const out = gpu.upload(new Float32Array(rows * dim).fill(7));
+  gpu.run([embeddingForward(gpu, { ids: gpu.upload(ids), table: gpu.upload(bits), out, rows, dim })]);
+  const want = embeddingForwardRef(ids, f16ToF32(bits), dim, new Float32Array(rows * dim).fill(7));
+  assertEquals(await gpu.read(out), want);
 });
