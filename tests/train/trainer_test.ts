@@ -291,7 +291,7 @@ Deno.test(
     const f16 = await loadLlama(gpu, dir, { trainable: false, maxTokens: 64, frozenF16: true });
     assertEquals(f16.params.value("model.layers.0.self_attn.q_proj.weight").dtype, "f16");
     assertEquals(f16.params.value("model.embed_tokens.weight").dtype, "f16");
-  assertEquals(f16.params.value("model.norm.weight").dtype, "f32");
+    assertEquals(f16.params.value("model.norm.weight").dtype, "f32");
     const { runParityLogits } = await import("./logits_helper.ts");
     const base32 = await runParityLogits(gpu, dir);
     const lora = { r: 4, alpha: 8, targets: ["q_proj", "v_proj"] as ("q_proj" | "v_proj")[], rslora: false };
