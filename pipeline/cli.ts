@@ -5,6 +5,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { numberFlag } from "../train/cli.ts";
 import { parseLoraTargets } from "../train/lora.ts";
 import { reproduce, type ReproduceResult } from "./reproduce.ts";
 import {
@@ -129,16 +130,6 @@ training (every objective unless named)
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>["values"];
 
-function num(values: Values, flag: keyof Values): number | undefined {
-  const v = values[flag];
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (typeof v !== "string" || v.trim() === "" || !Number.isFinite(n)) {
-    throw new Error(`--${flag}: expected a number, got ${JSON.stringify(v)}`);
-  }
-  return n;
-}
-
 function parseShots(text: string): number[] {
   return text.split(",").map((part) => {
     const n = Number(part.trim());
@@ -157,19 +148,19 @@ function sharedTraining(values: Values): TrainingSettings {
   const set = <K extends keyof TrainingSettings>(key: K, v: TrainingSettings[K] | undefined) => {
     if (v !== undefined) t[key] = v;
   };
-  const maxSteps = num(values, "max-steps");
+  const maxSteps = numberFlag(values, "max-steps");
   set("maxSteps", maxSteps);
-  const epochs = num(values, "epochs");
+  const epochs = numberFlag(values, "epochs");
   if (epochs !== undefined) Object.assign(t, { epochs, maxSteps: maxSteps ?? 0 });
-  set("batchSize", num(values, "batch-size"));
-  set("gradAccum", num(values, "grad-accum"));
-  set("maxLength", num(values, "max-length"));
-  set("seed", num(values, "seed"));
-  const r = num(values, "lora-r");
+  set("batchSize", numberFlag(values, "batch-size"));
+  set("gradAccum", numberFlag(values, "grad-accum"));
+  set("maxLength", numberFlag(values, "max-length"));
+  set("seed", numberFlag(values, "seed"));
+  const r = numberFlag(values, "lora-r");
   if (r !== undefined) {
     t.lora = {
       r,
-      alpha: num(values, "lora-alpha") ?? 2 * r,
+      alpha: numberFlag(values, "lora-alpha") ?? 2 * r,
       targets: parseLoraTargets("all-linear"),
       rslora: false,
     };
@@ -214,22 +205,22 @@ export function parseReproduceArgs(args: string[]): ReproduceSettings | undefine
   if (values.model !== undefined) Object.assign(s, { model: values.model, buildTinyBase: false });
   if (values["sft-data"]) s.sftData = values["sft-data"];
   if (values["pref-data"]) s.prefData = values["pref-data"];
-  s.trainDocs = num(values, "train-docs") ?? s.trainDocs;
+  s.trainDocs = numberFlag(values, "train-docs") ?? s.trainDocs;
   if (values["kobest-dir"]) s.kobestDir = values["kobest-dir"];
-  s.kobestLimit = num(values, "kobest-limit") ?? s.kobestLimit;
-  s.kobestBatchSize = num(values, "kobest-batch-size") ?? s.kobestBatchSize;
-  s.kobestMaxLength = num(values, "kobest-max-length") ?? s.kobestMaxLength;
+  s.kobestLimit = numberFlag(values, "kobest-limit") ?? s.kobestLimit;
+  s.kobestBatchSize = numberFlag(values, "kobest-batch-size") ?? s.kobestBatchSize;
+  s.kobestMaxLength = numberFlag(values, "kobest-max-length") ?? s.kobestMaxLength;
   if (values.shots !== undefined) s.shots = parseShots(values.shots);
   if (values.prompts) s.prompts = values.prompts;
-  s.promptsLimit = num(values, "prompts-limit") ?? s.promptsLimit;
-  s.answerMaxTokens = num(values, "answer-max-tokens") ?? s.answerMaxTokens;
-  s.answerContext = num(values, "answer-context") ?? s.answerContext;
+  s.promptsLimit = numberFlag(values, "prompts-limit") ?? s.promptsLimit;
+  s.answerMaxTokens = numberFlag(values, "answer-max-tokens") ?? s.answerMaxTokens;
+  s.answerContext = numberFlag(values, "answer-context") ?? s.answerContext;
   if (values["chat-template"]) s.chatTemplate = values["chat-template"];
   if (values.dpo) s.dpo = true;
   s.judge = judgeOf(values, s);
   const shared = sharedTraining(values);
   for (const objective of ["sft", "orpo", "dpo"] as const) {
-    const lr = num(values, `${objective}-lr`);
+    const lr = numberFlag(values, `${objective}-lr`);
     s.train[objective] = { ...s.train[objective], ...shared, ...(lr !== undefined ? { lr } : {}) };
   }
   validateSettings(s);

@@ -127,7 +127,14 @@ logging and checkpoints
 `;
 }
 
-function num(values: Record<string, unknown>, flag: string): number | undefined {
+/**
+ * The number a string flag holds, or undefined when the flag is absent; anything else is an error naming it.
+ * @example
+ * ```ts
+ * numberFlag({ lr: "3e-4" }, "lr"); // 0.0003
+ * ```
+ */
+export function numberFlag(values: Record<string, unknown>, flag: string): number | undefined {
   const v = values[flag];
   if (v === undefined) return undefined;
   const n = Number(v);
@@ -190,36 +197,36 @@ export function parseTrainArgs(
     if (v !== undefined) p[key] = v;
   };
   set("evalData", values["eval-data"]);
-  set("evalFraction", num(values, "eval-fraction"));
+  set("evalFraction", numberFlag(values, "eval-fraction"));
   if (values["chat-template"]) p.chatTemplate = Deno.readTextFileSync(values["chat-template"]);
   set("skipBadRows", values["skip-bad-rows"]);
-  set("maxLength", num(values, "max-length"));
-  set("maxPromptLength", num(values, "max-prompt-length"));
+  set("maxLength", numberFlag(values, "max-length"));
+  set("maxPromptLength", numberFlag(values, "max-prompt-length"));
   if (values["no-completion-only-loss"]) p.completionOnlyLoss = false;
   set("assistantOnlyLoss", values["assistant-only-loss"]);
-  set("batchSize", num(values, "batch-size"));
-  set("gradAccum", num(values, "grad-accum"));
-  set("epochs", num(values, "epochs"));
-  set("maxSteps", num(values, "max-steps"));
-  set("lr", num(values, "lr"));
+  set("batchSize", numberFlag(values, "batch-size"));
+  set("gradAccum", numberFlag(values, "grad-accum"));
+  set("epochs", numberFlag(values, "epochs"));
+  set("maxSteps", numberFlag(values, "max-steps"));
+  set("lr", numberFlag(values, "lr"));
   set("schedule", values.schedule as Schedule | undefined);
-  set("warmupSteps", num(values, "warmup-steps"));
-  set("warmupRatio", num(values, "warmup-ratio"));
-  set("weightDecay", num(values, "weight-decay"));
-  set("maxGradNorm", num(values, "max-grad-norm"));
-  set("adamBeta1", num(values, "adam-beta1"));
-  set("adamBeta2", num(values, "adam-beta2"));
-  set("adamEps", num(values, "adam-eps"));
-  set("seed", num(values, "seed"));
-  set("beta", num(values, "beta") ?? num(values, "lambda"));
+  set("warmupSteps", numberFlag(values, "warmup-steps"));
+  set("warmupRatio", numberFlag(values, "warmup-ratio"));
+  set("weightDecay", numberFlag(values, "weight-decay"));
+  set("maxGradNorm", numberFlag(values, "max-grad-norm"));
+  set("adamBeta1", numberFlag(values, "adam-beta1"));
+  set("adamBeta2", numberFlag(values, "adam-beta2"));
+  set("adamEps", numberFlag(values, "adam-eps"));
+  set("seed", numberFlag(values, "seed"));
+  set("beta", numberFlag(values, "beta") ?? numberFlag(values, "lambda"));
   set("lossType", values["loss-type"] as DpoLossType | undefined);
   set("orpoNll", values["orpo-nll"] as "whole" | "completion" | undefined);
-  set("padMultiple", num(values, "pad-multiple"));
-  const r = num(values, "lora-r");
+  set("padMultiple", numberFlag(values, "pad-multiple"));
+  const r = numberFlag(values, "lora-r");
   if (r !== undefined) {
     p.lora = {
       r,
-      alpha: num(values, "lora-alpha") ?? 2 * r,
+      alpha: numberFlag(values, "lora-alpha") ?? 2 * r,
       targets: parseLoraTargets(values["lora-targets"] ?? "all-linear"),
       rslora: Boolean(values.rslora),
     };
@@ -228,10 +235,10 @@ export function parseTrainArgs(
   }
   set("merge", values.merge);
   set("f16Base", values["f16-base"]);
-  set("logEvery", num(values, "log-every"));
-  set("evalEvery", num(values, "eval-every"));
-  set("saveEvery", num(values, "save-every"));
-  set("saveTotalLimit", num(values, "save-total-limit"));
+  set("logEvery", numberFlag(values, "log-every"));
+  set("evalEvery", numberFlag(values, "eval-every"));
+  set("saveEvery", numberFlag(values, "save-every"));
+  set("saveTotalLimit", numberFlag(values, "save-total-limit"));
   set("saveDtype", values["save-dtype"] as TrainConfig["saveDtype"] | undefined);
   set("resume", values.resume);
   return { config: withDefaults(objective, p), embedded };
