@@ -4,6 +4,7 @@
  * @module
  */
 import { Gpu } from "../gpu/runtime.ts";
+import { seededRandom } from "../io/datasets.ts";
 
 let shared: Promise<Gpu> | undefined;
 
@@ -16,17 +17,8 @@ export function testGpu(): Promise<Gpu> {
 /** Deno.test options for tests that hold a GPU device across tests. */
 export const GPU_TEST = { sanitizeResources: false, sanitizeOps: false } as const;
 
-/** A small seeded generator (mulberry32) so test data is the same on every run. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A small seeded generator (mulberry32, the toolkit's own) so test data is the same on every run. */
+export const rng: (seed: number) => () => number = seededRandom;
 
 /** `n` values uniform in [-scale, scale). */
 export function randn(n: number, seed: number, scale = 1): Float32Array {
