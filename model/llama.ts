@@ -406,13 +406,7 @@ export class Llama {
       out.push(...this.#linearForward(l, "q_proj", a.xn1, a.q, N, a));
       out.push(...this.#linearForward(l, "k_proj", a.xn1, a.k, N, a));
       out.push(...this.#linearForward(l, "v_proj", a.xn1, a.v, N, a));
-      const rope = {
-        positions: io.positions,
-        cos: this.rope.cos,
-        sin: this.rope.sin,
-        rows: N,
-        headDim: d.headDim,
-      };
+      const rope = this.#ropeArgs(io, N);
       out.push(ropeForward(g, { ...rope, x: prefix(a.q, N * Q), heads: d.numHeads }));
       out.push(ropeForward(g, { ...rope, x: prefix(a.k, N * KV), heads: d.numKvHeads }));
       if (kv) {
@@ -461,6 +455,17 @@ export class Llama {
       this.#normForward("model.norm.weight", this.#final.resid, this.#final.normed, this.#final.rstd, N),
     );
     return out;
+  }
+
+  /** The RoPE kernels' shared arguments for N rows (tables, positions, head size). */
+  #ropeArgs(io: StepBuffers, N: number) {
+    return {
+      positions: io.positions,
+      cos: this.rope.cos,
+      sin: this.rope.sin,
+      rows: N,
+      headDim: this.dims.headDim,
+    };
   }
 
   /** RMSNorm of N rows of `x` into `y`, saving each row's 1/rms in `rstd` for the backward pass. */
@@ -640,13 +645,7 @@ export class Llama {
         headDim: d.headDim,
         scale: 1 / Math.sqrt(d.headDim),
       }));
-      const rope = {
-        positions: io.positions,
-        cos: this.rope.cos,
-        sin: this.rope.sin,
-        rows: N,
-        headDim: d.headDim,
-      };
+      const rope = this.#ropeArgs(io, N);
       out.push(ropeBackward(g, { ...rope, dx: prefix(G.dq, N * Q), heads: d.numHeads }));
       out.push(ropeBackward(g, { ...rope, dx: prefix(G.dk, N * KV), heads: d.numKvHeads }));
       out.push(...this.#linearBackward(l, "q_proj", G.dq, a.xn1, G.dxn, N, a, false));
