@@ -98,23 +98,89 @@ export interface LlamaOptions {
   trainable: boolean;
 }
 
-interface LayerActs {
-  x: Tensor; // residual input [N, D]
-  xn1: Tensor;
-  rstd1: Tensor;
-  q: Tensor;
-  k: Tensor;
-  v: Tensor;
-  attn: Tensor;
-  lse: Tensor;
-  mid: Tensor; // x + attention
-  xn2: Tensor;
-  rstd2: Tensor;
-  gate: Tensor;
-  up: Tensor;
-  act: Tensor;
-  /** x·Aᵀ of each LoRA linear, saved for backward. */
-  loraXa: Map<LinearName, Tensor>;
+// ---------------------------------------------------------------------------------------------------------
+// Workspace layout: every buffer a pass uses is [rows, width]; a pass over N rows works on views of the
+// first N rows, built once per pass ({@link firstRows}).
+
+/** Width of each activation one decoder layer keeps for the backward pass (per row). */
+function layerWidths(d: LlamaDims) {
+  const D = d.hiddenSize, I = d.intermediateSize, Q = d.numHeads * d.headDim, KV = d.numKvHeads * d.headDim;
+  return {
+    /** Residual stream entering the layer. */
+    x: D,
+    /** input_layernorm(x) and its 1/rms per row. */
+    xn1: D,
+    rstd1: 1,
+    /** q and k after RoPE, v as projected. */
+    q: Q,
+    k: KV,
+    v: KV,
+    /** Attention output (input of o_proj) and its log-sum-exp per row and head. */
+    attn: Q,
+    lse: d.numHeads,
+    /** x + o_proj(attn). */
+    mid: D,
+    /** post_attention_layernorm(mid) and its 1/rms per row. */
+    xn2: D,
+    rstd2: 1,
+    /** gate_proj(xn2), up_proj(xn2) and silu(gate)·up (input of down_proj). */
+    gate: I,
+    up: I,
+    act: I,
+  };
+}
+
+/** One decoder layer's saved activations, plus x·Aᵀ of each LoRA linear ([rows, rank]). */
+type LayerActs = Record<keyof ReturnType<typeof layerWidths>, Tensor> & { loraXa: Map<LinearName, Tensor> };
+
+/** Width of each gradient buffer the backward pass reuses layer after layer (per row). */
+function gradWidths(d: LlamaDims) {
+  const D = d.hiddenSize, I = d.intermediateSize, Q = d.numHeads * d.headDim, KV = d.numKvHeads * d.headDim;
+  return {
+    /** d(residual stream) between blocks. */
+    dres: D,
+    /** d(a norm's output). */
+    dxn: D,
+    /** d(attention output), then d(q), d(k), d(v) after attention's backward. */
+    dattn: Q,
+    dq: Q,
+    dk: KV,
+    dv: KV,
+    /** d(silu(gate)·up), then d(gate), d(up). */
+    dact: I,
+    dgate: I,
+    dup: I,
+  };
+}
+
+type GradBuffers = Record<keyof ReturnType<typeof gradWidths>, Tensor>;
+
+/** Width of the buffers after the last layer (per row). */
+function finalWidths(d: LlamaDims) {
+  /** The last residual (input of the final norm), its 1/rms per row, and the final norm's output. */
+  return { resid: d.hiddenSize, rstd: 1, normed: d.hiddenSize };
+}
+
+type FinalBuffers = Record<keyof ReturnType<typeof finalWidths>, Tensor>;
+
+/** Views of the first `rows` rows of each tensor in `set`, given each one's width per row. */
+function firstRows<K extends string>(
+  set: NoInfer<Record<K, Tensor>>,
+  widths: Record<K, number>,
+  rows: number,
+): Record<K, Tensor> {
+  const out = {} as Record<K, Tensor>;
+  for (const key of Object.keys(widths) as K[]) out[key] = prefix(set[key], rows * widths[key]);
+  return out;
+}
+
+/** One pass over B sequences of T tokens: N = B·T rows, the step's buffers and, when generating, the KV cache. */
+interface Pass {
+  B: number;
+  T: number;
+  N: number;
+  io: StepBuffers;
+  kv?: KvCacheView;
 }
 
 /** Rows of logits per chunk: a multiple of 64 so chunk views stay 256-byte aligned. */
@@ -123,6 +189,28 @@ function chooseLogitsRows(gpu: Gpu, vocab: number, maxTokens: number, asked?: nu
   const fit = Math.max(64, Math.floor(budget / (vocab * 4) / 64) * 64);
   const want = asked ?? fit;
   return Math.max(64, Math.floor(Math.min(want, fit, Math.ceil(maxTokens / 64) * 64) / 64) * 64);
+}
+
+/** The row ranges [r0, r0 + R) that cover `n` rows in chunks of at most `size`. */
+function chunks(n: number, size: number): { r0: number; R: number }[] {
+  const out: { r0: number; R: number }[] = [];
+  for (let r0 = 0; r0 < n; r0 += size) out.push({ r0, R: Math.min(size, n - r0) });
+  return out;
+}
+
+/** Rows [r0, r0+R) of a row-major [*, cols] tensor; r0 must keep the view 256-byte aligned. */
+function rowsView(t: Tensor, r0: number, R: number, cols: number): Tensor {
+  const offset = t.offset + r0 * cols * 4;
+  if (offset % 256 !== 0) throw new RangeError(`row ${r0} of "${t.label}" is not 256-byte aligned`);
+  return { buffer: t.buffer, offset, length: R * cols, dtype: t.dtype, label: t.label };
+}
+
+/** Hugging Face names of a decoder layer's two norm weights. */
+function normNames(l: number) {
+  return {
+    input: `model.layers.${l}.input_layernorm.weight`,
+    postAttention: `model.layers.${l}.post_attention_layernorm.weight`,
+  };
 }
 
 /**
@@ -146,11 +234,23 @@ export class Llama {
   readonly opts: Required<LlamaOptions>;
   /** RoPE tables [maxPositions, headDim/2]. */
   readonly rope: { cos: Tensor; sin: Tensor; maxPositions: number };
+
+  /** Every workspace buffer, released by {@link destroy}. */
+  readonly #owned: GPUBuffer[] = [];
+  /** Per layer when training; one shared set in inference, where the layers run one after another. */
   readonly #layers: LayerActs[] = [];
-  /** The last residual (input of the final norm), its rstd, the final norm's output, and a logits chunk. */
-  readonly #final: { resid: Tensor; rstd: Tensor; normed: Tensor; logits: Tensor };
-  #grad?: { dres: Tensor; dxn: Tensor; dattn: Tensor; dq: Tensor; dk: Tensor; dv: Tensor; dI: Tensor[] };
+  /** After the last layer, [maxTokens, width]. */
+  readonly #final: FinalBuffers;
+  /** One chunk of logits, [logitsRows, vocab]. */
+  readonly #logits: Tensor;
+  /** Gradients, allocated by the first backward pass. */
+  #grad?: GradBuffers;
+  /** dy·B of the LoRA linear being differentiated, [maxTokens, max rank]. */
   #loraTmp?: Tensor;
+  /** The final hidden rows {@link scoreRows} picks, allocated on first use. */
+  #picked?: Tensor;
+  /** Where the kernel writes a frozen norm weight's unused gradient (LoRA), allocated on first use. */
+  #normScratch?: Tensor;
 
   /**
    * Allocates the workspace (activations, and their gradients when `trainable`).
@@ -174,53 +274,36 @@ export class Llama {
     this.rope = rope;
     const logitsRows = chooseLogitsRows(gpu, dims.vocabSize, opts.maxTokens, opts.logitsRows);
     this.opts = { maxTokens: opts.maxTokens, trainable: opts.trainable, logitsRows };
-    const N = opts.maxTokens, D = dims.hiddenSize, I = dims.intermediateSize;
-    const Q = dims.numHeads * dims.headDim, KV = dims.numKvHeads * dims.headDim;
-    const t = (n: number, label: string) => this.#own(n, "f32", label);
+    const N = opts.maxTokens;
     // Training keeps every layer's activations; inference reuses one layer's worth.
     const distinct = opts.trainable ? dims.numLayers : 1;
     const maxRank = this.#maxLoraRank();
     for (let l = 0; l < distinct; l++) {
       const loraXa = new Map<LinearName, Tensor>();
       if (maxRank > 0) {
-        for (const w of LINEAR_NAMES) {
-          loraXa.set(w, t(N * maxRank, `L${l}.${w}.xa`));
-        }
+        for (const w of LINEAR_NAMES) loraXa.set(w, this.#own(N * maxRank, "f32", `L${l}.${w}.xa`));
       }
-      this.#layers.push({
-        x: t(N * D, `L${l}.x`),
-        xn1: t(N * D, `L${l}.xn1`),
-        rstd1: t(N, `L${l}.rstd1`),
-        q: t(N * Q, `L${l}.q`),
-        k: t(N * KV, `L${l}.k`),
-        v: t(N * KV, `L${l}.v`),
-        attn: t(N * Q, `L${l}.attn`),
-        lse: t(N * dims.numHeads, `L${l}.lse`),
-        mid: t(N * D, `L${l}.mid`),
-        xn2: t(N * D, `L${l}.xn2`),
-        rstd2: t(N, `L${l}.rstd2`),
-        gate: t(N * I, `L${l}.gate`),
-        up: t(N * I, `L${l}.up`),
-        act: t(N * I, `L${l}.act`),
-        loraXa,
-      });
+      this.#layers.push({ ...this.#ownRows(layerWidths(dims), (key) => `L${l}.${key}`), loraXa });
     }
-    this.#final = {
-      resid: t(N * D, "final.resid"),
-      rstd: t(N, "final.rstd"),
-      normed: t(N * D, "final.normed"),
-      logits: t(logitsRows * dims.vocabSize, "logits"),
-    };
-    if (maxRank > 0) this.#loraTmp = t(N * maxRank, "lora.tmp");
+    this.#final = this.#ownRows(finalWidths(dims), (key) => `final.${key}`);
+    this.#logits = this.#own(logitsRows * dims.vocabSize, "f32", "logits");
+    if (maxRank > 0) this.#loraTmp = this.#own(N * maxRank, "f32", "lora.tmp");
   }
-
-  readonly #owned: GPUBuffer[] = [];
 
   /** A workspace tensor this model owns (released by {@link destroy}). */
   #own(n: number, dtype: "f32" | "u32", label: string): Tensor {
     const t = this.gpu.tensor(n, dtype, label);
     this.#owned.push(t.buffer);
     return t;
+  }
+
+  /** One f32 [maxTokens, width] workspace tensor per key of `widths`. */
+  #ownRows<K extends string>(widths: Record<K, number>, label: (key: K) => string): Record<K, Tensor> {
+    const out = {} as Record<K, Tensor>;
+    for (const key of Object.keys(widths) as K[]) {
+      out[key] = this.#own(this.opts.maxTokens * widths[key], "f32", label(key));
+    }
+    return out;
   }
 
   /** Releases the workspace (activations, step buffers, RoPE tables); the weights belong to their owner. */
@@ -247,16 +330,12 @@ export class Llama {
 
   /** The buffer holding logits rows [0, logitsRows) of the last chunk computed (see {@link forwardLogits}). */
   get logitsBuffer(): Tensor {
-    return this.#final.logits;
+    return this.#logits;
   }
 
   /** Rows per logits chunk. */
   get logitsRows(): number {
     return this.opts.logitsRows;
-  }
-
-  #layer(l: number): LayerActs {
-    return this.#layers[this.opts.trainable ? l : 0];
   }
 
   #maxLoraRank(): number {
@@ -269,6 +348,41 @@ export class Llama {
     return r;
   }
 
+  /** Layer l's activations as views of N rows (x·Aᵀ at each adapter's rank). */
+  #layerViews(l: number, N: number): LayerActs {
+    const acts = this.#layers[this.opts.trainable ? l : 0];
+    const loraXa = new Map<LinearName, Tensor>();
+    for (const [which, xa] of acts.loraXa) {
+      const lora = this.weights.lora?.(linearName(l, which));
+      if (lora) loraXa.set(which, prefix(xa, N * lora.rank));
+    }
+    return { ...firstRows(acts, layerWidths(this.dims), N), loraXa };
+  }
+
+  /** The number of rows of a B×T pass, checked against the workspace. */
+  #rows(B: number, T: number): number {
+    const N = B * T;
+    if (N > this.opts.maxTokens) {
+      throw new RangeError(`batch of ${N} tokens exceeds maxTokens ${this.opts.maxTokens}`);
+    }
+    return N;
+  }
+
+  #lmHeadName(): string {
+    return this.dims.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight";
+  }
+
+  /** The RoPE kernels' shared arguments for N rows (tables, positions, head size). */
+  #ropeArgs(io: StepBuffers, N: number) {
+    return {
+      positions: io.positions,
+      cos: this.rope.cos,
+      sin: this.rope.sin,
+      rows: N,
+      headDim: this.dims.headDim,
+    };
+  }
+
   // ---------------------------------------------------------------------------------------------------
   // Forward
 
@@ -278,21 +392,171 @@ export class Llama {
    */
   forward(B: number, T: number, io: StepBuffers): Dispatch[] {
     const out = this.forwardHidden(B, T, io);
-    const N = B * T;
-    for (let r0 = 0; r0 < N; r0 += this.opts.logitsRows) {
-      const R = Math.min(this.opts.logitsRows, N - r0);
+    const V = this.dims.vocabSize;
+    for (const { r0, R } of chunks(B * T, this.opts.logitsRows)) {
       out.push(this.#logitsChunk(r0, R));
       out.push(logprobsForward(this.gpu, {
-        logits: prefix(this.#final.logits, R * this.dims.vocabSize),
+        logits: prefix(this.#logits, R * V),
         targets: io.targets,
         lse: io.lse,
         logp: io.logp,
         rows: R,
-        vocab: this.dims.vocabSize,
+        vocab: V,
         rowOffset: r0,
       }));
     }
     return out;
+  }
+
+  /**
+   * Records everything up to the final norm's output (the input of the vocabulary projection). With `kv`,
+   * keys and values go into the cache and attention reads from it (generation).
+   */
+  forwardHidden(B: number, T: number, io: StepBuffers, kv?: KvCacheView): Dispatch[] {
+    const d = this.dims, N = this.#rows(B, T);
+    const fin = firstRows(this.#final, finalWidths(d), N);
+    const out: Dispatch[] = [embeddingForward(this.gpu, {
+      ids: io.ids,
+      table: this.weights.value("model.embed_tokens.weight"),
+      out: this.#layerViews(0, N).x,
+      rows: N,
+      dim: d.hiddenSize,
+    })];
+    for (let l = 0; l < d.numLayers; l++) {
+      // The next layer's input. In inference all layers share one buffer set, so this is the layer's own x,
+      // free again once `mid` holds x + attention.
+      const next = l + 1 < d.numLayers ? this.#layerViews(l + 1, N).x : fin.resid;
+      out.push(...this.#layerForward(l, { B, T, N, io, kv }, this.#layerViews(l, N), next));
+    }
+    out.push(this.#normForward("model.norm.weight", { x: fin.resid, y: fin.normed, rstd: fin.rstd }));
+    return out;
+  }
+
+  /** One decoder layer, from `a.x` to `next` (= a.x + attention + MLP), saving what backward needs in `a`. */
+  #layerForward(
+    l: number,
+    p: Pass,
+    a: LayerActs,
+    next: Tensor,
+  ): Dispatch[] {
+    const d = this.dims, g = this.gpu, N = p.N, kv = p.kv;
+    const linear = (which: LinearName, x: Tensor, y: Tensor) =>
+      this.#linearForward(l, which, { x, y, rows: N, xa: a.loraXa.get(which) });
+    const rope = this.#ropeArgs(p.io, N);
+    const norm = normNames(l);
+    const out: Dispatch[] = [];
+    // Attention block.
+    out.push(this.#normForward(norm.input, { x: a.x, y: a.xn1, rstd: a.rstd1 }));
+    out.push(...linear("q_proj", a.xn1, a.q));
+    out.push(...linear("k_proj", a.xn1, a.k));
+    out.push(...linear("v_proj", a.xn1, a.v));
+    out.push(ropeForward(g, { ...rope, x: a.q, heads: d.numHeads }));
+    out.push(ropeForward(g, { ...rope, x: a.k, heads: d.numKvHeads }));
+    if (kv) {
+      // Generation: the new keys and values go into the cache at their positions; attention reads the cache.
+      const width = d.numKvHeads * d.headDim;
+      const scatter = { positions: p.io.positions, rows: N, T: p.T, kvRows: kv.kvRows, width };
+      out.push(kvScatter(g, { ...scatter, src: a.k, cache: kv.k[l] }));
+      out.push(kvScatter(g, { ...scatter, src: a.v, cache: kv.v[l] }));
+    }
+    out.push(attentionForward(g, {
+      q: a.q,
+      k: kv ? kv.k[l] : a.k,
+      v: kv ? kv.v[l] : a.v,
+      out: a.attn,
+      lse: a.lse,
+      keyMask: kv ? kv.keyMask : p.io.keyMask,
+      B: p.B,
+      Tq: p.T,
+      Tk: kv ? kv.Tk : p.T,
+      kvRows: kv ? kv.kvRows : p.T,
+      qOffset: kv ? kv.qOffset : 0,
+      heads: d.numHeads,
+      kvHeads: d.numKvHeads,
+      headDim: d.headDim,
+      scale: 1 / Math.sqrt(d.headDim),
+    }));
+    out.push(...linear("o_proj", a.attn, a.mid));
+    out.push(add(g, { a: a.mid, b: a.x, out: a.mid, n: a.mid.length }));
+    // MLP block.
+    out.push(this.#normForward(norm.postAttention, { x: a.mid, y: a.xn2, rstd: a.rstd2 }));
+    out.push(...linear("gate_proj", a.xn2, a.gate));
+    out.push(...linear("up_proj", a.xn2, a.up));
+    out.push(swigluForward(g, { gate: a.gate, up: a.up, out: a.act, n: a.act.length }));
+    out.push(...linear("down_proj", a.act, next));
+    out.push(add(g, { a: next, b: a.mid, out: next, n: next.length }));
+    return out;
+  }
+
+  /** RMSNorm of the rows of `x` into `y`, saving each row's 1/rms in `rstd` (one value per row). */
+  #normForward(weightName: string, v: { x: Tensor; y: Tensor; rstd: Tensor }): Dispatch {
+    return rmsnormForward(this.gpu, {
+      ...v,
+      weight: this.weights.value(weightName),
+      rows: v.rstd.length,
+      dim: this.dims.hiddenSize,
+      eps: this.dims.rmsNormEps,
+    });
+  }
+
+  /** y = x·Wᵀ (+ bias) (+ scale·(x·Aᵀ)·Bᵀ, saving x·Aᵀ in `xa`) over `rows` rows. */
+  #linearForward(
+    l: number,
+    which: LinearName,
+    v: { x: Tensor; y: Tensor; rows: number; xa?: Tensor },
+  ): Dispatch[] {
+    const g = this.gpu, N = v.rows;
+    const name = linearName(l, which);
+    const [outF, inF] = linearShape(this.dims, which);
+    const out: Dispatch[] = [
+      matmul(g, {
+        a: v.x,
+        b: this.weights.value(`${name}.weight`),
+        c: v.y,
+        M: N,
+        N: outF,
+        K: inF,
+        transB: true,
+      }),
+    ];
+    if (hasBias(this.dims, which)) {
+      out.push(addBias(g, { x: v.y, bias: this.weights.value(`${name}.bias`), rows: N, cols: outF }));
+    }
+    const lora = this.weights.lora?.(name);
+    if (lora) {
+      const xa = v.xa!;
+      out.push(matmul(g, { a: v.x, b: lora.a, c: xa, M: N, N: lora.rank, K: inF, transB: true }));
+      out.push(matmul(g, {
+        a: xa,
+        b: lora.b,
+        c: v.y,
+        M: N,
+        N: outF,
+        K: lora.rank,
+        transB: true,
+        accumulate: true,
+        alpha: lora.scale,
+      }));
+    }
+    return out;
+  }
+
+  /** Records logits for rows [r0, r0+R) into {@link logitsBuffer} (after {@link forwardHidden}). */
+  forwardLogits(r0: number, R: number): Dispatch {
+    return this.#logitsChunk(r0, R);
+  }
+
+  #logitsChunk(r0: number, R: number): Dispatch {
+    const D = this.dims.hiddenSize, V = this.dims.vocabSize;
+    return matmul(this.gpu, {
+      a: rowsView(this.#final.normed, r0, R, D),
+      b: this.weights.value(this.#lmHeadName()),
+      c: prefix(this.#logits, R * V),
+      M: R,
+      N: V,
+      K: D,
+      transB: true,
+    });
   }
 
   /**
@@ -326,9 +590,8 @@ export class Llama {
       width: D,
       srcRows: a.srcRows,
     })];
-    for (let r0 = 0; r0 < a.n; r0 += this.opts.logitsRows) {
-      const R = Math.min(this.opts.logitsRows, a.n - r0);
-      const logits = prefix(this.#final.logits, R * V);
+    for (const { r0, R } of chunks(a.n, this.opts.logitsRows)) {
+      const logits = prefix(this.#logits, R * V);
       out.push(matmul(this.gpu, {
         a: rowsView(this.#picked, r0, R, D),
         b: this.weights.value(this.#lmHeadName()),
@@ -352,199 +615,15 @@ export class Llama {
     return out;
   }
 
-  #picked?: Tensor;
-
-  /** Records logits for rows [r0, r0+R) into {@link logitsBuffer} (after {@link forwardHidden}). */
-  forwardLogits(r0: number, R: number): Dispatch {
-    return this.#logitsChunk(r0, R);
-  }
-
-  #logitsChunk(r0: number, R: number): Dispatch {
-    const D = this.dims.hiddenSize, V = this.dims.vocabSize;
-    return matmul(this.gpu, {
-      a: rowsView(this.#final.normed, r0, R, D),
-      b: this.weights.value(this.#lmHeadName()),
-      c: prefix(this.#final.logits, R * V),
-      M: R,
-      N: V,
-      K: D,
-      transB: true,
-    });
-  }
-
-  #lmHeadName(): string {
-    return this.dims.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight";
-  }
-
-  /**
-   * Records everything up to the final norm's output (the input of the vocabulary projection). With `kv`,
-   * keys and values go into the cache and attention reads from it (generation).
-   */
-  forwardHidden(B: number, T: number, io: StepBuffers, kv?: KvCacheView): Dispatch[] {
-    const d = this.dims, g = this.gpu, N = B * T;
-    if (N > this.opts.maxTokens) {
-      throw new RangeError(`batch of ${N} tokens exceeds maxTokens ${this.opts.maxTokens}`);
-    }
-    const D = d.hiddenSize, I = d.intermediateSize, Q = d.numHeads * d.headDim, KV = d.numKvHeads * d.headDim;
-    const out: Dispatch[] = [];
-    const first = this.#layer(0);
-    out.push(embeddingForward(g, {
-      ids: io.ids,
-      table: this.weights.value("model.embed_tokens.weight"),
-      out: prefix(first.x, N * D),
-      rows: N,
-      dim: D,
-    }));
-    for (let l = 0; l < d.numLayers; l++) {
-      const a = this.#layer(l);
-      // The next layer's input: in inference all layers share one buffer set, so the residual ping-pongs
-      // between x and mid.
-      const next = l + 1 < d.numLayers ? this.#layer(l + 1).x : this.#final.resid;
-      const x = prefix(a.x, N * D);
-      // --- attention block
-      out.push(this.#normForward(`model.layers.${l}.input_layernorm.weight`, x, a.xn1, a.rstd1, N));
-      out.push(...this.#linearForward(l, "q_proj", a.xn1, a.q, N, a));
-      out.push(...this.#linearForward(l, "k_proj", a.xn1, a.k, N, a));
-      out.push(...this.#linearForward(l, "v_proj", a.xn1, a.v, N, a));
-      const rope = this.#ropeArgs(io, N);
-      out.push(ropeForward(g, { ...rope, x: prefix(a.q, N * Q), heads: d.numHeads }));
-      out.push(ropeForward(g, { ...rope, x: prefix(a.k, N * KV), heads: d.numKvHeads }));
-      if (kv) {
-        const scatter = { positions: io.positions, rows: N, T, kvRows: kv.kvRows, width: KV };
-        out.push(kvScatter(g, { ...scatter, src: prefix(a.k, N * KV), cache: kv.k[l] }));
-        out.push(kvScatter(g, { ...scatter, src: prefix(a.v, N * KV), cache: kv.v[l] }));
-      }
-      out.push(attentionForward(g, {
-        q: prefix(a.q, N * Q),
-        k: kv ? kv.k[l] : prefix(a.k, N * KV),
-        v: kv ? kv.v[l] : prefix(a.v, N * KV),
-        out: prefix(a.attn, N * Q),
-        lse: prefix(a.lse, N * d.numHeads),
-        keyMask: kv ? kv.keyMask : io.keyMask,
-        B,
-        Tq: T,
-        Tk: kv ? kv.Tk : T,
-        kvRows: kv ? kv.kvRows : T,
-        qOffset: kv ? kv.qOffset : 0,
-        heads: d.numHeads,
-        kvHeads: d.numKvHeads,
-        headDim: d.headDim,
-        scale: 1 / Math.sqrt(d.headDim),
-      }));
-      out.push(...this.#linearForward(l, "o_proj", a.attn, a.mid, N, a));
-      out.push(add(g, { a: prefix(a.mid, N * D), b: x, out: prefix(a.mid, N * D), n: N * D }));
-      // --- MLP block
-      out.push(
-        this.#normForward(`model.layers.${l}.post_attention_layernorm.weight`, a.mid, a.xn2, a.rstd2, N),
-      );
-      out.push(...this.#linearForward(l, "gate_proj", a.xn2, a.gate, N, a));
-      out.push(...this.#linearForward(l, "up_proj", a.xn2, a.up, N, a));
-      out.push(swigluForward(g, {
-        gate: prefix(a.gate, N * I),
-        up: prefix(a.up, N * I),
-        out: prefix(a.act, N * I),
-        n: N * I,
-      }));
-      const xNext = this.opts.trainable || l + 1 === d.numLayers ? next : a.x;
-      out.push(...this.#linearForward(l, "down_proj", a.act, xNext, N, a));
-      out.push(
-        add(g, { a: prefix(xNext, N * D), b: prefix(a.mid, N * D), out: prefix(xNext, N * D), n: N * D }),
-      );
-    }
-    out.push(
-      this.#normForward("model.norm.weight", this.#final.resid, this.#final.normed, this.#final.rstd, N),
-    );
-    return out;
-  }
-
-  /** The RoPE kernels' shared arguments for N rows (tables, positions, head size). */
-  #ropeArgs(io: StepBuffers, N: number) {
-    return {
-      positions: io.positions,
-      cos: this.rope.cos,
-      sin: this.rope.sin,
-      rows: N,
-      headDim: this.dims.headDim,
-    };
-  }
-
-  /** RMSNorm of N rows of `x` into `y`, saving each row's 1/rms in `rstd` for the backward pass. */
-  #normForward(weightName: string, x: Tensor, y: Tensor, rstd: Tensor, N: number): Dispatch {
-    const D = this.dims.hiddenSize;
-    return rmsnormForward(this.gpu, {
-      x: prefix(x, N * D),
-      weight: this.weights.value(weightName),
-      y: prefix(y, N * D),
-      rstd: prefix(rstd, N),
-      rows: N,
-      dim: D,
-      eps: this.dims.rmsNormEps,
-    });
-  }
-
-  /** y = x·Wᵀ (+ bias) (+ scale·(x·Aᵀ)·Bᵀ). */
-  #linearForward(l: number, which: LinearName, x: Tensor, y: Tensor, N: number, acts: LayerActs): Dispatch[] {
-    const g = this.gpu;
-    const name = linearName(l, which);
-    const [outF, inF] = linearShape(this.dims, which);
-    const xv = prefix(x, N * inF), yv = prefix(y, N * outF);
-    const out: Dispatch[] = [
-      matmul(g, {
-        a: xv,
-        b: this.weights.value(`${name}.weight`),
-        c: yv,
-        M: N,
-        N: outF,
-        K: inF,
-        transB: true,
-      }),
-    ];
-    if (hasBias(this.dims, which)) {
-      out.push(addBias(g, { x: yv, bias: this.weights.value(`${name}.bias`), rows: N, cols: outF }));
-    }
-    const lora = this.weights.lora?.(name);
-    if (lora) {
-      const xa = prefix(acts.loraXa.get(which)!, N * lora.rank);
-      out.push(matmul(g, { a: xv, b: lora.a, c: xa, M: N, N: lora.rank, K: inF, transB: true }));
-      out.push(matmul(g, {
-        a: xa,
-        b: lora.b,
-        c: yv,
-        M: N,
-        N: outF,
-        K: lora.rank,
-        transB: true,
-        accumulate: true,
-        alpha: lora.scale,
-      }));
-    }
-    return out;
-  }
-
   // ---------------------------------------------------------------------------------------------------
   // Backward
 
-  #gradBuffers() {
+  /** The gradient buffers as views of N rows, allocated on first use. */
+  #gradViews(N: number): GradBuffers {
     if (!this.opts.trainable) throw new Error("this model was built for inference (trainable: false)");
-    if (!this.#grad) {
-      const d = this.dims, N = this.opts.maxTokens;
-      const t = (n: number, label: string) => this.#own(n, "f32", label);
-      const Q = d.numHeads * d.headDim, KV = d.numKvHeads * d.headDim;
-      this.#grad = {
-        dres: t(N * d.hiddenSize, "grad.res"),
-        dxn: t(N * d.hiddenSize, "grad.xn"),
-        dattn: t(N * Q, "grad.attn"),
-        dq: t(N * Q, "grad.q"),
-        dk: t(N * KV, "grad.k"),
-        dv: t(N * KV, "grad.v"),
-        dI: [
-          t(N * d.intermediateSize, "grad.act"),
-          t(N * d.intermediateSize, "grad.gate"),
-          t(N * d.intermediateSize, "grad.up"),
-        ],
-      };
-    }
-    return this.#grad;
+    const widths = gradWidths(this.dims);
+    this.#grad ??= this.#ownRows(widths, (key) => `grad.${key.slice(1)}`);
+    return firstRows(this.#grad, widths, N);
   }
 
   /**
@@ -552,18 +631,15 @@ export class Llama {
    * Must follow {@link forward} for the same batch in the same or an earlier submission.
    */
   backward(B: number, T: number, io: StepBuffers): Dispatch[] {
-    const d = this.dims, g = this.gpu, N = B * T;
-    const D = d.hiddenSize, I = d.intermediateSize, Q = d.numHeads * d.headDim, KV = d.numKvHeads * d.headDim;
-    const G = this.#gradBuffers();
-    const out: Dispatch[] = [];
-    const V = d.vocabSize;
+    const d = this.dims, g = this.gpu, N = this.#rows(B, T), D = d.hiddenSize, V = d.vocabSize;
+    const G = this.#gradViews(N);
+    const fin = firstRows(this.#final, finalWidths(d), N);
     const head = this.weights.value(this.#lmHeadName());
     const headGrad = this.weights.grad(this.#lmHeadName());
-    const xf = this.#final.normed;
-    // --- vocabulary projection, chunk by chunk: recompute logits, turn them into d(logits) in place.
-    for (let r0 = 0; r0 < N; r0 += this.opts.logitsRows) {
-      const R = Math.min(this.opts.logitsRows, N - r0);
-      const logits = prefix(this.#final.logits, R * V);
+    const out: Dispatch[] = [];
+    // Vocabulary projection, chunk by chunk: recompute logits, turn them into d(logits) in place.
+    for (const { r0, R } of chunks(N, this.opts.logitsRows)) {
+      const logits = prefix(this.#logits, R * V);
       out.push(this.#logitsChunk(r0, R));
       out.push(logprobsBackward(g, {
         logits,
@@ -576,133 +652,111 @@ export class Llama {
       }));
       out.push(matmul(g, { a: logits, b: head, c: rowsView(G.dxn, r0, R, D), M: R, N: D, K: V }));
       if (headGrad) {
-        out.push(matmul(g, {
-          a: logits,
-          b: rowsView(xf, r0, R, D),
-          c: headGrad,
-          M: V,
-          N: D,
-          K: R,
-          transA: true,
-          accumulate: true,
-        }));
+        const normed = rowsView(fin.normed, r0, R, D);
+        out.push(
+          matmul(g, { a: logits, b: normed, c: headGrad, M: V, N: D, K: R, transA: true, accumulate: true }),
+        );
       }
     }
     out.push(
-      ...this.#normBackward(
-        "model.norm.weight",
-        G.dxn,
-        this.#final.resid,
-        this.#final.rstd,
-        G.dres,
-        N,
-        false,
-      ),
+      ...this.#normBackward("model.norm.weight", { dy: G.dxn, x: fin.resid, rstd: fin.rstd, dx: G.dres }),
     );
+    // Decoder layers, last first; dres carries d(residual stream) from one to the next.
     for (let l = d.numLayers - 1; l >= 0; l--) {
-      const a = this.#layer(l);
-      const [dact, dgate, dup] = G.dI;
-      // --- MLP block: dres holds d(x_{l+1}).
-      out.push(...this.#linearBackward(l, "down_proj", G.dres, a.act, dact, N, a, false));
-      out.push(swigluBackward(g, {
-        dout: prefix(dact, N * I),
-        gate: prefix(a.gate, N * I),
-        up: prefix(a.up, N * I),
-        dgate: prefix(dgate, N * I),
-        dup: prefix(dup, N * I),
-        n: N * I,
-      }));
-      out.push(...this.#linearBackward(l, "gate_proj", dgate, a.xn2, G.dxn, N, a, false));
-      out.push(...this.#linearBackward(l, "up_proj", dup, a.xn2, G.dxn, N, a, true));
-      out.push(
-        ...this.#normBackward(
-          `model.layers.${l}.post_attention_layernorm.weight`,
-          G.dxn,
-          a.mid,
-          a.rstd2,
-          G.dres,
-          N,
-          true,
-        ),
-      );
-      // --- attention block: dres holds d(mid).
-      out.push(...this.#linearBackward(l, "o_proj", G.dres, a.attn, G.dattn, N, a, false));
-      out.push(...attentionBackward(g, {
-        q: prefix(a.q, N * Q),
-        k: prefix(a.k, N * KV),
-        v: prefix(a.v, N * KV),
-        out: prefix(a.attn, N * Q),
-        lse: prefix(a.lse, N * d.numHeads),
-        dout: prefix(G.dattn, N * Q),
-        dq: prefix(G.dq, N * Q),
-        dk: prefix(G.dk, N * KV),
-        dv: prefix(G.dv, N * KV),
-        keyMask: io.keyMask,
-        B,
-        T,
-        heads: d.numHeads,
-        kvHeads: d.numKvHeads,
-        headDim: d.headDim,
-        scale: 1 / Math.sqrt(d.headDim),
-      }));
-      const rope = this.#ropeArgs(io, N);
-      out.push(ropeBackward(g, { ...rope, dx: prefix(G.dq, N * Q), heads: d.numHeads }));
-      out.push(ropeBackward(g, { ...rope, dx: prefix(G.dk, N * KV), heads: d.numKvHeads }));
-      out.push(...this.#linearBackward(l, "q_proj", G.dq, a.xn1, G.dxn, N, a, false));
-      out.push(...this.#linearBackward(l, "k_proj", G.dk, a.xn1, G.dxn, N, a, true));
-      out.push(...this.#linearBackward(l, "v_proj", G.dv, a.xn1, G.dxn, N, a, true));
-      out.push(
-        ...this.#normBackward(
-          `model.layers.${l}.input_layernorm.weight`,
-          G.dxn,
-          a.x,
-          a.rstd1,
-          G.dres,
-          N,
-          true,
-        ),
-      );
+      out.push(...this.#layerBackward(l, { B, T, N, io }, this.#layerViews(l, N), G));
     }
     const embGrad = this.weights.grad("model.embed_tokens.weight");
     if (embGrad) {
-      out.push(
-        ...embeddingBackward(g, {
-          ids: io.ids,
-          dout: prefix(G.dres, N * D),
-          dtable: embGrad,
-          rows: N,
-          dim: D,
-        }),
-      );
+      out.push(...embeddingBackward(g, { ids: io.ids, dout: G.dres, dtable: embGrad, rows: N, dim: D }));
     }
     return out;
   }
 
+  /** Backward through one decoder layer: `G.dres` holds d(layer output) on entry, d(layer input) on exit. */
+  #layerBackward(
+    l: number,
+    p: Pass,
+    a: LayerActs,
+    G: GradBuffers,
+  ): Dispatch[] {
+    const d = this.dims, g = this.gpu, N = p.N;
+    const back = (which: LinearName, v: { dy: Tensor; x: Tensor; dx: Tensor; accumulate?: boolean }) =>
+      this.#linearBackward(l, which, { ...v, rows: N, xa: a.loraXa.get(which) });
+    const rope = this.#ropeArgs(p.io, N);
+    const norm = normNames(l);
+    const out: Dispatch[] = [];
+    // MLP block: next = mid + down(silu(gate(xn2))·up(xn2)).
+    out.push(...back("down_proj", { dy: G.dres, x: a.act, dx: G.dact }));
+    out.push(
+      swigluBackward(g, {
+        dout: G.dact,
+        gate: a.gate,
+        up: a.up,
+        dgate: G.dgate,
+        dup: G.dup,
+        n: G.dact.length,
+      }),
+    );
+    out.push(...back("gate_proj", { dy: G.dgate, x: a.xn2, dx: G.dxn }));
+    out.push(...back("up_proj", { dy: G.dup, x: a.xn2, dx: G.dxn, accumulate: true }));
+    out.push(
+      ...this.#normBackward(norm.postAttention, {
+        dy: G.dxn,
+        x: a.mid,
+        rstd: a.rstd2,
+        dx: G.dres,
+        accumulate: true,
+      }),
+    );
+    // Attention block: mid = x + o_proj(attention(rope(q(xn1)), rope(k(xn1)), v(xn1))); dres holds d(mid).
+    out.push(...back("o_proj", { dy: G.dres, x: a.attn, dx: G.dattn }));
+    out.push(...attentionBackward(g, {
+      q: a.q,
+      k: a.k,
+      v: a.v,
+      out: a.attn,
+      lse: a.lse,
+      dout: G.dattn,
+      dq: G.dq,
+      dk: G.dk,
+      dv: G.dv,
+      keyMask: p.io.keyMask,
+      B: p.B,
+      T: p.T,
+      heads: d.numHeads,
+      kvHeads: d.numKvHeads,
+      headDim: d.headDim,
+      scale: 1 / Math.sqrt(d.headDim),
+    }));
+    out.push(ropeBackward(g, { ...rope, dx: G.dq, heads: d.numHeads }));
+    out.push(ropeBackward(g, { ...rope, dx: G.dk, heads: d.numKvHeads }));
+    out.push(...back("q_proj", { dy: G.dq, x: a.xn1, dx: G.dxn }));
+    out.push(...back("k_proj", { dy: G.dk, x: a.xn1, dx: G.dxn, accumulate: true }));
+    out.push(...back("v_proj", { dy: G.dv, x: a.xn1, dx: G.dxn, accumulate: true }));
+    out.push(
+      ...this.#normBackward(norm.input, { dy: G.dxn, x: a.x, rstd: a.rstd1, dx: G.dres, accumulate: true }),
+    );
+    return out;
+  }
+
+  /**
+   * From dy of an RMSNorm: dx (= dy·∂y/∂x, or added to dx with `accumulate`, the residual stream's case) and
+   * the weight's gradient (always added to).
+   */
   #normBackward(
     weightName: string,
-    dy: Tensor,
-    x: Tensor,
-    rstd: Tensor,
-    dx: Tensor,
-    N: number,
-    accumulate: boolean,
+    v: { dy: Tensor; x: Tensor; rstd: Tensor; dx: Tensor; accumulate?: boolean },
   ): Dispatch[] {
-    const D = this.dims.hiddenSize;
-    const dweight = this.weights.grad(weightName) ?? this.#scratchNormGrad();
     return rmsnormBackward(this.gpu, {
-      dy: prefix(dy, N * D),
-      x: prefix(x, N * D),
+      ...v,
       weight: this.weights.value(weightName),
-      rstd: prefix(rstd, N),
-      dx: prefix(dx, N * D),
-      dweight,
-      rows: N,
-      dim: D,
-      accumulate,
+      dweight: this.weights.grad(weightName) ?? this.#scratchNormGrad(),
+      rows: v.rstd.length,
+      dim: this.dims.hiddenSize,
+      accumulate: v.accumulate ?? false,
     });
   }
 
-  #normScratch?: Tensor;
   /** Frozen norm weights (LoRA) still need somewhere for the kernel to write their unused gradient. */
   #scratchNormGrad(): Tensor {
     this.#normScratch ??= this.#own(this.dims.hiddenSize, "f32", "frozen.norm.grad");
@@ -710,53 +764,39 @@ export class Llama {
   }
 
   /**
-   * From dy of a linear layer: dx (= or += dy·W, plus the LoRA path), dW += dyᵀ·x, dbias += Σ dy,
-   * and LoRA's dA, dB.
+   * From dy of a linear layer: dx (= dy·W, or added to dx with `accumulate`, plus the LoRA path),
+   * dW += dyᵀ·x, dbias += Σ dy, and LoRA's dA, dB (from x·Aᵀ saved in `xa`).
    */
   #linearBackward(
     l: number,
     which: LinearName,
-    dy: Tensor,
-    x: Tensor,
-    dx: Tensor,
-    N: number,
-    acts: LayerActs,
-    accumulate: boolean,
+    v: { dy: Tensor; x: Tensor; dx: Tensor; rows: number; xa?: Tensor; accumulate?: boolean },
   ): Dispatch[] {
-    const g = this.gpu;
+    const g = this.gpu, N = v.rows, { dy, x, dx } = v;
     const name = linearName(l, which);
     const [outF, inF] = linearShape(this.dims, which);
-    const dyv = prefix(dy, N * outF), xv = prefix(x, N * inF), dxv = prefix(dx, N * inF);
+    const W = this.weights.value(`${name}.weight`);
     const out: Dispatch[] = [
-      matmul(g, {
-        a: dyv,
-        b: this.weights.value(`${name}.weight`),
-        c: dxv,
-        M: N,
-        N: inF,
-        K: outF,
-        accumulate,
-      }),
+      matmul(g, { a: dy, b: W, c: dx, M: N, N: inF, K: outF, accumulate: v.accumulate ?? false }),
     ];
     const dW = this.weights.grad(`${name}.weight`);
     if (dW) {
-      out.push(matmul(g, { a: dyv, b: xv, c: dW, M: outF, N: inF, K: N, transA: true, accumulate: true }));
+      out.push(matmul(g, { a: dy, b: x, c: dW, M: outF, N: inF, K: N, transA: true, accumulate: true }));
     }
     const db = hasBias(this.dims, which) ? this.weights.grad(`${name}.bias`) : undefined;
-    if (db) out.push(biasBackward(g, { dy: dyv, dbias: db, rows: N, cols: outF }));
+    if (db) out.push(biasBackward(g, { dy, dbias: db, rows: N, cols: outF }));
     const lora = this.weights.lora?.(name);
     if (lora) {
-      const r = lora.rank;
-      const xa = prefix(acts.loraXa.get(which)!, N * r);
+      const r = lora.rank, xa = v.xa!;
       const tmp = prefix(this.#loraTmp!, N * r);
       // tmp = dy·B  [N, r]; dx += scale·tmp·A; dB += scale·dyᵀ·xa; dA += scale·tmpᵀ·x
-      out.push(matmul(g, { a: dyv, b: lora.b, c: tmp, M: N, N: r, K: outF }));
+      out.push(matmul(g, { a: dy, b: lora.b, c: tmp, M: N, N: r, K: outF }));
       out.push(
-        matmul(g, { a: tmp, b: lora.a, c: dxv, M: N, N: inF, K: r, accumulate: true, alpha: lora.scale }),
+        matmul(g, { a: tmp, b: lora.a, c: dx, M: N, N: inF, K: r, accumulate: true, alpha: lora.scale }),
       );
       if (lora.gradB) {
         out.push(matmul(g, {
-          a: dyv,
+          a: dy,
           b: xa,
           c: lora.gradB,
           M: outF,
@@ -770,7 +810,7 @@ export class Llama {
       if (lora.gradA) {
         out.push(matmul(g, {
           a: tmp,
-          b: xv,
+          b: x,
           c: lora.gradA,
           M: r,
           N: inF,
@@ -783,11 +823,4 @@ export class Llama {
     }
     return out;
   }
-}
-
-/** Rows [r0, r0+R) of a row-major [*, cols] tensor; r0 must keep the view 256-byte aligned. */
-function rowsView(t: Tensor, r0: number, R: number, cols: number): Tensor {
-  const offset = t.offset + r0 * cols * 4;
-  if (offset % 256 !== 0) throw new RangeError(`row ${r0} of "${t.label}" is not 256-byte aligned`);
-  return { buffer: t.buffer, offset, length: R * cols, dtype: t.dtype, label: t.label };
 }
