@@ -50,18 +50,10 @@ export type {
 export { LINEAR_NAMES } from "./model/params.ts";
 export type { LinearName, LlamaDims, ParamSet, ParamSpec } from "./model/params.ts";
 export { ensureTinyBase } from "./model/tiny.ts";
-export { openModelFolder, parseModelConfig, saveModelFolder } from "./io/hf_model.ts";
-export type {
-  GenerationConfig,
-  ModelConfig,
-  ModelFolder,
-  ModelType,
-  RopeConfig,
-  RopeScaling,
-  SavedModel,
-  SaveDType,
-  SaveModelOptions,
-} from "./io/hf_model.ts";
+export { openModelFolder, saveModelFolder } from "./io/hf_model.ts";
+export type { ModelFolder, SavedModel, SaveDType, SaveModelOptions } from "./io/hf_model.ts";
+export { parseModelConfig } from "./io/hf_config.ts";
+export type { GenerationConfig, ModelConfig, ModelType, RopeConfig, RopeScaling } from "./io/hf_config.ts";
 export { DTYPE_SIZES } from "./io/safetensors.ts";
 export type { ElementRange, RawTensor, SafetensorsDType } from "./io/safetensors.ts";
 export { downloadModel, resolveModelPath } from "./io/hub.ts";

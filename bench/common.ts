@@ -6,7 +6,7 @@
  * @module
  */
 import type { Gpu, Tensor } from "../gpu/runtime.ts";
-import { type ModelConfig, parseModelConfig } from "../io/hf_model.ts";
+import { type ModelConfig, parseModelConfig } from "../io/hf_config.ts";
 import { loadMatmulTuning } from "../kernels/matmul.ts";
 import { f32ToF16 } from "../gpu/half.ts";
 import { normalGenerator } from "../model/init.ts";

@@ -5,14 +5,8 @@
  */
 import { f16ToF32 } from "../gpu/half.ts";
 import type { Gpu, Tensor } from "../gpu/runtime.ts";
-import {
-  assertWithinSlidingWindow,
-  type ModelConfig,
-  openModelFolder,
-  type RopeConfig,
-  type SaveDType,
-  saveModelFolder,
-} from "../io/hf_model.ts";
+import { assertWithinSlidingWindow, type ModelConfig, type RopeConfig } from "../io/hf_config.ts";
+import { openModelFolder, type SaveDType, saveModelFolder } from "../io/hf_model.ts";
 import { Llama, type LoraAdapter, type WeightSource } from "./llama.ts";
 import { type LlamaDims, llamaParamSpecs, ParamSet, type ParamSpec } from "./params.ts";
 import { type RopeSpec, ropeTables } from "./rope.ts";

@@ -1,15 +1,12 @@
 import {
   assertWithinSlidingWindow,
-  expectedParameterShapes,
   type ModelConfig,
   ModelFolderError,
-  openModelFolder,
   parseGenerationConfig,
   parseModelConfig,
-  planShards,
   type RopeConfig,
-  saveModelFolder,
-} from "../../io/hf_model.ts";
+} from "../../io/hf_config.ts";
+import { expectedParameterShapes, openModelFolder, planShards, saveModelFolder } from "../../io/hf_model.ts";
 import { bf16ToF32, f32ToBf16, f32ToF16, SafetensorsFile, writeSafetensors } from "../../io/safetensors.ts";
 import { assert, assertEquals, assertRejects, assertThrows } from "../asserts.ts";
 import { randn } from "../helpers.ts";

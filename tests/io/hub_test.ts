@@ -1,10 +1,6 @@
 import { dirname, join, relative } from "node:path";
-import {
-  expectedParameterShapes,
-  openModelFolder,
-  parseModelConfig,
-  saveModelFolder,
-} from "../../io/hf_model.ts";
+import { parseModelConfig } from "../../io/hf_config.ts";
+import { expectedParameterShapes, openModelFolder, saveModelFolder } from "../../io/hf_model.ts";
 import {
   downloadFiles,
   downloadModel,

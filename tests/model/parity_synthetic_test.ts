@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { parseModelConfig } from "../../io/hf_model.ts";
+import { parseModelConfig } from "../../io/hf_config.ts";
 import { SafetensorsFile, type TensorToWrite, writeSafetensors } from "../../io/safetensors.ts";
 import { dimsOf } from "../../model/load.ts";
 import { llamaParamSpecs } from "../../model/params.ts";

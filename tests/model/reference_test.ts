@@ -1,4 +1,5 @@
-import { openModelFolder, parseModelConfig } from "../../io/hf_model.ts";
+import { parseModelConfig } from "../../io/hf_config.ts";
+import { openModelFolder } from "../../io/hf_model.ts";
 import { SafetensorsFile, type TensorToWrite } from "../../io/safetensors.ts";
 import { normalGenerator } from "../../model/init.ts";
 import type { LoraAdapter } from "../../model/llama.ts";
