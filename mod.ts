@@ -37,7 +37,7 @@ export { Gpu, GpuLimitError, GpuUnavailableError } from "./gpu/runtime.ts";
 export type { AdapterReport, Arena, Dispatch, DType, Tensor, TypedFor, UniformValue } from "./gpu/runtime.ts";
 
 // Models: Hugging Face folders in and out, the Hub
-export { dimsOf, loadLlama, readParams, saveLlama, unloadLlama } from "./model/load.ts";
+export { loadLlama, readParams, saveLlama, unloadLlama } from "./model/load.ts";
 export type { LoadedLlama, LoadOptions } from "./model/load.ts";
 export type {
   KvCacheView,
@@ -47,13 +47,14 @@ export type {
   StepBuffers,
   WeightSource,
 } from "./model/llama.ts";
-export { LINEAR_NAMES } from "./model/params.ts";
-export type { LinearName, LlamaDims, ParamSet, ParamSpec } from "./model/params.ts";
+export type { ParamSet } from "./model/params.ts";
 export { ensureTinyBase } from "./model/tiny.ts";
 export { openModelFolder, saveModelFolder } from "./io/hf_model.ts";
 export type { ModelFolder, SavedModel, SaveDType, SaveModelOptions } from "./io/hf_model.ts";
 export { parseModelConfig } from "./io/hf_config.ts";
-export type { GenerationConfig, ModelConfig, ModelType, RopeConfig, RopeScaling } from "./io/hf_config.ts";
+export type { GenerationConfig, ModelConfig, ModelType } from "./io/hf_config.ts";
+export { LINEAR_NAMES } from "./io/llama_architecture.ts";
+export type { LinearName, LlamaDims, ParamSpec, RopeConfig, RopeScaling } from "./io/llama_architecture.ts";
 export { DTYPE_SIZES } from "./io/safetensors.ts";
 export type { ElementRange, RawTensor, SafetensorsDType } from "./io/safetensors.ts";
 export { downloadModel, resolveModelPath } from "./io/hub.ts";

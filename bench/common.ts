@@ -11,8 +11,9 @@ import { loadMatmulTuning } from "../kernels/matmul.ts";
 import { f32ToF16 } from "../gpu/half.ts";
 import { normalGenerator } from "../model/init.ts";
 import { Llama } from "../model/llama.ts";
-import { dimsOf, type LoadedLlama, paramDtype, ropeSpecOf, weightSource } from "../model/load.ts";
-import { LINEAR_NAMES, type LlamaDims, llamaParamSpecs, numel, ParamSet } from "../model/params.ts";
+import { LINEAR_NAMES, type LlamaDims, llamaParamSpecs, numel } from "../io/llama_architecture.ts";
+import { type LoadedLlama, paramDtype, weightSource } from "../model/load.ts";
+import { ParamSet } from "../model/params.ts";
 import { ropeTables } from "../model/rope.ts";
 import { TINY_ARCHITECTURE, TINY_VOCAB } from "../model/tiny.ts";
 import { initLora, loraAdapters, loraParamSpecs, type LoraSpec } from "../train/lora.ts";
@@ -176,7 +177,7 @@ export function shapeSummary(config: ModelConfig): Record<string, number> {
  * Number of parameters of a model of `dims` (as `sum(p.numel() for p in model.parameters())` counts them).
  * @example
  * ```ts
- * countParams(dimsOf(shapeFromFlags({ preset: "tinyllama" }).config)); // 1100048384
+ * countParams(shapeFromFlags({ preset: "tinyllama" }).config); // 1100048384
  * ```
  */
 export function countParams(dims: LlamaDims): number {
@@ -258,23 +259,22 @@ export async function createRandomLlama(
         `(${config.maxPositionEmbeddings}); raise it with --positions`,
     );
   }
-  const dims = dimsOf(config);
   const seed = opts.seed ?? 0;
-  const base = ParamSet.create(gpu, llamaParamSpecs(dims), {
+  const base = ParamSet.create(gpu, llamaParamSpecs(config), {
     trainable: opts.trainable,
     label: "params",
     dtypeOf: (s) => paramDtype(s, Boolean(opts.f16Base)),
   });
   await fillRandom(gpu, base, seed);
-  const adapters = opts.lora ? createLora(gpu, dims, opts.lora, seed + 1) : undefined;
-  const tables = ropeTables(ropeSpecOf(config.rope), opts.maxPositions);
+  const adapters = opts.lora ? createLora(gpu, config, opts.lora, seed + 1) : undefined;
+  const tables = ropeTables(config.rope, opts.maxPositions);
   const rope = {
     cos: gpu.upload(tables.cos, "rope.cos"),
     sin: gpu.upload(tables.sin, "rope.sin"),
     maxPositions: opts.maxPositions,
   };
   const lora = adapters && opts.lora ? loraAdapters(adapters, opts.lora) : undefined;
-  const model = new Llama(gpu, dims, weightSource(base, lora), rope, {
+  const model = new Llama(gpu, config, weightSource(base, lora), rope, {
     maxTokens: opts.maxTokens,
     trainable: opts.trainable || Boolean(opts.lora),
   });

@@ -14,7 +14,6 @@
  */
 import { parseArgs } from "node:util";
 import { Gpu } from "../gpu/runtime.ts";
-import { dimsOf } from "../model/load.ts";
 import { collateSft } from "../train/batching.ts";
 import { uniformGenerator } from "../model/init.ts";
 import { microBatch, StepRunner } from "../train/runner.ts";
@@ -234,7 +233,7 @@ async function main(): Promise<void> {
   if (torch && Object.keys(matched).length === 0) {
     console.log(
       `torch: no ${opts.lora === undefined ? "fp32/amp" : "lora"} result for a ` +
-        `${formatCount(countParams(dimsOf(config)))}-parameter model in ${opts.torch}; no ratio`,
+        `${formatCount(countParams(config))}-parameter model in ${opts.torch}; no ratio`,
     );
   }
   if (opts.json) {

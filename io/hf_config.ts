@@ -7,63 +7,28 @@
  *
  * @module
  */
+import type { LlamaDims, RopeConfig, RopeScaling } from "./llama_architecture.ts";
 
 /** The architectures this toolkit runs: same decoder, different defaults and biases. */
 export type ModelType = "llama" | "mistral" | "qwen2";
 
 const MODEL_TYPES: readonly ModelType[] = ["llama", "mistral", "qwen2"];
 
-/** RoPE frequency scaling as transformers applies it; absent for the default (unscaled) rotary embedding. */
-export type RopeScaling =
-  | { type: "linear"; factor: number }
-  | {
-    type: "llama3";
-    factor: number;
-    lowFreqFactor: number;
-    highFreqFactor: number;
-    originalMaxPositionEmbeddings: number;
-  };
-
-/** Rotary embedding parameters. */
-export interface RopeConfig {
-  /** Dimensions rotated per head (the whole head for this family). */
-  headDim: number;
-  /** Base of the inverse frequencies, `rope_theta`. */
-  theta: number;
-  /** Frequency scaling from `rope_scaling`; absent for the plain rotary embedding. */
-  scaling?: RopeScaling;
-}
-
-/** A `config.json` normalized to the fields the model needs, with the original JSON kept in `raw`. */
-export interface ModelConfig {
+/**
+ * A `config.json` normalized: the architecture ({@link LlamaDims}, `rope`) and what generation and saving
+ * need, with the original JSON kept in `raw`.
+ *
+ * @example
+ * ```ts
+ * const cfg: ModelConfig = parseModelConfig(JSON.parse(await Deno.readTextFile("m/config.json")), "m/config.json");
+ * cfg.numLayers; // num_hidden_layers
+ * ```
+ */
+export interface ModelConfig extends LlamaDims {
   /** `model_type`: which architecture's defaults and biases apply. */
   modelType: ModelType;
-  /** `hidden_size`: width of the residual stream. */
-  hiddenSize: number;
-  /** `intermediate_size`: width of the MLP's gate and up projections. */
-  intermediateSize: number;
-  /** `num_hidden_layers`: decoder layers. */
-  numLayers: number;
-  /** `num_attention_heads`: query heads. */
-  numHeads: number;
-  /** `num_key_value_heads`: key/value heads (fewer than query heads for GQA/MQA). */
-  numKvHeads: number;
-  /** `head_dim`, or `hidden_size / num_attention_heads` when absent. */
-  headDim: number;
-  /** `vocab_size`: rows of the embedding and of the LM head. */
-  vocabSize: number;
-  /** `rms_norm_eps`: epsilon of every RMSNorm. */
-  rmsNormEps: number;
   /** `max_position_embeddings`: the longest context the model was trained for. */
   maxPositionEmbeddings: number;
-  /** `tie_word_embeddings`: the LM head reuses the embedding matrix (no `lm_head.weight`). */
-  tieWordEmbeddings: boolean;
-  /** Biases on the q, k and v projections (qwen2 always; llama when `attention_bias`). */
-  attentionBias: boolean;
-  /** Bias on the output projection (llama's `attention_bias` covers it; qwen2 has none). */
-  attentionOutputBias: boolean;
-  /** Biases on gate, up and down projections (llama's `mlp_bias`). */
-  mlpBias: boolean;
   /** `bos_token_id`, null when absent. */
   bosTokenId: number | null;
   /** End-of-sequence ids: `eos_token_id` may be one id or a list. */

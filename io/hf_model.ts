@@ -1,7 +1,7 @@
 /**
  * Hugging Face model folders for the Llama family (llama, mistral, qwen2): `config.json` parsed by
- * `hf_config.ts`, weights from `model.safetensors` or a sharded index checked against the shapes the
- * config implies, and saving in the layout `save_pretrained` writes, atomically.
+ * `hf_config.ts`, weights from `model.safetensors` or a sharded index checked against the parameters the
+ * config implies (`llama_architecture.ts`), and saving in the layout `save_pretrained` writes, atomically.
  *
  * @module
  */
@@ -17,6 +17,7 @@ import {
   parseModelConfig,
   show,
 } from "./hf_config.ts";
+import { llamaParamSpecs, numel } from "./llama_architecture.ts";
 import {
   DTYPE_SIZES,
   type ElementRange,
@@ -40,28 +41,7 @@ import {
  * ```
  */
 export function expectedParameterShapes(cfg: ModelConfig): Map<string, number[]> {
-  const h = cfg.hiddenSize, q = cfg.numHeads * cfg.headDim, kv = cfg.numKvHeads * cfg.headDim;
-  const inter = cfg.intermediateSize;
-  const shapes = new Map<string, number[]>([["model.embed_tokens.weight", [cfg.vocabSize, h]]]);
-  const linear = (name: string, out: number, inp: number, bias: boolean) => {
-    shapes.set(`${name}.weight`, [out, inp]);
-    if (bias) shapes.set(`${name}.bias`, [out]);
-  };
-  for (let i = 0; i < cfg.numLayers; i++) {
-    const p = `model.layers.${i}`;
-    linear(`${p}.self_attn.q_proj`, q, h, cfg.attentionBias);
-    linear(`${p}.self_attn.k_proj`, kv, h, cfg.attentionBias);
-    linear(`${p}.self_attn.v_proj`, kv, h, cfg.attentionBias);
-    linear(`${p}.self_attn.o_proj`, h, q, cfg.attentionOutputBias);
-    linear(`${p}.mlp.gate_proj`, inter, h, cfg.mlpBias);
-    linear(`${p}.mlp.up_proj`, inter, h, cfg.mlpBias);
-    linear(`${p}.mlp.down_proj`, h, inter, cfg.mlpBias);
-    shapes.set(`${p}.input_layernorm.weight`, [h]);
-    shapes.set(`${p}.post_attention_layernorm.weight`, [h]);
-  }
-  shapes.set("model.norm.weight", [h]);
-  if (!cfg.tieWordEmbeddings) shapes.set("lm_head.weight", [cfg.vocabSize, h]);
-  return shapes;
+  return new Map(llamaParamSpecs(cfg).map((p) => [p.name, p.shape]));
 }
 
 /** Where one tensor lives. */
@@ -379,7 +359,7 @@ function tensorSource(
 }
 
 function checkedData(name: string, shape: number[], data: Float32Array): Float32Array {
-  const count = shape.reduce((a, b) => a * b, 1);
+  const count = numel(shape);
   if (!(data instanceof Float32Array) || data.length !== count) {
     throw new ModelFolderError(
       `saveModelFolder: tensor "${name}" must be a Float32Array of ${count} values (shape [${
@@ -399,7 +379,7 @@ async function writeShards(
   maxShardBytes: number,
 ): Promise<{ files: string[]; totalSize: number; weightMap: Record<string, string> }> {
   const sizes = new Map(
-    [...expected].map(([n, s]) => [n, s.reduce((a, b) => a * b, 1) * DTYPE_SIZES[dtype]]),
+    [...expected].map(([n, s]) => [n, numel(s) * DTYPE_SIZES[dtype]]),
   );
   const plan = planShards(sizes, maxShardBytes);
   const files: string[] = [];

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type LlamaDims, llamaParamSpecs, numel } from "./params.ts";
+import { type LlamaDims, llamaParamSpecs, numel } from "../io/llama_architecture.ts";
 
 /** A seeded generator of uniform numbers in [0, 1) with 32 random bits each (xoshiro128**). */
 export function uniformGenerator(seed: number): () => number {

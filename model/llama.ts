@@ -22,7 +22,16 @@ import { add, addBias, biasBackward, gatherRows } from "../kernels/elementwise.t
 import { attentionBackward, attentionForward } from "../kernels/attention.ts";
 import { kvScatter } from "../kernels/kvcache.ts";
 import { logprobsBackward, logprobsForward } from "../kernels/logprobs.ts";
-import { hasBias, LINEAR_NAMES, type LinearName, linearName, linearShape, type LlamaDims } from "./params.ts";
+import {
+  hasBias,
+  layerNormName,
+  LINEAR_NAMES,
+  type LinearName,
+  linearName,
+  linearShape,
+  type LlamaDims,
+  lmHeadName,
+} from "../io/llama_architecture.ts";
 
 /** Where the model finds a tensor: parameter values, their gradients (absent = frozen) and LoRA adapters. */
 export interface WeightSource {
@@ -205,14 +214,6 @@ function rowsView(t: Tensor, r0: number, R: number, cols: number): Tensor {
   return { buffer: t.buffer, offset, length: R * cols, dtype: t.dtype, label: t.label };
 }
 
-/** Hugging Face names of a decoder layer's two norm weights. */
-function normNames(l: number) {
-  return {
-    input: `model.layers.${l}.input_layernorm.weight`,
-    postAttention: `model.layers.${l}.post_attention_layernorm.weight`,
-  };
-}
-
 /**
  * A Llama-family model bound to its weights and a workspace on one GPU.
  *
@@ -368,10 +369,6 @@ export class Llama {
     return N;
   }
 
-  #lmHeadName(): string {
-    return this.dims.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight";
-  }
-
   /** The RoPE kernels' shared arguments for N rows (tables, positions, head size). */
   #ropeArgs(io: StepBuffers, N: number) {
     return {
@@ -443,10 +440,9 @@ export class Llama {
     const linear = (which: LinearName, x: Tensor, y: Tensor) =>
       this.#linearForward(l, which, { x, y, rows: N, xa: a.loraXa.get(which) });
     const rope = this.#ropeArgs(p.io, N);
-    const norm = normNames(l);
     const out: Dispatch[] = [];
     // Attention block.
-    out.push(this.#normForward(norm.input, { x: a.x, y: a.xn1, rstd: a.rstd1 }));
+    out.push(this.#normForward(layerNormName(l, "input_layernorm"), { x: a.x, y: a.xn1, rstd: a.rstd1 }));
     out.push(...linear("q_proj", a.xn1, a.q));
     out.push(...linear("k_proj", a.xn1, a.k));
     out.push(...linear("v_proj", a.xn1, a.v));
@@ -479,7 +475,9 @@ export class Llama {
     out.push(...linear("o_proj", a.attn, a.mid));
     out.push(add(g, { a: a.mid, b: a.x, out: a.mid, n: a.mid.length }));
     // MLP block.
-    out.push(this.#normForward(norm.postAttention, { x: a.mid, y: a.xn2, rstd: a.rstd2 }));
+    out.push(
+      this.#normForward(layerNormName(l, "post_attention_layernorm"), { x: a.mid, y: a.xn2, rstd: a.rstd2 }),
+    );
     out.push(...linear("gate_proj", a.xn2, a.gate));
     out.push(...linear("up_proj", a.xn2, a.up));
     out.push(swigluForward(g, { gate: a.gate, up: a.up, out: a.act, n: a.act.length }));
@@ -550,7 +548,7 @@ export class Llama {
     const D = this.dims.hiddenSize, V = this.dims.vocabSize;
     return matmul(this.gpu, {
       a: rowsView(this.#final.normed, r0, R, D),
-      b: this.weights.value(this.#lmHeadName()),
+      b: this.weights.value(lmHeadName(this.dims)),
       c: prefix(this.#logits, R * V),
       M: R,
       N: V,
@@ -594,7 +592,7 @@ export class Llama {
       const logits = prefix(this.#logits, R * V);
       out.push(matmul(this.gpu, {
         a: rowsView(this.#picked, r0, R, D),
-        b: this.weights.value(this.#lmHeadName()),
+        b: this.weights.value(lmHeadName(this.dims)),
         c: logits,
         M: R,
         N: V,
@@ -634,8 +632,8 @@ export class Llama {
     const d = this.dims, g = this.gpu, N = this.#rows(B, T), D = d.hiddenSize, V = d.vocabSize;
     const G = this.#gradViews(N);
     const fin = firstRows(this.#final, finalWidths(d), N);
-    const head = this.weights.value(this.#lmHeadName());
-    const headGrad = this.weights.grad(this.#lmHeadName());
+    const head = this.weights.value(lmHeadName(this.dims));
+    const headGrad = this.weights.grad(lmHeadName(this.dims));
     const out: Dispatch[] = [];
     // Vocabulary projection, chunk by chunk: recompute logits, turn them into d(logits) in place.
     for (const { r0, R } of chunks(N, this.opts.logitsRows)) {
@@ -683,7 +681,6 @@ export class Llama {
     const back = (which: LinearName, v: { dy: Tensor; x: Tensor; dx: Tensor; accumulate?: boolean }) =>
       this.#linearBackward(l, which, { ...v, rows: N, xa: a.loraXa.get(which) });
     const rope = this.#ropeArgs(p.io, N);
-    const norm = normNames(l);
     const out: Dispatch[] = [];
     // MLP block: next = mid + down(silu(gate(xn2))·up(xn2)).
     out.push(...back("down_proj", { dy: G.dres, x: a.act, dx: G.dact }));
@@ -700,7 +697,7 @@ export class Llama {
     out.push(...back("gate_proj", { dy: G.dgate, x: a.xn2, dx: G.dxn }));
     out.push(...back("up_proj", { dy: G.dup, x: a.xn2, dx: G.dxn, accumulate: true }));
     out.push(
-      ...this.#normBackward(norm.postAttention, {
+      ...this.#normBackward(layerNormName(l, "post_attention_layernorm"), {
         dy: G.dxn,
         x: a.mid,
         rstd: a.rstd2,
@@ -734,7 +731,13 @@ export class Llama {
     out.push(...back("k_proj", { dy: G.dk, x: a.xn1, dx: G.dxn, accumulate: true }));
     out.push(...back("v_proj", { dy: G.dv, x: a.xn1, dx: G.dxn, accumulate: true }));
     out.push(
-      ...this.#normBackward(norm.input, { dy: G.dxn, x: a.x, rstd: a.rstd1, dx: G.dres, accumulate: true }),
+      ...this.#normBackward(layerNormName(l, "input_layernorm"), {
+        dy: G.dxn,
+        x: a.x,
+        rstd: a.rstd1,
+        dx: G.dres,
+        accumulate: true,
+      }),
     );
     return out;
   }

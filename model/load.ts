@@ -5,11 +5,12 @@
  */
 import { f16ToF32 } from "../gpu/half.ts";
 import type { Gpu, Tensor } from "../gpu/runtime.ts";
-import { assertWithinSlidingWindow, type ModelConfig, type RopeConfig } from "../io/hf_config.ts";
+import { assertWithinSlidingWindow, type ModelConfig } from "../io/hf_config.ts";
 import { openModelFolder, type SaveDType, saveModelFolder } from "../io/hf_model.ts";
+import { llamaParamSpecs, type ParamSpec } from "../io/llama_architecture.ts";
 import { Llama, type LoraAdapter, type WeightSource } from "./llama.ts";
-import { type LlamaDims, llamaParamSpecs, ParamSet, type ParamSpec } from "./params.ts";
-import { type RopeSpec, ropeTables } from "./rope.ts";
+import { ParamSet } from "./params.ts";
+import { ropeTables } from "./rope.ts";
 
 /** Options of {@link loadLlama}. */
 export interface LoadOptions {
@@ -37,47 +38,6 @@ export interface LoadedLlama {
   model: Llama;
   /** The folder it was loaded from, if any (tokenizer files are copied from there on save). */
   dir?: string;
-}
-
-/**
- * The architecture numbers of a parsed config.
- * @example
- * ```ts
- * const dims = dimsOf((await openModelFolder("runs/tiny-base")).config);
- * console.log(dims.numLayers, dims.hiddenSize);
- * ```
- */
-export function dimsOf(cfg: ModelConfig): LlamaDims {
-  return {
-    hiddenSize: cfg.hiddenSize,
-    intermediateSize: cfg.intermediateSize,
-    numLayers: cfg.numLayers,
-    numHeads: cfg.numHeads,
-    numKvHeads: cfg.numKvHeads,
-    headDim: cfg.headDim,
-    vocabSize: cfg.vocabSize,
-    rmsNormEps: cfg.rmsNormEps,
-    tieWordEmbeddings: cfg.tieWordEmbeddings,
-    attentionBias: cfg.attentionBias,
-    attentionOutputBias: cfg.attentionOutputBias,
-    mlpBias: cfg.mlpBias,
-  };
-}
-
-/**
- * The RoPE settings of a parsed config in the form the RoPE tables take (config.json's
- * `original_max_position_embeddings` is `originalMaxPositions` there).
- * @example
- * ```ts
- * const tables = ropeTables(ropeSpecOf(config.rope), 4096);
- * ```
- */
-export function ropeSpecOf(rope: RopeConfig): RopeSpec {
-  const { headDim, theta, scaling } = rope;
-  if (!scaling) return { headDim, theta };
-  if (scaling.type === "linear") return { headDim, theta, scaling };
-  const { originalMaxPositionEmbeddings, ...rest } = scaling;
-  return { headDim, theta, scaling: { ...rest, originalMaxPositions: originalMaxPositionEmbeddings } };
 }
 
 /**
@@ -118,8 +78,7 @@ export async function loadLlama(
 ): Promise<LoadedLlama> {
   const folder = typeof source === "string" ? await openModelFolder(source) : undefined;
   const config = folder ? folder.config : (source as { config: ModelConfig }).config;
-  const dims = dimsOf(config);
-  const specs = llamaParamSpecs(dims);
+  const specs = llamaParamSpecs(config);
   const f16 = Boolean(opts.frozenF16) && !opts.trainable;
   if (f16 && !gpu.hasF16) {
     throw new Error(`frozen f16 weights need shader-f16, which ${gpu.report.description} lacks`);
@@ -146,13 +105,13 @@ export async function loadLlama(
   const maxPositions = opts.maxPositions ?? Math.min(config.maxPositionEmbeddings, 4096);
   // Attention here is full causal attention: a model with a shorter sliding window would differ.
   assertWithinSlidingWindow(config, maxPositions);
-  const tables = ropeTables(ropeSpecOf(config.rope), maxPositions);
+  const tables = ropeTables(config.rope, maxPositions);
   const rope = {
     cos: gpu.upload(tables.cos, "rope.cos"),
     sin: gpu.upload(tables.sin, "rope.sin"),
     maxPositions,
   };
-  const model = new Llama(gpu, dims, weightSource(params, opts.lora), rope, {
+  const model = new Llama(gpu, config, weightSource(params, opts.lora), rope, {
     maxTokens: opts.maxTokens,
     trainable: opts.trainable || Boolean(opts.lora),
     logitsRows: opts.logitsRows,

@@ -30,15 +30,18 @@ import { ropeBackwardRef, ropeForwardRef, type RopeRefTables } from "../kernels/
 import { swigluBackwardRef, swigluForwardRef } from "../kernels/swiglu_ref.ts";
 import {
   hasBias,
+  layerNormName,
   LINEAR_NAMES,
   type LinearName,
   linearName,
   linearShape,
   type LlamaDims,
   llamaParamSpecs,
+  lmHeadName,
   numel,
-} from "./params.ts";
-import { type RopeSpec, ropeTables } from "./rope.ts";
+  type RopeConfig,
+} from "../io/llama_architecture.ts";
+import { ropeTables } from "./rope.ts";
 
 /**
  * B sequences of T tokens, batch-major, as the GPU model takes them.
@@ -225,7 +228,7 @@ function modelView(
     dims,
     param: (name) => weights.get(name)!,
     adapter: (linear) => adapters.get(linear),
-    lmHeadName: dims.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight",
+    lmHeadName: lmHeadName(dims),
   };
 }
 
@@ -266,13 +269,13 @@ function batchArrays(dims: LlamaDims, b: ReferenceBatch) {
   return { ids, targets, keyMask, positions };
 }
 
-function ropeRefTables(dims: LlamaDims, spec: RopeSpec, positions: Uint32Array): RopeRefTables {
-  if (spec.headDim !== dims.headDim) {
+function ropeRefTables(dims: LlamaDims, rope: RopeConfig, positions: Uint32Array): RopeRefTables {
+  if (rope.headDim !== dims.headDim) {
     throw new RangeError(
-      `reference model: RoPE headDim ${spec.headDim} differs from the model's ${dims.headDim}`,
+      `reference model: RoPE headDim ${rope.headDim} differs from the model's ${dims.headDim}`,
     );
   }
-  const { cos, sin } = ropeTables(spec, Math.max(...positions) + 1);
+  const { cos, sin } = ropeTables(rope, Math.max(...positions) + 1);
   return { positions, cos, sin, rows: positions.length, heads: 0, headDim: dims.headDim };
 }
 
@@ -339,7 +342,7 @@ function decoderLayerForward(
     return y;
   };
   // Attention block.
-  const n1 = rmsnormForwardRef(x, m.param(`model.layers.${l}.input_layernorm.weight`), N, D, d.rmsNormEps);
+  const n1 = rmsnormForwardRef(x, m.param(layerNormName(l, "input_layernorm")), N, D, d.rmsNormEps);
   const q = ropeForwardRef(linear("q_proj", n1.y), { ...rope, heads: d.numHeads });
   const k = ropeForwardRef(linear("k_proj", n1.y), { ...rope, heads: d.numKvHeads });
   const v = linear("v_proj", n1.y);
@@ -348,7 +351,7 @@ function decoderLayerForward(
   // MLP block.
   const n2 = rmsnormForwardRef(
     mid,
-    m.param(`model.layers.${l}.post_attention_layernorm.weight`),
+    m.param(layerNormName(l, "post_attention_layernorm")),
     N,
     D,
     d.rmsNormEps,
@@ -391,7 +394,7 @@ function decoderLayerForward(
  */
 export function referenceForward(
   dims: LlamaDims,
-  rope: RopeSpec,
+  rope: RopeConfig,
   weights: ReadonlyMap<string, Float32Array>,
   batch: ReferenceBatch,
   lora?: ReferenceLora,
@@ -490,7 +493,7 @@ function decoderLayerBackward(
   const dact = back("down_proj", dnext, a.act);
   const { dgate, dup } = swigluBackwardRef(dact, a.gate, a.up);
   const dxn2 = addRef(back("gate_proj", dgate, a.xn2), back("up_proj", dup, a.xn2));
-  const post = `model.layers.${l}.post_attention_layernorm.weight`;
+  const post = layerNormName(l, "post_attention_layernorm");
   const n2 = rmsnormBackwardRef(dxn2, a.mid, m.param(post), a.rstd2, N, D);
   sink.add(post, n2.dw);
   const dmid = addRef(dnext, n2.dx);
@@ -504,7 +507,7 @@ function decoderLayerBackward(
     addRef(back("q_proj", dq, a.xn1), back("k_proj", dk, a.xn1)),
     back("v_proj", Float32Array.from(g.dv), a.xn1),
   );
-  const input = `model.layers.${l}.input_layernorm.weight`;
+  const input = layerNormName(l, "input_layernorm");
   const n1 = rmsnormBackwardRef(dxn1, a.x, m.param(input), a.rstd1, N, D);
   sink.add(input, n1.dw);
   return addRef(dmid, n1.dx);
@@ -570,7 +573,7 @@ function orderedGrads(cache: ReferenceCache, sink: GradSink): Map<string, Float3
  */
 export function referenceGreedy(
   dims: LlamaDims,
-  rope: RopeSpec,
+  rope: RopeConfig,
   weights: ReadonlyMap<string, Float32Array>,
   promptIds: readonly number[],
   newTokens: number,

@@ -8,50 +8,12 @@
  * angles are the ones the reference model sees; at position 100,000 a float64 angle would already differ
  * from it by ~0.004 rad. The one step without a single right answer is the float32 pow: it is taken
  * correctly rounded here, where torch's vectorized pow may land one ulp away for some pairs.
+ *
+ * The settings are a {@link RopeConfig} (`config.json`'s `rope_theta` and `rope_scaling`, parsed by
+ * `io/hf_config.ts`). They are checked again here, since a config may also be built by hand.
  * @module
  */
-
-/**
- * RoPE frequency rescaling, as config.json's `rope_scaling` / `rope_parameters` describe it.
- *
- * @example
- * ```ts
- * // {"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
- * //  "original_max_position_embeddings": 8192}
- * const scaling: RopeScaling = {
- *   type: "llama3", factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192,
- * };
- * ```
- */
-export interface RopeScaling {
-  /** `rope_type` (or the older `type`): "default", "linear" or "llama3" are supported. */
-  type: string;
-  /** "linear" and "llama3": how much the context was stretched. */
-  factor?: number;
-  /** "llama3": `low_freq_factor`. */
-  lowFreqFactor?: number;
-  /** "llama3": `high_freq_factor`. */
-  highFreqFactor?: number;
-  /** "llama3": `original_max_position_embeddings`. */
-  originalMaxPositions?: number;
-}
-
-/**
- * What the tables depend on.
- *
- * @example
- * ```ts
- * const tinyLlama: RopeSpec = { headDim: 64, theta: 10000 };
- * ```
- */
-export interface RopeSpec {
-  /** Rotated dimensions per head (head_dim, times partial_rotary_factor where a model has one); even. */
-  headDim: number;
-  /** `rope_theta`, the base of the frequencies. */
-  theta: number;
-  /** Absent for plain RoPE. */
-  scaling?: RopeScaling;
-}
+import type { RopeConfig, RopeScaling } from "../io/llama_architecture.ts";
 
 /**
  * cos and sin of every position's angles, [maxPositions, headDim/2] row-major.
@@ -83,13 +45,14 @@ const UNSUPPORTED = new Set(["dynamic", "ntk", "yarn", "longrope"]);
  * ropeInvFreq({ headDim: 4, theta: 10000 }); // Float32Array [1, 0.009999999776482582]
  * ```
  */
-export function ropeInvFreq(spec: RopeSpec): Float32Array {
-  checkSpec(spec);
-  const base = defaultInvFreq(spec.headDim, spec.theta);
-  const type = spec.scaling?.type ?? "default";
+export function ropeInvFreq(rope: RopeConfig): Float32Array {
+  checkConfig(rope);
+  const base = defaultInvFreq(rope.headDim, rope.theta);
+  const scaling = rope.scaling;
+  const type: string = scaling?.type ?? "default";
   if (type === "default") return base;
-  if (type === "linear") return linearInvFreq(base, requirePositive(spec.scaling!, "factor"));
-  if (type === "llama3") return llama3InvFreq(base, spec.scaling!);
+  if (scaling?.type === "linear") return linearInvFreq(base, requirePositive(scaling, "factor"));
+  if (scaling?.type === "llama3") return llama3InvFreq(base, scaling);
   const why = UNSUPPORTED.has(type) ? "is not supported" : "is unknown";
   throw new Error(`RoPE scaling type "${type}" ${why}; supported types: default, linear, llama3`);
 }
@@ -103,11 +66,11 @@ export function ropeInvFreq(spec: RopeSpec): Float32Array {
  * cos[5 * 32 + 3]; // cos of position 5's angle for pair 3
  * ```
  */
-export function ropeTables(spec: RopeSpec, maxPositions: number): RopeTables {
+export function ropeTables(rope: RopeConfig, maxPositions: number): RopeTables {
   if (!Number.isInteger(maxPositions) || maxPositions < 1 || maxPositions > 2 ** 24) {
     throw new RangeError(`ropeTables: maxPositions must be an integer in [1, 2^24], got ${maxPositions}`);
   }
-  const inv = ropeInvFreq(spec);
+  const inv = ropeInvFreq(rope);
   const half = inv.length;
   const cos = new Float32Array(maxPositions * half);
   const sin = new Float32Array(maxPositions * half);
@@ -138,11 +101,11 @@ function linearInvFreq(inv: Float32Array, factor: number): Float32Array {
  * are stretched by `factor`, those shorter than context / highFreqFactor are kept, and the band between
  * blends the two. Python scalars meet float32 tensors as float32, hence the `f32` around each constant.
  */
-function llama3InvFreq(inv: Float32Array, s: RopeScaling): Float32Array {
+function llama3InvFreq(inv: Float32Array, s: RopeScaling & { type: "llama3" }): Float32Array {
   const factor = f32(requirePositive(s, "factor"));
   const low = requirePositive(s, "lowFreqFactor");
   const high = requirePositive(s, "highFreqFactor");
-  const context = requirePositive(s, "originalMaxPositions");
+  const context = requirePositive(s, "originalMaxPositionEmbeddings");
   if (!(high > low)) {
     throw new RangeError(
       `RoPE llama3 scaling: highFreqFactor (${high}) must be greater than lowFreqFactor (${low})`,
@@ -160,20 +123,17 @@ function llama3InvFreq(inv: Float32Array, s: RopeScaling): Float32Array {
   });
 }
 
-function checkSpec(spec: RopeSpec): void {
-  if (!Number.isInteger(spec.headDim) || spec.headDim < 2 || spec.headDim % 2 !== 0) {
-    throw new RangeError(`RoPE: headDim must be a positive even integer, got ${spec.headDim}`);
+function checkConfig(rope: RopeConfig): void {
+  if (!Number.isInteger(rope.headDim) || rope.headDim < 2 || rope.headDim % 2 !== 0) {
+    throw new RangeError(`RoPE: headDim must be a positive even integer, got ${rope.headDim}`);
   }
-  if (!(Number.isFinite(spec.theta) && spec.theta > 0)) {
-    throw new RangeError(`RoPE: theta (rope_theta) must be a positive number, got ${spec.theta}`);
+  if (!(Number.isFinite(rope.theta) && rope.theta > 0)) {
+    throw new RangeError(`RoPE: theta (rope_theta) must be a positive number, got ${rope.theta}`);
   }
 }
 
-function requirePositive(
-  s: RopeScaling,
-  field: "factor" | "lowFreqFactor" | "highFreqFactor" | "originalMaxPositions",
-): number {
-  const v = s[field];
+function requirePositive<S extends RopeScaling>(s: S, field: keyof S & string): number {
+  const v: unknown = s[field];
   if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) {
     throw new RangeError(`RoPE "${s.type}" scaling needs ${field} > 0, got ${v}`);
   }

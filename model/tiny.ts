@@ -8,6 +8,7 @@
 import { writeJsonAtomic } from "../io/atomic.ts";
 import { loadDataset, rowTexts } from "../io/datasets.ts";
 import { isFile } from "../io/fs.ts";
+import { parseModelConfig } from "../io/hf_config.ts";
 import { saveModelFolder } from "../io/hf_model.ts";
 import { trainBpeTokenizer, writeTokenizerFiles } from "../text/bpe_train.ts";
 import { initLlamaWeights } from "./init.ts";
@@ -67,23 +68,8 @@ export async function ensureTinyBase(dir: string, seed = 0): Promise<boolean> {
     torch_dtype: "float32",
     use_cache: true,
   };
-  const weights = initLlamaWeights(
-    {
-      hiddenSize: config.hidden_size,
-      intermediateSize: config.intermediate_size,
-      numLayers: config.num_hidden_layers,
-      numHeads: config.num_attention_heads,
-      numKvHeads: config.num_key_value_heads,
-      headDim: config.head_dim,
-      vocabSize: config.vocab_size,
-      rmsNormEps: config.rms_norm_eps,
-      tieWordEmbeddings: config.tie_word_embeddings,
-      attentionBias: false,
-      attentionOutputBias: false,
-      mlpBias: false,
-    },
-    { seed, initializerRange: config.initializer_range },
-  );
+  const dims = parseModelConfig(config, "the tiny model's config");
+  const weights = initLlamaWeights(dims, { seed, initializerRange: config.initializer_range });
   // Tokenizer files go into a staging folder that saveModelFolder copies from, so the model folder
   // appears complete or not at all.
   const staging = `${dir}.tokenizer-staging`;

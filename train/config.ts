@@ -5,7 +5,7 @@
  * @module
  */
 import type { DpoLossType, ObjectiveKind } from "../kernels/objective.ts";
-import type { LinearName } from "../model/params.ts";
+import type { LinearName } from "../io/llama_architecture.ts";
 import { type Schedule, SCHEDULES } from "./schedule.ts";
 
 /** Everything a run needs. Saved as `train_config.json` in the run folder. */

@@ -16,9 +16,9 @@ import {
   linearShape,
   type LlamaDims,
   numel,
-  type ParamSet,
   type ParamSpec,
-} from "../model/params.ts";
+} from "../io/llama_architecture.ts";
+import type { ParamSet } from "../model/params.ts";
 
 /** What to adapt and how. */
 export interface LoraSpec {

@@ -11,7 +11,7 @@ import { Gpu, prefix } from "../gpu/runtime.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../io/atomic.ts";
 import { openModelFolder } from "../io/hf_model.ts";
 import { resolveModelPath } from "../io/hub.ts";
-import { dimsOf, type LoadedLlama, loadLlama, readParams, saveLlama } from "../model/load.ts";
+import { type LoadedLlama, loadLlama, readParams, saveLlama } from "../model/load.ts";
 import type { StepBuffers } from "../model/llama.ts";
 import { ParamSet } from "../model/params.ts";
 import { loadTokenizer } from "../text/tokenizer.ts";
@@ -364,7 +364,7 @@ async function loadTrainable(
     return { loaded, sets: [loaded.params] };
   }
   const spec: LoraSpec = cfg.lora;
-  const dims = dimsOf((await openModelFolder(modelDir)).config);
+  const dims = (await openModelFolder(modelDir)).config;
   const params = ParamSet.create(gpu, loraParamSpecs(dims, spec), { trainable: true, label: "lora" });
   const init = resumeDir ? (await loadLoraAdapter(resumeDir)).weights : initLora(dims, spec, cfg.seed);
   for (const p of params.specs) {

@@ -11,14 +11,13 @@ import {
 } from "../../bench/common.ts";
 import { collectRatios } from "../../bench/merge_results.ts";
 import type { BenchReport } from "../../bench/common.ts";
-import { dimsOf } from "../../model/load.ts";
 import { f16ToF32 } from "../../gpu/half.ts";
 import { GPU_TEST, testGpu } from "../helpers.ts";
 
 Deno.test("bench shapes: presets have the published parameter counts", () => {
   // TinyLlama-1.1B and Llama-2-7B as their model cards and `model.num_parameters()` give them.
-  assertEquals(countParams(dimsOf(shapeFromFlags({ preset: "tinyllama" }).config)), 1_100_048_384);
-  assertEquals(countParams(dimsOf(shapeFromFlags({ preset: "llama7b" }).config)), 6_738_415_616);
+  assertEquals(countParams(shapeFromFlags({ preset: "tinyllama" }).config), 1_100_048_384);
+  assertEquals(countParams(shapeFromFlags({ preset: "llama7b" }).config), 6_738_415_616);
   const tiny = shapeFromFlags({});
   assertEquals([tiny.preset, tiny.name, tiny.config.hiddenSize, tiny.config.numLayers], [
     "tiny",
@@ -81,7 +80,7 @@ Deno.test("torch reference: a result matches our model by its rounded parameter 
   assert(sameModel(1100, 1_100_048_384));
   assert(!sameModel(1100, 6_738_415_616));
   // LoRA r=16 on every linear layer adds 12.6 M parameters to TinyLlama: torch's LoRA line counts them.
-  const lora = countParams(dimsOf(shapeFromFlags({ preset: "tinyllama" }).config)) + 12_615_680;
+  const lora = countParams(shapeFromFlags({ preset: "tinyllama" }).config) + 12_615_680;
   assert(sameModel(1113, lora));
   assert(!sameModel(1100, lora + 5_000_000));
 });
@@ -143,8 +142,8 @@ Deno.test(
       assert(values.slice(0, 1000).some((x, i) => x !== values[i + 1]), `${name} is not constant`);
     }
     assertEquals(m.trainableParameters, 4 * 4 * (2 * 128 + 2 * (128 + 64) + 2 * 128 + 3 * (128 + 352)));
-    assertEquals(m.parameters, countParams(dimsOf(config)) + m.trainableParameters);
-    assert(gpu.liveBytes - before > 2 * countParams(dimsOf(config)), "the weights are counted");
+    assertEquals(m.parameters, countParams(config) + m.trainableParameters);
+    assert(gpu.liveBytes - before > 2 * countParams(config), "the weights are counted");
     m.destroy();
     assertEquals(gpu.liveBytes, before, "destroy releases every buffer the model made");
     await assertRejects(

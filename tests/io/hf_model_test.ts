@@ -4,8 +4,8 @@ import {
   ModelFolderError,
   parseGenerationConfig,
   parseModelConfig,
-  type RopeConfig,
 } from "../../io/hf_config.ts";
+import type { RopeConfig } from "../../io/llama_architecture.ts";
 import { expectedParameterShapes, openModelFolder, planShards, saveModelFolder } from "../../io/hf_model.ts";
 import { bf16ToF32, f32ToBf16, f32ToF16, SafetensorsFile, writeSafetensors } from "../../io/safetensors.ts";
 import { assert, assertEquals, assertRejects, assertThrows } from "../asserts.ts";

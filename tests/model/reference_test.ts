@@ -3,8 +3,14 @@ import { openModelFolder } from "../../io/hf_model.ts";
 import { SafetensorsFile, type TensorToWrite } from "../../io/safetensors.ts";
 import { normalGenerator } from "../../model/init.ts";
 import type { LoraAdapter } from "../../model/llama.ts";
-import { dimsOf, loadLlama } from "../../model/load.ts";
-import { LINEAR_NAMES, linearName, linearShape, type LlamaDims } from "../../model/params.ts";
+import { loadLlama } from "../../model/load.ts";
+import {
+  LINEAR_NAMES,
+  linearName,
+  linearShape,
+  type LlamaDims,
+  type RopeConfig,
+} from "../../io/llama_architecture.ts";
 import {
   referenceBackward,
   type ReferenceBatch,
@@ -12,7 +18,6 @@ import {
   referenceGreedy,
   type ReferenceLora,
 } from "../../model/reference.ts";
-import type { RopeSpec } from "../../model/rope.ts";
 import { parseAdamwConvention } from "../../train/parity.ts";
 import { writeBatch } from "../../train/step.ts";
 import { assert, assertEquals, assertStringIncludes, assertThrows } from "../asserts.ts";
@@ -20,7 +25,6 @@ import { assertClose, GPU_TEST, testGpu } from "../helpers.ts";
 import {
   type FixtureBatch,
   oracleTensors,
-  ropeSpecOf,
   type SyntheticVariant,
   syntheticWeights,
   variantConfig,
@@ -54,8 +58,8 @@ async function publicInputs() {
   return {
     exp,
     inputs: {
-      dims: dimsOf(folder.config),
-      rope: ropeSpecOf(folder.config.rope),
+      dims: folder.config,
+      rope: folder.config.rope,
       weights,
       sft: await batch("sft.input_ids", "sft.attention_mask", "sft.label_mask"),
       adamw: parseAdamwConvention(meta.conventions.adamw),
@@ -123,7 +127,7 @@ const TINY: SyntheticVariant = {
   vocabSize: 13,
   tieWordEmbeddings: true,
   ropeTheta: 10000,
-  llama3: { factor: 4, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8 },
+  llama3: { factor: 4, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8 },
   maxPositionEmbeddings: 32,
   sft: { T: 7, promptLen: 2, pads: [0] },
   pref: { T: 7, promptLen: 2, chosenPads: [0], rejectedPads: [0], side: "right" },
@@ -170,7 +174,7 @@ function tinySetup() {
 
 function lossOf(
   dims: LlamaDims,
-  rope: RopeSpec,
+  rope: RopeConfig,
   weights: Map<string, Float32Array>,
   lora: ReferenceLora,
   c: Float32Array,
@@ -313,7 +317,7 @@ Deno.test(
     const { dims, weights, lora, dlogp } = tinySetup();
     // Plain RoPE here: scaled tables are parity_synthetic_test.ts's concern, adapters are this test's.
     const config = parseModelConfig(variantConfig({ ...TINY, llama3: undefined }), "tiny config");
-    const rope = ropeSpecOf(config.rope);
+    const rope = config.rope;
     const adapters = new Map<string, LoraAdapter>();
     for (let l = 0; l < dims.numLayers; l++) {
       for (const which of LINEAR_NAMES) {

@@ -1,4 +1,5 @@
-import { ropeInvFreq, type RopeSpec, ropeTables } from "../../model/rope.ts";
+import type { RopeConfig, RopeScaling } from "../../io/llama_architecture.ts";
+import { ropeInvFreq, ropeTables } from "../../model/rope.ts";
 import { assertEquals, assertThrows } from "../asserts.ts";
 
 // The expected numbers below were produced with python3 + numpy 2.4 (no torch available) by re-implementing
@@ -26,10 +27,16 @@ import { assertEquals, assertThrows } from "../asserts.ts";
 // Settings, those of Llama 3.2 1B: head_dim 64, rope_theta 500000, factor 32, low_freq_factor 1,
 // high_freq_factor 4, original_max_position_embeddings 8192.
 
-const LLAMA32: RopeSpec = {
+const LLAMA32: RopeConfig = {
   headDim: 64,
   theta: 500000,
-  scaling: { type: "llama3", factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192 },
+  scaling: {
+    type: "llama3",
+    factor: 32,
+    lowFreqFactor: 1,
+    highFreqFactor: 4,
+    originalMaxPositionEmbeddings: 8192,
+  },
 };
 
 // Pairs 0–14 keep their frequency, 15–17 fall in the blended band, 18–31 are divided by 32.
@@ -180,20 +187,25 @@ Deno.test("rope tables: linear scaling by 2 puts position 2p where default RoPE 
   }
 });
 
+/** Scaling settings the type forbids, as a hand-built or JavaScript caller may still pass them. */
+function unchecked(scaling: Record<string, unknown>): RopeScaling {
+  return scaling as unknown as RopeScaling;
+}
+
 Deno.test("rope tables: unsupported types and bad fields are rejected by name", () => {
   for (const type of ["dynamic", "yarn", "longrope"]) {
     assertThrows(
-      () => ropeTables({ headDim: 8, theta: 1e4, scaling: { type, factor: 2 } }, 4),
+      () => ropeTables({ headDim: 8, theta: 1e4, scaling: unchecked({ type, factor: 2 }) }, 4),
       Error,
       `"${type}" is not supported`,
     );
   }
   assertThrows(
-    () => ropeInvFreq({ headDim: 8, theta: 1e4, scaling: { type: "spiral" } }),
+    () => ropeInvFreq({ headDim: 8, theta: 1e4, scaling: unchecked({ type: "spiral" }) }),
     Error,
     `"spiral" is unknown`,
   );
-  const noHigh = { ...LLAMA32, scaling: { ...LLAMA32.scaling!, highFreqFactor: undefined } };
+  const noHigh = { ...LLAMA32, scaling: unchecked({ ...LLAMA32.scaling!, highFreqFactor: undefined }) };
   assertThrows(() => ropeInvFreq(noHigh), RangeError, "needs highFreqFactor > 0");
   const inverted = { ...LLAMA32, scaling: { ...LLAMA32.scaling!, lowFreqFactor: 4 } };
   assertThrows(() => ropeInvFreq(inverted), RangeError, "must be greater than lowFreqFactor");

@@ -14,9 +14,8 @@ import { type TensorToWrite, writeSafetensors } from "../../io/safetensors.ts";
 import { adamwRef } from "../../kernels/adamw_ref.ts";
 import { logOdds, objectiveRef } from "../../kernels/objective_ref.ts";
 import { normalGenerator } from "../../model/init.ts";
-import { type LlamaDims, llamaParamSpecs, numel } from "../../model/params.ts";
+import { type LlamaDims, llamaParamSpecs, numel, type RopeConfig } from "../../io/llama_architecture.ts";
 import { referenceBackward, referenceForward, referenceGreedy } from "../../model/reference.ts";
-import type { RopeSpec } from "../../model/rope.ts";
 import { lossAlignedMasks } from "../../train/batching.ts";
 import { rng } from "../helpers.ts";
 
@@ -50,7 +49,7 @@ export interface FixtureBatch {
  */
 export interface OracleInputs {
   dims: LlamaDims;
-  rope: RopeSpec;
+  rope: RopeConfig;
   weights: Map<string, Float32Array>;
   sft?: FixtureBatch;
   /** One AdamW step from the SFT gradients (needs `sft`). */
@@ -259,8 +258,6 @@ export function oracleTensors(inputs: OracleInputs): Tensors {
   return out;
 }
 
-export { ropeSpecOf } from "../../model/load.ts";
-
 // ---------------------------------------------------------------------------------------------------------
 // Variants
 
@@ -302,7 +299,12 @@ export interface SyntheticVariant {
   mlpBias?: boolean;
   ropeTheta: number;
   /** Llama 3 RoPE scaling. */
-  llama3?: { factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositions: number };
+  llama3?: {
+    factor: number;
+    lowFreqFactor: number;
+    highFreqFactor: number;
+    originalMaxPositionEmbeddings: number;
+  };
   maxPositionEmbeddings: number;
   /** SFT batch: B = pads.length rows of T tokens, `promptLen` prompt tokens, right padded. */
   sft: { T: number; promptLen: number; pads: number[] };
@@ -367,7 +369,7 @@ function ropeFields(v: SyntheticVariant): Record<string, unknown> {
       factor: v.llama3.factor,
       high_freq_factor: v.llama3.highFreqFactor,
       low_freq_factor: v.llama3.lowFreqFactor,
-      original_max_position_embeddings: v.llama3.originalMaxPositions,
+      original_max_position_embeddings: v.llama3.originalMaxPositionEmbeddings,
       rope_type: "llama3",
     }
     : undefined;
@@ -384,7 +386,7 @@ function versionFields(v: SyntheticVariant): Record<string, unknown> {
 }
 
 /**
- * The architecture numbers of a variant, as `dimsOf(parseModelConfig(variantConfig(v)))` gives them.
+ * The architecture numbers of a variant, as `parseModelConfig(variantConfig(v))` holds them.
  * @example
  * ```ts
  * variantDims(QWEN2_MQA).attentionBias; // true
@@ -415,7 +417,7 @@ export function variantDims(v: SyntheticVariant): LlamaDims {
  * variantRope(LLAMA3_SCALED).scaling?.type; // "llama3"
  * ```
  */
-export function variantRope(v: SyntheticVariant): RopeSpec {
+export function variantRope(v: SyntheticVariant): RopeConfig {
   const dims = variantDims(v);
   if (!v.llama3) return { headDim: dims.headDim, theta: v.ropeTheta };
   return { headDim: dims.headDim, theta: v.ropeTheta, scaling: { type: "llama3", ...v.llama3 } };
@@ -489,7 +491,7 @@ function randomIds(next: () => number, vocab: number, n: number): number[] {
 /** Summed completion log-probs of each row under `weights` (the DPO reference model's numbers). */
 function completionLogps(
   dims: LlamaDims,
-  rope: RopeSpec,
+  rope: RopeConfig,
   weights: Map<string, Float32Array>,
   fb: FixtureBatch,
 ): Float32Array {
@@ -538,7 +540,7 @@ function conventions(v: SyntheticVariant): Record<string, string> {
 export interface SyntheticFixture {
   dir: string;
   dims: LlamaDims;
-  rope: RopeSpec;
+  rope: RopeConfig;
   weights: Map<string, Float32Array>;
   inputs: OracleInputs;
 }
@@ -688,7 +690,7 @@ export const LLAMA3_SCALED: SyntheticVariant = {
   vocabSize: 89,
   tieWordEmbeddings: false,
   ropeTheta: 10000,
-  llama3: { factor: 4, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 32 },
+  llama3: { factor: 4, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 32 },
   maxPositionEmbeddings: 128,
   sft: { T: 40, promptLen: 6, pads: [0, 9] },
   pref: { T: 38, promptLen: 6, chosenPads: [0, 5], rejectedPads: [7, 0], side: "right" },

@@ -4,7 +4,7 @@
  * @module
  */
 import type { Gpu } from "../../gpu/runtime.ts";
-import { dimsOf, loadLlama } from "../../model/load.ts";
+import { loadLlama } from "../../model/load.ts";
 import { ParamSet } from "../../model/params.ts";
 import { loadTokenizer } from "../../text/tokenizer.ts";
 import { loadLoraAdapter, loraAdapters, loraParamSpecs } from "../../train/lora.ts";
@@ -18,7 +18,7 @@ export async function runParityLogits(gpu: Gpu, dir: string, adapterDir?: string
   let lora;
   if (adapterDir) {
     const { spec, weights } = await loadLoraAdapter(adapterDir);
-    const dims = dimsOf((await openModelFolder(dir)).config);
+    const dims = (await openModelFolder(dir)).config;
     const params = ParamSet.create(gpu, loraParamSpecs(dims, spec), { trainable: false, label: "lora" });
     for (const [name, w] of weights) gpu.write(params.value(name), w);
     lora = loraAdapters(params, spec);
