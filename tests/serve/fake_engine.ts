@@ -25,6 +25,12 @@ export function fakeTokens(text: string): string[] {
 export const FAIL_MARKER = "ENGINE_FAIL";
 
 /**
+ * Prompts containing this make `generate` hang: it never emits, ignores its abort signal and settles only
+ * when {@link FakeEngine.releaseHung} is called, as a wedged device would.
+ */
+export const HANG_MARKER = "ENGINE_HANG";
+
+/**
  * The fake engine.
  *
  * @example
@@ -48,6 +54,7 @@ export class FakeEngine implements GenerationEngine {
   readonly #reply: (prompt: string) => string;
   readonly #delay: number;
   #watchers: (() => void)[] = [];
+  #hung: (() => void)[] = [];
 
   constructor(opts: FakeEngineOptions = {}) {
     this.modelId = opts.modelId ?? "fake-model";
@@ -84,6 +91,10 @@ export class FakeEngine implements GenerationEngine {
     };
     try {
       if (req.prompt.includes(FAIL_MARKER)) throw new Error("simulated device lost");
+      if (req.prompt.includes(HANG_MARKER)) {
+        await new Promise<void>((resolve) => this.#hung.push(resolve));
+        return result("stop");
+      }
       if (this.gate && !(await settleOrAbort(this.gate, signal))) return result("abort");
       for (const token of fakeTokens(this.#reply(req.prompt))) {
         if (n >= req.maxTokens) return result("length");
@@ -98,6 +109,11 @@ export class FakeEngine implements GenerationEngine {
       this.active--;
       this.#notify();
     }
+  }
+
+  /** Lets every hung generation finish (each returns what it has: nothing). */
+  releaseHung(): void {
+    for (const resolve of this.#hung.splice(0)) resolve();
   }
 
   /** Resolves once `pred(this)` holds, re-checked whenever a generation starts or ends. */
