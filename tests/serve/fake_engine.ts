@@ -14,6 +14,8 @@ export interface FakeEngineOptions {
   reply?: (prompt: string) => string;
   /** Pause before each token, so streams and aborts can be observed. */
   tokenDelayMs?: number;
+  /** Keep every request in {@link FakeEngine.requests} (default true; off for long runs that measure memory). */
+  record?: boolean;
 }
 
 /** Words with their trailing whitespace: the fake's tokens. */
@@ -53,6 +55,7 @@ export class FakeEngine implements GenerationEngine {
   gate?: Promise<void>;
   readonly #reply: (prompt: string) => string;
   readonly #delay: number;
+  readonly #record: boolean;
   #watchers: (() => void)[] = [];
   #hung: (() => void)[] = [];
 
@@ -61,6 +64,7 @@ export class FakeEngine implements GenerationEngine {
     this.maxContextTokens = opts.maxContextTokens ?? 4096;
     this.#reply = opts.reply ?? ((p) => `echo: ${p.split("\n").at(-2) ?? p}`);
     this.#delay = opts.tokenDelayMs ?? 0;
+    this.#record = opts.record ?? true;
   }
 
   countTokens(text: string): number {
@@ -79,7 +83,7 @@ export class FakeEngine implements GenerationEngine {
     onText: (delta: string) => void,
     signal: AbortSignal,
   ): Promise<GenerateResult> {
-    this.requests.push(req);
+    if (this.#record) this.requests.push(req);
     this.active++;
     this.peakActive = Math.max(this.peakActive, this.active);
     this.#notify();
