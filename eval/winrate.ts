@@ -24,6 +24,7 @@
  *
  * @module
  */
+import { decodeUtf8 } from "../io/fs.ts";
 import { OpenAIClient, type OpenAIClientOptions } from "../serve/openai_client.ts";
 import { JUDGE_PROMPT_VERSION, judgeMessages, parseVerdict, type Verdict } from "./judge_prompt.ts";
 
@@ -206,10 +207,16 @@ function parseJsonl(text: string, file: string): { line: number; row: Row }[] {
 }
 
 async function readText(path: string, what: string): Promise<string> {
+  let bytes: Uint8Array;
   try {
-    return await Deno.readTextFile(path);
+    bytes = await Deno.readFile(path);
   } catch (e) {
     throw new WinRateInputError(`cannot read the ${what} file ${path}: ${(e as Error).message}`);
+  }
+  try {
+    return decodeUtf8(bytes, path);
+  } catch (e) {
+    throw new WinRateInputError((e as Error).message);
   }
 }
 

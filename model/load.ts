@@ -14,6 +14,7 @@ import {
   saveModelFolder,
 } from "../io/hf_model.ts";
 import { Llama, type LoraAdapter, type WeightSource } from "./llama.ts";
+import { checkFiniteWeights, checkUnusedWeights } from "./load_checks.ts";
 import { type LlamaDims, llamaParamSpecs, ParamSet, type ParamSpec } from "./params.ts";
 import { type RopeSpec, ropeTables } from "./rope.ts";
 
@@ -31,6 +32,13 @@ export interface LoadOptions {
   frozenF16?: boolean;
   /** LoRA adapters by linear name (`model.layers.0.self_attn.q_proj`). */
   lora?: (linear: string) => LoraAdapter | undefined;
+  /**
+   * Load a folder whose files hold tensors the config does not use (with a warning); by default that is an
+   * error, since they would be dropped silently.
+   */
+  ignoreUnusedWeights?: boolean;
+  /** Receives loading warnings (default: stderr). */
+  warn?: (message: string) => void;
 }
 
 /** A model on the GPU with its parameters and where it came from. */
@@ -123,6 +131,7 @@ export async function loadLlama(
   opts: LoadOptions,
 ): Promise<LoadedLlama> {
   const folder = typeof source === "string" ? await openModelFolder(source) : undefined;
+  if (folder) await checkUnusedWeights(folder, { ignore: opts.ignoreUnusedWeights, warn: opts.warn });
   const config = folder ? folder.config : (source as { config: ModelConfig }).config;
   const dims = dimsOf(config);
   const specs = llamaParamSpecs(dims);
@@ -138,7 +147,9 @@ export async function loadLlama(
   for (const spec of specs) {
     const t = params.value(spec.name);
     if (folder) {
-      gpu.write(t, t.dtype === "f16" ? await folder.readF16Bits(spec.name) : await folder.readF32(spec.name));
+      const w = t.dtype === "f16" ? await folder.readF16Bits(spec.name) : await folder.readF32(spec.name);
+      checkFiniteWeights(spec.name, w, `${folder.dir}/${folder.fileOf(spec.name)}`);
+      gpu.write(t, w);
     } else {
       const w = (source as { weights: Map<string, Float32Array> }).weights.get(spec.name);
       if (!w) throw new Error(`weights lack "${spec.name}"`);
@@ -146,6 +157,7 @@ export async function loadLlama(
         throw new Error(`"${spec.name}" has ${w.length} values, expected ${t.length}`);
       }
       if (t.dtype === "f16") throw new Error("frozen f16 weights load from a folder only");
+      checkFiniteWeights(spec.name, w, "the weights given");
       gpu.write(t, w);
     }
   }
