@@ -6,10 +6,10 @@
  * held, the heap must be back near where it started, and SIGTERM must end the process.
  */
 import { seededRandom } from "../../io/datasets.ts";
-import { assert, assertEquals } from "../asserts.ts";
+import { assert, assertEquals, assertStringIncludes } from "../asserts.ts";
 import { settlesWithin } from "../helpers.ts";
 import { writeMicroModel } from "../train/micro_model.ts";
-import { FakeEngine } from "./fake_engine.ts";
+import { FakeEngine, HANG_MARKER } from "./fake_engine.ts";
 import { FUZZ_LIMITS } from "./fuzz_server.ts";
 import { sseEvents } from "./http.ts";
 
@@ -415,5 +415,36 @@ Deno.test("serve fuzz (GPU engine, micro model): 200 seeded requests, then idle,
     await fuzz(server, known, 200, 2, 3e6);
   } finally {
     await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("serve: SIGTERM ends the server process even while its engine is wedged", async () => {
+  const server = await spawnServer(["fake"]);
+  try {
+    // A generation that never returns and ignores its abort, as a hung device would.
+    const hung = fetch(`${server.url}/v1/chat/completions`, {
+      method: "POST",
+      body: JSON.stringify({
+        model: "fuzz",
+        messages: [{ role: "user", content: HANG_MARKER }],
+        stream: true,
+      }),
+    }).then((res) => res.text()).catch(() => "");
+    for (let i = 0; i < 100 && (await health(server.url)).running === 0; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    server.child.kill("SIGTERM");
+    // Grace, then the abandonment of the wedged generation: well within the bound, never a hang.
+    const bound = FUZZ_LIMITS.shutdownGraceMs + 2 * FUZZ_LIMITS.stuckAfterMs + 5000;
+    const status = await settlesWithin(server.child.status, bound, "the server's exit after SIGTERM");
+    assertEquals(status.code, 0, await server.stderr);
+    assertStringIncludes(await hung, "shutting down");
+  } finally {
+    try {
+      server.child.kill("SIGKILL");
+    } catch { /* already gone */ }
+    await server.child.status;
+    await server.child.stdin.close().catch(() => {});
+    await server.stderr;
   }
 });
