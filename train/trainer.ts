@@ -143,7 +143,11 @@ async function trainLocked(
     `[${cfg.objective}] ${data.train.length} training and ${data.eval.length} evaluation examples` +
       (data.stats.truncated ? `, ${data.stats.truncated} truncated` : "") +
       (data.stats.dropped ? `, ${data.stats.dropped} dropped (nothing left to learn after truncation)` : "") +
-      (data.skippedRows ? `, ${data.skippedRows} bad rows skipped` : ""),
+      (data.skippedRows ? `, ${data.skippedRows} bad rows skipped` : "") +
+      (data.stats.promptMismatches
+        ? `, ${data.stats.promptMismatches} prompt(s) whose last token merges into the completion (split at ` +
+          "the prompt's own tokens, as TRL does)"
+        : ""),
   );
 
   // --- the schedule of the run

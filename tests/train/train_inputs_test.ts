@@ -273,3 +273,31 @@ Deno.test("trainer: a second training process in the same run folder is refused"
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test(
+  "trainer: prompts whose last token merges into the completion are counted in the log",
+  GPU_TEST,
+  async () => {
+    const root = await Deno.makeTempDir({ prefix: "merge-" });
+    try {
+      const rows = [
+        "대한민|국의 수도는 서울입니다.",
+        "안녕하|세요, 반갑습니다.",
+        "감사합니|다. 좋은 하루 되세요.",
+      ]
+        .map((r) => r.split("|")).map(([prompt, completion]) => JSON.stringify({ prompt, completion }));
+      await Deno.writeTextFile(`${root}/pc.jsonl`, rows.join("\n") + "\n");
+      const { messages } = await trainSmall(`${root}/run`, {
+        data: [`${root}/pc.jsonl`],
+        batchSize: 2,
+        maxSteps: 1,
+      });
+      assert(
+        messages.some((m) => /\d+ prompt\(s\) whose last token merges into the completion/.test(m)),
+        messages.join("\n"),
+      );
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+);
