@@ -130,7 +130,7 @@ export type {
   GenerationEngine,
   LoadEngineOptions,
 } from "./serve/engine.ts";
-export { startServer } from "./serve/server.ts";
+export { exitOnSignals, startServer } from "./serve/server.ts";
 export type { ServerHandle, ServerOptions } from "./serve/server.ts";
 
 // Reports

@@ -84,6 +84,11 @@ export interface ScoreOptions {
   eotTokenId?: number;
   /** Called after each model call with the number of requests answered so far. */
   onProgress?: (progress: { done: number; total: number }) => void;
+  /**
+   * Called for each request longer than `maxLength + 1` tokens, with how many tokens were cut from the start
+   * of its context (lm-eval cuts them silently; a few-shot context loses its first shots this way).
+   */
+  onTruncated?: (request: number, cutTokens: number) => void;
 }
 
 /** A request after tokenization: the model input and how many trailing predictions are the continuation. */
@@ -123,6 +128,18 @@ export function encodeRequest(
   maxLength: number,
   options: Pick<ScoreOptions, "addSpecialTokens" | "eotTokenId"> = {},
 ): EncodedRequest {
+  const { ids, contLength } = encodeCut(tokenizer, context, continuation, maxLength, options);
+  return { ids, contLength };
+}
+
+/** {@link encodeRequest}, with the number of tokens the truncation cut from the start. */
+function encodeCut(
+  tokenizer: TokenEncoder,
+  context: string,
+  continuation: string,
+  maxLength: number,
+  options: Pick<ScoreOptions, "addSpecialTokens" | "eotTokenId">,
+): EncodedRequest & { cut: number } {
   if (!(Number.isInteger(maxLength) && maxLength >= 1)) {
     throw new RangeError(`loglikelihood: maxLength must be a positive integer, got ${maxLength}`);
   }
@@ -153,8 +170,9 @@ export function encodeRequest(
       `loglikelihood: continuation has ${contIds.length} tokens, more than maxLength ${maxLength}`,
     );
   }
-  const ids = [...contextIds, ...contIds].slice(-(maxLength + 1));
-  return { ids, contLength: contIds.length };
+  const whole = [...contextIds, ...contIds];
+  const ids = whole.slice(-(maxLength + 1));
+  return { ids, contLength: contIds.length, cut: whole.length - ids.length };
 }
 
 /** A unique token sequence to score and the requests that share it. */
@@ -309,5 +327,9 @@ function encodeAll(
       return ids;
     },
   };
-  return requests.map((r) => encodeRequest(memo, r.context, r.continuation, maxLength, options));
+  return requests.map((r, i) => {
+    const { ids, contLength, cut } = encodeCut(memo, r.context, r.continuation, maxLength, options);
+    if (cut > 0) options.onTruncated?.(i, cut);
+    return { ids, contLength };
+  });
 }

@@ -5,7 +5,10 @@
  * game 1 shows A's answer first, game 2 shows B's answer first. A pair is a **win** for A only if both games
  * prefer A, a **loss** if both prefer B, and a **tie** otherwise (the games disagree, or either says
  * `[[C]]`). A game whose reply has no verdict marker is asked again up to `verdictRetries` times; if it still
- * has none the pair is recorded as an **error** and left out of the rates. The tie-adjusted win rate is
+ * has none, or the judge's endpoint fails (after the client's own HTTP retries), the pair is recorded as an
+ * **error** and left out of the rates. Errors are not final: a rerun judges them again. A run reports how
+ * many pairs have no verdict (`no_verdict`; the task exits non-zero while there are any), and stops asking
+ * a judge that failed {@link JUDGE_FAILURES_BEFORE_STOP} times in a row. The tie-adjusted win rate is
  * (wins + ties / 2) / (wins + ties + losses).
  *
  * Inputs:
@@ -19,12 +22,13 @@
  *   `{id, answer}` JSONL in `answersDir/<model>.jsonl` and reused (delete the file to regenerate).
  *
  * Outputs: one JSONL line per judged pair appended to `resultsPath` as soon as it is judged (a rerun skips
- * every pair whose fingerprint — prompt version, judge model, question and both answers — is already there),
- * a Markdown table and a JSON summary.
+ * every pair whose fingerprint — prompt version, judge model, question and both answers — is already there
+ * with a verdict; the last line of a key wins), a Markdown table and a JSON summary.
  *
  * @module
  */
-import { OpenAIClient, type OpenAIClientOptions } from "../serve/openai_client.ts";
+import { decodeUtf8 } from "../io/fs.ts";
+import { OpenAIClient, type OpenAIClientOptions, OpenAIRequestError } from "../serve/openai_client.ts";
 import { JUDGE_PROMPT_VERSION, judgeMessages, parseVerdict, type Verdict } from "./judge_prompt.ts";
 
 /** One question to answer and judge. */
@@ -90,7 +94,10 @@ export interface PairSummary {
   ties: number;
   /** Questions where the judge preferred model B in both orders. */
   losses: number;
-  /** Questions with no usable verdict in some order; left out of the rates. */
+  /**
+   * Questions with no usable verdict in some order (none after the retries, the judge failed, or not judged
+   * because the run stopped asking a failing judge); left out of the rates, judged again by a rerun.
+   */
   errors: number;
   /** wins + ties + losses: the denominator of every rate. */
   judged: number;
@@ -116,6 +123,8 @@ export interface WinRateSummary {
   results: string;
   /** One summary per compared pair, in the configured order. */
   pairs: PairSummary[];
+  /** Judgments without a verdict over all pairs (the sum of `errors`): a rerun retries them. */
+  no_verdict: number;
 }
 
 /** Everything {@link runWinRate} needs. */
@@ -161,7 +170,12 @@ export interface WinRateReport {
   judgeCalls: number;
   /** Answer-generation calls made by this run. */
   answerCalls: number;
+  /** Judgments without a verdict over all pairs; the task exits non-zero when there are any. */
+  noVerdict: number;
 }
+
+/** Judgments in a row whose judge request failed, after which a run stops asking (the judge is down). */
+export const JUDGE_FAILURES_BEFORE_STOP = 3;
 
 /** Judge replies kept in the results: the head and tail of longer ones. */
 export const RAW_CHARS = 2000;
@@ -206,10 +220,16 @@ function parseJsonl(text: string, file: string): { line: number; row: Row }[] {
 }
 
 async function readText(path: string, what: string): Promise<string> {
+  let bytes: Uint8Array;
   try {
-    return await Deno.readTextFile(path);
+    bytes = await Deno.readFile(path);
   } catch (e) {
     throw new WinRateInputError(`cannot read the ${what} file ${path}: ${(e as Error).message}`);
+  }
+  try {
+    return decodeUtf8(bytes, path);
+  } catch (e) {
+    throw new WinRateInputError((e as Error).message);
   }
 }
 
@@ -425,26 +445,50 @@ export interface Game {
   attempts: number;
 }
 
-/** Both games of one question for one pair, as a results line. */
-async function judgeQuestion(judge: Judge, task: JudgeTask): Promise<JudgmentRecord> {
-  const first = await judge.game(task.question.text, task.answerA, task.answerB);
-  const second = await judge.game(task.question.text, task.answerB, task.answerA);
-  const errors = [first, second].flatMap((g, i) =>
-    g.verdict ? [] : [`game ${i + 1}: no [[A]], [[B]] or [[C]] in the reply after ${g.attempts} attempt(s)`]
-  );
-  return {
+/**
+ * Both games of one question for one pair, as a results line. A judge request that fails (after the HTTP
+ * client's retries) makes the record an error instead of ending the run; `requestFailed` says so.
+ */
+async function judgeQuestion(
+  judge: Judge,
+  task: JudgeTask,
+): Promise<{ record: JudgmentRecord; requestFailed: boolean }> {
+  const orders: [string, string][] = [[task.answerA, task.answerB], [task.answerB, task.answerA]];
+  const games: Game[] = [];
+  const errors: string[] = [];
+  let requestFailed = false;
+  for (const [i, [first, second]] of orders.entries()) {
+    if (requestFailed) {
+      games.push({ verdict: null, raw: "", attempts: 0 });
+      continue;
+    }
+    try {
+      const game = await judge.game(task.question.text, first, second);
+      games.push(game);
+      if (!game.verdict) {
+        errors.push(`game ${i + 1}: no [[A]], [[B]] or [[C]] in the reply after ${game.attempts} attempt(s)`);
+      }
+    } catch (e) {
+      if (!(e instanceof OpenAIRequestError)) throw e;
+      requestFailed = true;
+      games.push({ verdict: null, raw: "", attempts: 1 });
+      errors.push(`game ${i + 1}: the judge request failed: ${e.message}`);
+    }
+  }
+  const record: JudgmentRecord = {
     id: task.question.id,
     model_a: task.modelA,
     model_b: task.modelB,
     judge: judge.model,
     fingerprint: task.fingerprint,
-    verdicts: [first.verdict, second.verdict],
-    outcome: combineVerdicts(first.verdict, second.verdict),
-    judge_raw: [shorten(first.raw), shorten(second.raw)],
-    attempts: [first.attempts, second.attempts],
+    verdicts: [games[0].verdict, games[1].verdict],
+    outcome: combineVerdicts(games[0].verdict, games[1].verdict),
+    judge_raw: [shorten(games[0].raw), shorten(games[1].raw)],
+    attempts: [games[0].attempts, games[1].attempts],
     errors,
     judged_at: new Date().toISOString(),
   };
+  return { record, requestFailed };
 }
 
 function shorten(text: string): string {
@@ -567,7 +611,8 @@ async function dropCutLastLine(path: string, text: string): Promise<string> {
 // Summaries
 
 /**
- * Counts and rates for one pair from its judgments (errors are counted but left out of the rates).
+ * Counts and rates for one pair from its judgments (errors are counted but left out of the rates);
+ * `unjudged` questions, which have no record because the run stopped asking the judge, count as errors.
  *
  * @example
  * ```ts
@@ -580,6 +625,7 @@ export function summarizePair(
   modelB: string,
   records: readonly JudgmentRecord[],
   missing: number,
+  unjudged = 0,
 ): PairSummary {
   const count = (o: Outcome) => records.filter((r) => r.outcome === o).length;
   const wins = count("win"), ties = count("tie"), losses = count("loss");
@@ -588,12 +634,12 @@ export function summarizePair(
   return {
     model_a: modelA,
     model_b: modelB,
-    questions: records.length,
+    questions: records.length + unjudged,
     missing,
     wins,
     ties,
     losses,
-    errors: count("error"),
+    errors: count("error") + unjudged,
     judged,
     win: rate(wins),
     tie: rate(ties),
@@ -624,9 +670,16 @@ export function renderTable(pairs: readonly PairSummary[], judge: string): strin
     ...rows,
     "",
     `Judge: ${judge}. Each pair is judged in both orders; a win needs both orders to agree. ` +
-    "Win rate = (win + tie/2) / judged. Errors (no verdict after retries) and questions missing an answer " +
-    "are left out.",
+    "Win rate = (win + tie/2) / judged. Errors (no verdict after retries, or the judge failed; a rerun " +
+    "judges them again) and questions missing an answer are left out.",
+    ...(noVerdict(pairs) > 0
+      ? ["", `**${noVerdict(pairs)} judgment(s) have no verdict: run again to retry them.**`]
+      : []),
   ].join("\n");
+}
+
+function noVerdict(pairs: readonly PairSummary[]): number {
+  return pairs.reduce((n, p) => n + p.errors, 0);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -759,14 +812,17 @@ export async function runWinRate(config: WinRateConfig): Promise<WinRateReport> 
   const plans = await Promise.all(config.pairs.map((_, i) => planPair(ctx, judge.model, models[i])));
   await judgeAll(ctx, judge, log, plans.flatMap((p) => p.tasks));
 
+  const pairs = plans.map((p) => {
+    const records = p.tasks.map((t) => log.find(recordKey(t))).filter((r) => r !== undefined);
+    return summarizePair(p.modelA, p.modelB, records, p.missing, p.tasks.length - records.length);
+  });
   const summary: WinRateSummary = {
     judge: judge.model,
     judge_prompt: JUDGE_PROMPT_VERSION,
     prompts: config.promptsPath,
     results: config.resultsPath,
-    pairs: plans.map((p) =>
-      summarizePair(p.modelA, p.modelB, p.tasks.map((t) => log.find(recordKey(t))!), p.missing)
-    ),
+    pairs,
+    no_verdict: noVerdict(pairs),
   };
   const table = renderTable(summary.pairs, judge.model);
   const base = config.resultsPath.replace(/\.jsonl$/, "");
@@ -775,7 +831,16 @@ export async function runWinRate(config: WinRateConfig): Promise<WinRateReport> 
     JSON.stringify(summary, null, 2) + "\n",
   );
   await Deno.writeTextFile(config.tablePath ?? `${base}.md`, table + "\n");
-  return { summary, table, judgeCalls: judge.calls, answerCalls: ctx.answerCalls };
+  if (summary.no_verdict > 0) {
+    ctx.log(`${summary.no_verdict} judgment(s) have no verdict; run again to retry them`);
+  }
+  return {
+    summary,
+    table,
+    judgeCalls: judge.calls,
+    answerCalls: ctx.answerCalls,
+    noVerdict: summary.no_verdict,
+  };
 }
 
 function validateConfig(config: WinRateConfig): void {
@@ -847,19 +912,31 @@ function recordKey(t: JudgeTask) {
 }
 
 async function judgeAll(ctx: RunContext, judge: Judge, log: JudgmentLog, tasks: JudgeTask[]): Promise<void> {
-  const todo = tasks.filter((t) => !log.find(recordKey(t)));
+  // Unjudged and errored judgments alike: an error is not a verdict, so a rerun asks again.
+  const todo = tasks.filter((t) => (log.find(recordKey(t))?.outcome ?? "error") === "error");
+  const retried = todo.filter((t) => log.find(recordKey(t))).length;
   ctx.log(
     `${
       tasks.length - todo.length
-    } of ${tasks.length} judgments already in ${log.path}; judging ${todo.length}`,
+    } of ${tasks.length} judgments already in ${log.path}; judging ${todo.length}` +
+      (retried > 0 ? ` (${retried} without a verdict last time)` : ""),
   );
-  let done = 0;
+  let done = 0, failedInARow = 0, stopped = false;
   await forEachPooled(todo, ctx.parallel, async (task) => {
-    const rec = await judgeQuestion(judge, task);
+    if (stopped) return;
+    const { record: rec, requestFailed } = await judgeQuestion(judge, task);
     await log.append(rec);
     done++;
+    failedInARow = requestFailed ? failedInARow + 1 : 0;
     if (rec.outcome === "error") {
       ctx.log(`${rec.model_a} vs ${rec.model_b} ${rec.id}: ${rec.errors.join("; ")}`);
+    }
+    if (failedInARow >= JUDGE_FAILURES_BEFORE_STOP && !stopped) {
+      stopped = true;
+      ctx.log(
+        `the judge failed ${failedInARow} times in a row; stopped asking it: ${todo.length - done} ` +
+          "judgment(s) left for the next run",
+      );
     }
     if (done % 10 === 0 || done === todo.length) ctx.log(`judged ${done}/${todo.length}`);
   });

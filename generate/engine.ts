@@ -154,6 +154,7 @@ export async function loadEngine(
     trainable: false,
     maxTokens: Math.max(context, opts.maxConcurrent),
     maxPositions: context,
+    ignoreUnusedWeights: opts.ignoreUnusedWeights,
   });
   const generator = new Generator(gpu, loaded, { slots: opts.maxConcurrent, contextTokens: context });
   const name = opts.modelId ?? modelDir.replace(/\/+$/, "").split("/").slice(-2).join("/");

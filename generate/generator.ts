@@ -71,6 +71,8 @@ export interface GeneratorOptions {
 
 interface Slot {
   req: GenerationRequest;
+  /** The request's sampling settings as the sampler's parameter row, checked when it was queued. */
+  params: Float32Array;
   resolve: (o: GenerationOutput) => void;
   reject: (e: unknown) => void;
   ids: number[];
@@ -211,9 +213,14 @@ export class Generator {
     this.#programs.clear();
   }
 
-  /** Continues `req.promptIds`; resolves when the sequence ends. Requests beyond the slots wait their turn. */
+  /**
+   * Continues `req.promptIds`; resolves when the sequence ends. Requests beyond the slots wait their turn.
+   * Every setting is checked before the request is queued: a bad one rejects at once with a RangeError
+   * naming it (the ranges are `SAMPLING_RANGES` in kernels/sampling.ts), and a request that fails later
+   * (its `onTokens` throws) fails alone, freeing its slot.
+   */
   generate(req: GenerationRequest): Promise<GenerationOutput> {
-    const P = req.promptIds.length;
+    const P = req.promptIds?.length ?? 0;
     if (P === 0) {
       return Promise.reject(new RangeError("the prompt is empty: generation needs at least one token"));
     }
@@ -226,8 +233,23 @@ export class Generator {
     if (bad !== undefined) {
       return Promise.reject(new RangeError(`token id ${bad} is outside the vocabulary (${this.vocab})`));
     }
+    if (!(Number.isSafeInteger(req.maxNewTokens) && req.maxNewTokens >= 1)) {
+      return Promise.reject(new RangeError(`maxNewTokens must be an integer >= 1, got ${req.maxNewTokens}`));
+    }
+    let params: Float32Array;
+    try {
+      params = samplingParams({
+        temperature: req.temperature ?? 0,
+        topK: req.topK ?? 0,
+        topP: req.topP ?? 1,
+        repetitionPenalty: req.repetitionPenalty ?? 1,
+        seed: req.seed ?? Math.floor(Math.random() * 2 ** 32),
+      }, "generate()");
+    } catch (e) {
+      return Promise.reject(e);
+    }
     return new Promise((resolve, reject) => {
-      this.#pending.push({ req, resolve, reject, ids: [], consumed: 0, position: P - 1 });
+      this.#pending.push({ req, params, resolve, reject, ids: [], consumed: 0, position: P - 1 });
       this.#kick();
     });
   }
@@ -262,7 +284,7 @@ export class Generator {
     }
   }
 
-  /** Fills free slots from the queue: per-slot state, sampling settings, and the prompt's prefill. */
+  /** Fills free slots from the queue. A request whose admission fails is rejected alone; its slot stays free. */
   #admit(): void {
     for (let s = 0; s < this.slots && this.#pending.length > 0; s++) {
       if (this.#slots[s]) continue;
@@ -272,28 +294,31 @@ export class Generator {
         s--;
         continue;
       }
-      const g = this.gpu, prompt = slot.req.promptIds, P = prompt.length;
-      const mask = new Uint32Array(this.kvRows);
-      mask.fill(1, 0, P);
-      g.write(this.#cacheMask, mask, s * this.kvRows);
-      g.write(this.#decodeIo.ids, Uint32Array.of(prompt[P - 1]), s);
-      g.write(this.#decodeIo.positions, Uint32Array.of(P - 1), s);
-      g.write(this.#live, Uint32Array.of(1), s);
-      g.write(this.#produced, Uint32Array.of(0), s);
-      g.write(this.#counter, Uint32Array.of(0), s);
-      const r = slot.req;
-      g.write(
-        this.#params,
-        samplingParams({
-          temperature: r.temperature ?? 0,
-          topK: r.topK ?? 0,
-          topP: r.topP ?? 1,
-          repetitionPenalty: r.repetitionPenalty ?? 1,
-          seed: r.seed ?? Math.floor(Math.random() * 2 ** 32),
-        }),
-        s * SAMPLE_PARAMS.stride,
-      );
-      const promptTensor = g.upload(Uint32Array.from(prompt), "prompt");
+      try {
+        this.#start(s, slot);
+        this.#slots[s] = slot;
+      } catch (e) {
+        this.#free(s);
+        slot.reject(e);
+        s--;
+      }
+    }
+  }
+
+  /** Slot `s`'s per-slot state, sampling settings, and the prompt's prefill. */
+  #start(s: number, slot: Slot): void {
+    const g = this.gpu, prompt = slot.req.promptIds, P = prompt.length;
+    const mask = new Uint32Array(this.kvRows);
+    mask.fill(1, 0, P);
+    g.write(this.#cacheMask, mask, s * this.kvRows);
+    g.write(this.#decodeIo.ids, Uint32Array.of(prompt[P - 1]), s);
+    g.write(this.#decodeIo.positions, Uint32Array.of(P - 1), s);
+    g.write(this.#live, Uint32Array.of(1), s);
+    g.write(this.#produced, Uint32Array.of(0), s);
+    g.write(this.#counter, Uint32Array.of(0), s);
+    g.write(this.#params, slot.params, s * SAMPLE_PARAMS.stride);
+    const promptTensor = g.upload(Uint32Array.from(prompt), "prompt");
+    try {
       const dispatches = [
         ...seenFromTokens(g, {
           seen: this.#seen,
@@ -313,8 +338,18 @@ export class Generator {
         dispatches.push(...this.#programs.get(`prefill:${s}:${T}`, () => this.#prefill(s, T)));
       }
       g.run(dispatches);
+    } finally {
       promptTensor.buffer.destroy();
-      this.#slots[s] = slot;
+    }
+  }
+
+  /** Stops decoding slot `s` and marks it free. */
+  #free(s: number): void {
+    this.#slots[s] = undefined;
+    try {
+      this.gpu.write(this.#live, Uint32Array.of(0), s);
+    } catch {
+      // The device is gone: the decode loop's next submission fails and reports it.
     }
   }
 
@@ -393,11 +428,17 @@ export class Generator {
         else if (slot.position >= this.kvRows - 1) reason = "length";
       }
       slot.ids.push(...fresh);
-      if (fresh.length > 0 && req.onTokens?.(fresh) === false) reason ??= "stop";
+      try {
+        if (fresh.length > 0 && req.onTokens?.(fresh) === false) reason ??= "stop";
+      } catch (e) {
+        // The caller's callback failed: that request ends with its error, the others decode on.
+        this.#free(s);
+        slot.reject(e);
+        continue;
+      }
       if (req.signal?.aborted) reason ??= "abort";
       if (reason) {
-        this.gpu.write(this.#live, Uint32Array.of(0), s);
-        this.#slots[s] = undefined;
+        this.#free(s);
         slot.resolve({ ids: slot.ids, finishReason: reason, promptTokens: req.promptIds.length });
       }
     }

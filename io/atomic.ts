@@ -203,3 +203,73 @@ export async function recoverReplacedDir(finalDir: string): Promise<boolean> {
   await Deno.rename(previous, finalDir);
   return true;
 }
+
+/**
+ * Checks, before any long work, that `path` can later be written as a file: it is not a folder, its parent
+ * folder exists or can be created, and a file can be created there. `what` names the setting in the error
+ * (e.g. `--out`).
+ *
+ * @example
+ * ```ts
+ * await checkWritableFile("runs/kobest.json", "--out"); // throws "--out runs: is a folder; …" for a folder
+ * ```
+ */
+export async function checkWritableFile(path: string, what: string): Promise<void> {
+  const info = await Deno.stat(path).catch((e) => {
+    if (e instanceof Deno.errors.NotFound) return undefined;
+    throw new Error(`${what} ${path}: ${(e as Error).message}`);
+  });
+  if (info?.isDirectory) {
+    throw new Error(`${what} ${path}: is a folder; give a file name, e.g. ${join(path, "results.json")}`);
+  }
+  const probe = tempSiblingPath(path, "probe");
+  try {
+    await Deno.mkdir(dirname(path), { recursive: true });
+    await Deno.writeFile(probe, new Uint8Array(), { createNew: true });
+  } catch (e) {
+    throw new Error(`${what} ${path}: cannot write there (${(e as Error).message})`);
+  }
+  await removeQuietly(probe);
+}
+
+async function sizeOf(path: string): Promise<number> {
+  const info = await Deno.lstat(path);
+  if (!info.isDirectory) return info.size;
+  let total = 0;
+  for await (const e of Deno.readDir(path)) total += await sizeOf(join(path, e.name));
+  return total;
+}
+
+/**
+ * Removes the temporary siblings ({@link tempSiblingPath}) in `dir` that interrupted writes left, for the
+ * files or folders `owned` names; others' temporaries are left alone. Call it only when no writer can be
+ * active in `dir` (e.g. while holding the folder's lock). Returns what was removed and how many bytes it held.
+ *
+ * @example
+ * ```ts
+ * const { removed, bytes } = await removeStaleTemps("runs/orpo", /^(checkpoint-\d+|final)$/);
+ * ```
+ */
+export async function removeStaleTemps(
+  dir: string,
+  owned: RegExp,
+): Promise<{ removed: string[]; bytes: number }> {
+  const removed: string[] = [];
+  let bytes = 0;
+  let entries: Deno.DirEntry[];
+  try {
+    entries = await Array.fromAsync(Deno.readDir(dir));
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return { removed, bytes };
+    throw e;
+  }
+  for (const e of entries) {
+    const m = /^\.(.+)\.tmp-(\d+)-[0-9a-z]+$/.exec(e.name);
+    if (!m || !owned.test(m[1])) continue;
+    const path = join(dir, e.name);
+    bytes += await sizeOf(path).catch(() => 0);
+    await removeQuietly(path);
+    removed.push(path);
+  }
+  return { removed, bytes };
+}

@@ -17,6 +17,7 @@
  * @module
  */
 import { parseDelimited } from "./delimited.ts";
+import { decodeUtf8 } from "./fs.ts";
 
 /**
  * Message roles accepted in chat data.
@@ -496,11 +497,17 @@ export function parseDataset(text: string, file: string, options: DatasetOptions
  * ```
  */
 export async function loadDataset(path: string, options: DatasetOptions = {}): Promise<Dataset> {
-  let text: string;
+  let bytes: Uint8Array;
   try {
-    text = await Deno.readTextFile(path);
+    bytes = await Deno.readFile(path);
   } catch (e) {
     throw new DatasetError(`${path}: cannot read the dataset: ${(e as Error).message}`);
+  }
+  let text: string;
+  try {
+    text = decodeUtf8(bytes, path);
+  } catch (e) {
+    throw new DatasetError((e as Error).message);
   }
   return parseDataset(text, path, options);
 }

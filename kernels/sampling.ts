@@ -94,8 +94,91 @@ export type ResolvedSampling = Required<Omit<SamplingSettings, "doSample">>;
 /** Largest vocabulary: counts are summed in f32, exact up to 2²⁴. */
 const MAX_VOCAB = 2 ** 24;
 
+/** The values a numeric setting accepts: finite, within the bounds, an integer when `integer` is set. */
+export interface NumberRange {
+  /** Smallest accepted value (inclusive unless `minExclusive`). */
+  min?: number;
+  /** Largest accepted value (inclusive unless `maxExclusive`). */
+  max?: number;
+  minExclusive?: boolean;
+  maxExclusive?: boolean;
+  integer?: boolean;
+  /** What a special value means, for error messages: "0 is greedy". */
+  note?: string;
+}
+
 /**
- * Applies the defaults and checks every field, naming it (and `what`) in the error.
+ * The one definition of what each sampling setting accepts. The sampler ({@link resolveSampling}), the
+ * {@link Generator} in `generate/` and the HTTP API (serve/openai_types.ts, which may only narrow a range,
+ * as OpenAI's temperature ≤ 2) all check against these, so a value one layer accepts never fails in a
+ * deeper one.
+ *
+ * @example
+ * ```ts
+ * inRange(-1, SAMPLING_RANGES.seed); // false
+ * rangeText(SAMPLING_RANGES.seed); // "an integer in [0, 2^32)"
+ * ```
+ */
+export const SAMPLING_RANGES: Readonly<Record<keyof ResolvedSampling, NumberRange>> = {
+  temperature: { min: 0, note: "0 is greedy" },
+  topK: { min: 0, integer: true, note: "0 disables it" },
+  topP: { min: 0, max: 1 },
+  minP: { min: 0, max: 1 },
+  repetitionPenalty: { min: 0, minExclusive: true, note: "1 disables it" },
+  frequencyPenalty: {},
+  presencePenalty: {},
+  seed: { min: 0, max: 2 ** 32, maxExclusive: true, integer: true },
+  stream: { min: 0, max: 2 ** 32, maxExclusive: true, integer: true },
+};
+
+/**
+ * Whether `v` is a finite number within `range`.
+ *
+ * @example
+ * ```ts
+ * inRange(0.5, { min: 0, max: 1 }); // true
+ * inRange(2.5, { min: 0, integer: true }); // false
+ * ```
+ */
+export function inRange(v: unknown, range: NumberRange): v is number {
+  if (typeof v !== "number" || !Number.isFinite(v)) return false;
+  if (range.integer && !Number.isInteger(v)) return false;
+  if (range.min !== undefined && (range.minExclusive ? v <= range.min : v < range.min)) return false;
+  if (range.max !== undefined && (range.maxExclusive ? v >= range.max : v > range.max)) return false;
+  return true;
+}
+
+/** 2^32 reads better than 4294967296. */
+function bound(x: number): string {
+  return x >= 2 ** 20 && Number.isInteger(Math.log2(x)) ? `2^${Math.log2(x)}` : String(x);
+}
+
+/**
+ * A range in words, for "… must be {rangeText}, got …".
+ *
+ * @example
+ * ```ts
+ * rangeText({ min: 0, max: 1, minExclusive: true }); // "in (0, 1]"
+ * rangeText(SAMPLING_RANGES.seed); // "an integer in [0, 2^32)"
+ * rangeText(SAMPLING_RANGES.temperature); // ">= 0 (0 is greedy)"
+ * ```
+ */
+export function rangeText(range: NumberRange): string {
+  const head = range.integer ? "an integer " : "";
+  const note = range.note ? ` (${range.note})` : "";
+  const { min, max } = range;
+  if (min !== undefined && max !== undefined) {
+    const open = range.minExclusive ? "(" : "[", close = range.maxExclusive ? ")" : "]";
+    return `${head}in ${open}${bound(min)}, ${bound(max)}${close}${note}`;
+  }
+  if (min !== undefined) return `${head}${range.minExclusive ? ">" : ">="} ${bound(min)}${note}`;
+  if (max !== undefined) return `${head}${range.maxExclusive ? "<" : "<="} ${bound(max)}${note}`;
+  return range.integer ? `an integer${note}` : `a finite number${note}`;
+}
+
+/**
+ * Applies the defaults and checks every field against {@link SAMPLING_RANGES}, naming it (and `what`) in
+ * the error.
  *
  * @example
  * ```ts
@@ -104,33 +187,27 @@ const MAX_VOCAB = 2 ** 24;
  * ```
  */
 export function resolveSampling(s: SamplingSettings, what = "sampling settings"): ResolvedSampling {
-  const num = (field: keyof ResolvedSampling, fallback: number): number => {
+  const get = (field: keyof ResolvedSampling, fallback: number): number => {
     const v = s[field] ?? fallback;
     if (typeof v !== "number" || !Number.isFinite(v)) {
       throw new RangeError(`${what}: "${field}" must be a finite number, got ${v}`);
     }
+    if (!inRange(v, SAMPLING_RANGES[field])) {
+      throw new RangeError(`${what}: "${field}" must be ${rangeText(SAMPLING_RANGES[field])}, got ${v}`);
+    }
     return v;
   };
-  const inRange = (field: keyof ResolvedSampling, v: number, ok: boolean, expected: string): number => {
-    if (!ok) throw new RangeError(`${what}: "${field}" must be ${expected}, got ${v}`);
-    return v;
-  };
-  const u32 = (field: keyof ResolvedSampling): number => {
-    const v = num(field, 0);
-    return inRange(field, v, Number.isInteger(v) && v >= 0 && v < 2 ** 32, "an integer in [0, 2^32)");
-  };
-  const t = num("temperature", 1), k = num("topK", 0), p = num("topP", 1), minP = num("minP", 0);
-  const rep = num("repetitionPenalty", 1);
+  const temperature = get("temperature", 1);
   return {
-    temperature: s.doSample === false ? 0 : inRange("temperature", t, t >= 0, ">= 0 (0 is greedy)"),
-    topK: inRange("topK", k, Number.isInteger(k) && k >= 0, "an integer >= 0 (0 disables it)"),
-    topP: inRange("topP", p, p >= 0 && p <= 1, "in [0, 1]"),
-    minP: inRange("minP", minP, minP >= 0 && minP <= 1, "in [0, 1]"),
-    repetitionPenalty: inRange("repetitionPenalty", rep, rep > 0, "> 0 (1 disables it)"),
-    frequencyPenalty: num("frequencyPenalty", 0),
-    presencePenalty: num("presencePenalty", 0),
-    seed: u32("seed"),
-    stream: u32("stream"),
+    temperature: s.doSample === false ? 0 : temperature,
+    topK: get("topK", 0),
+    topP: get("topP", 1),
+    minP: get("minP", 0),
+    repetitionPenalty: get("repetitionPenalty", 1),
+    frequencyPenalty: get("frequencyPenalty", 0),
+    presencePenalty: get("presencePenalty", 0),
+    seed: get("seed", 0),
+    stream: get("stream", 0),
   };
 }
 

@@ -9,6 +9,7 @@ import { assertWithinSlidingWindow, type ModelConfig } from "../io/hf_config.ts"
 import { openModelFolder, type SaveDType, saveModelFolder } from "../io/hf_model.ts";
 import { llamaParamSpecs, type ParamSpec } from "../io/llama_architecture.ts";
 import { Llama, type LoraAdapter, type WeightSource } from "./llama.ts";
+import { checkFiniteWeights, checkUnusedWeights } from "./load_checks.ts";
 import { ParamSet } from "./params.ts";
 import { ropeTables } from "./rope.ts";
 
@@ -26,6 +27,13 @@ export interface LoadOptions {
   frozenF16?: boolean;
   /** LoRA adapters by linear name (`model.layers.0.self_attn.q_proj`). */
   lora?: (linear: string) => LoraAdapter | undefined;
+  /**
+   * Load a folder whose files hold tensors the config does not use (with a warning); by default that is an
+   * error, since they would be dropped silently.
+   */
+  ignoreUnusedWeights?: boolean;
+  /** Receives loading warnings (default: stderr). */
+  warn?: (message: string) => void;
 }
 
 /** A model on the GPU with its parameters and where it came from. */
@@ -77,6 +85,7 @@ export async function loadLlama(
   opts: LoadOptions,
 ): Promise<LoadedLlama> {
   const folder = typeof source === "string" ? await openModelFolder(source) : undefined;
+  if (folder) await checkUnusedWeights(folder, { ignore: opts.ignoreUnusedWeights, warn: opts.warn });
   const config = folder ? folder.config : (source as { config: ModelConfig }).config;
   const specs = llamaParamSpecs(config);
   const f16 = Boolean(opts.frozenF16) && !opts.trainable;
@@ -91,7 +100,9 @@ export async function loadLlama(
   for (const spec of specs) {
     const t = params.value(spec.name);
     if (folder) {
-      gpu.write(t, t.dtype === "f16" ? await folder.readF16Bits(spec.name) : await folder.readF32(spec.name));
+      const w = t.dtype === "f16" ? await folder.readF16Bits(spec.name) : await folder.readF32(spec.name);
+      checkFiniteWeights(spec.name, w, `${folder.dir}/${folder.fileOf(spec.name)}`);
+      gpu.write(t, w);
     } else {
       const w = (source as { weights: Map<string, Float32Array> }).weights.get(spec.name);
       if (!w) throw new Error(`weights lack "${spec.name}"`);
@@ -99,6 +110,7 @@ export async function loadLlama(
         throw new Error(`"${spec.name}" has ${w.length} values, expected ${t.length}`);
       }
       if (t.dtype === "f16") throw new Error("frozen f16 weights load from a folder only");
+      checkFiniteWeights(spec.name, w, "the weights given");
       gpu.write(t, w);
     }
   }

@@ -26,6 +26,7 @@ import { writeFileAtomic, writeJsonAtomic } from "../io/atomic.ts";
 import { resolveModelPath } from "../io/hub.ts";
 import { ensureTinyBase } from "../model/tiny.ts";
 import { writeReport } from "../report/write.ts";
+import { listCheckpoints } from "../train/checkpoint.ts";
 import { withDefaults } from "../train/config.ts";
 import { train, type TrainLogger } from "../train/trainer.ts";
 import { generateAnswers, readKeptAnswers } from "./answers.ts";
@@ -230,12 +231,15 @@ export function trainingStage(env: StageEnv, objective: Objective): Stage {
     },
     clean: () => removeAll([runDir]),
     async run(ctx) {
+      // The stage owns its run folder: it continues a run a kill interrupted, or starts it afresh.
+      const resume = (await listCheckpoints(runDir)).length > 0;
       const config = withDefaults(objective, {
         ...hyper,
         model: modelDirOf(ctx, from),
         data: given ?? [objective === "sft" ? paths.sftData : paths.prefData],
         out: runDir,
-        resume: true,
+        resume,
+        overwriteOutputDir: !resume,
         chatTemplate: env.chatTemplateText,
       });
       const log: TrainLogger = {

@@ -19,7 +19,7 @@ export type Objective = "sft" | "orpo" | "dpo";
 /** A training run's hyper-parameters: a TrainConfig without the paths the pipeline fills in. */
 export type TrainingSettings = Omit<
   Partial<TrainConfig>,
-  "objective" | "model" | "data" | "out" | "resume" | "chatTemplate" | "evalData"
+  "objective" | "model" | "data" | "out" | "resume" | "overwriteOutputDir" | "chatTemplate" | "evalData"
 >;
 
 /** Who judges the pairwise comparisons of Table 1. */

@@ -102,4 +102,6 @@ export interface LoadEngineOptions {
   maxConcurrent: number;
   /** Context length to allocate KV cache for; the model's own limit when absent. */
   maxContextTokens?: number;
+  /** Load a folder whose files hold tensors its config does not use, with a warning (otherwise an error). */
+  ignoreUnusedWeights?: boolean;
 }

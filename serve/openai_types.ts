@@ -5,9 +5,13 @@
  * Field mapping (extensions beyond OpenAI's API are marked):
  * - `max_completion_tokens` (newer name) or `max_tokens`: integer ≥ 1. Absent: as much as the context and
  *   the server's limit allow for chat, 16 for text completions (OpenAI's default there).
- * - `temperature` [0, 2] (default 1; 0 is greedy), `top_p` (0, 1] (default 1), `seed` integer.
+ * - `temperature` [0, 2] (default 1; 0 is greedy), `top_p` (0, 1] (default 1), `seed` an integer in
+ *   [0, 2^32) (the sampler's seed is one u32 word).
  * - `top_k` (extension): integer ≥ 0, 0 disables it.
  * - `repetition_penalty` (extension): Hugging Face's multiplicative penalty, > 0, 1 disables it.
+ * - The sampling fields are checked against the sampler's own ranges (`SAMPLING_RANGES` in
+ *   kernels/sampling.ts), narrowed where OpenAI's API is narrower, so a request accepted here never fails
+ *   inside the engine.
  * - `frequency_penalty` [-2, 2] maps to `repetition_penalty = 1 + frequency_penalty / 4` (so 0 is off,
  *   0.4 gives 1.1, and the whole range stays positive). Giving both with a non-zero `frequency_penalty` is
  *   ambiguous and rejected.
@@ -19,6 +23,7 @@
  *
  * @module
  */
+import { inRange, type NumberRange, rangeText, SAMPLING_RANGES } from "../kernels/sampling.ts";
 import type { ChatMessage } from "./engine.ts";
 import { ApiError } from "./errors.ts";
 
@@ -155,12 +160,12 @@ function parseCommon(b: Body): Omit<ParsedRequest, "input"> {
   return {
     model: b.model,
     maxTokens: parseMaxTokens(b),
-    temperature: optionalNumber(b, "temperature", { min: 0, max: 2 }) ?? 1,
-    topP: optionalNumber(b, "top_p", { min: 0, max: 1, minExclusive: true }) ?? 1,
-    topK: optionalNumber(b, "top_k", { min: 0, integer: true }) ?? 0,
+    temperature: optionalNumber(b, "temperature", API_RANGES.temperature) ?? 1,
+    topP: optionalNumber(b, "top_p", API_RANGES.top_p) ?? 1,
+    topK: optionalNumber(b, "top_k", API_RANGES.top_k) ?? 0,
     repetitionPenalty: parseRepetitionPenalty(b),
     stop: parseStop(b.stop),
-    seed: optionalNumber(b, "seed", { integer: true }),
+    seed: optionalNumber(b, "seed", API_RANGES.seed),
     stream,
     includeUsage: parseStreamOptions(b.stream_options, stream),
   };
@@ -195,31 +200,23 @@ function rejectUnsupported(b: Body): void {
   }
 }
 
-interface NumberRule {
-  min?: number;
-  max?: number;
-  minExclusive?: boolean;
-  integer?: boolean;
-}
+/**
+ * The sampling fields' ranges in the API: the sampler's, narrowed where OpenAI's API is narrower
+ * (temperature ≤ 2, top_p > 0); `repetition_penalty` gets its range through {@link parseRepetitionPenalty}.
+ */
+const API_RANGES = {
+  temperature: { ...SAMPLING_RANGES.temperature, max: 2 },
+  top_p: { ...SAMPLING_RANGES.topP, min: 0, minExclusive: true },
+  top_k: SAMPLING_RANGES.topK,
+  repetition_penalty: SAMPLING_RANGES.repetitionPenalty,
+  seed: SAMPLING_RANGES.seed,
+} satisfies Record<string, NumberRange>;
 
-function optionalNumber(b: Body, field: string, rule: NumberRule): number | undefined {
+function optionalNumber(b: Body, field: string, range: NumberRange): number | undefined {
   const v = b[field];
   if (v === undefined || v === null) return undefined;
-  const ok = typeof v === "number" && Number.isFinite(v) &&
-    (!rule.integer || Number.isSafeInteger(v)) &&
-    (rule.min === undefined || (rule.minExclusive ? v > rule.min : v >= rule.min)) &&
-    (rule.max === undefined || v <= rule.max);
-  if (!ok) throw invalid(`${field} must be ${ruleText(rule)}, got ${describe(v)}`, field);
-  return v as number;
-}
-
-function ruleText(rule: NumberRule): string {
-  const kind = rule.integer ? "an integer" : "a number";
-  if (rule.min !== undefined && rule.max !== undefined) {
-    return `${kind} in ${rule.minExclusive ? "(" : "["}${rule.min}, ${rule.max}]`;
-  }
-  if (rule.min !== undefined) return `${kind} ${rule.minExclusive ? ">" : "≥"} ${rule.min}`;
-  return kind;
+  if (!inRange(v, range)) throw invalid(`${field} must be ${rangeText(range)}, got ${describe(v)}`, field);
+  return v;
 }
 
 function optionalBoolean(b: Body, field: string): boolean | undefined {
@@ -242,7 +239,7 @@ function parseMaxTokens(b: Body): number | undefined {
 }
 
 function parseRepetitionPenalty(b: Body): number {
-  const rep = optionalNumber(b, "repetition_penalty", { min: 0, minExclusive: true });
+  const rep = optionalNumber(b, "repetition_penalty", API_RANGES.repetition_penalty);
   const freq = optionalNumber(b, "frequency_penalty", { min: -2, max: 2 });
   if (rep !== undefined && freq !== undefined && freq !== 0) {
     throw invalid(

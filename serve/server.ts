@@ -7,6 +7,10 @@
  * being cancelled), the optional request timeout and shutdown; aborting it stops the engine and frees the
  * slot. Every failure is answered in OpenAI's error JSON; nothing a request does can end the process.
  *
+ * A watchdog covers an engine that stops answering: a generation that produces no text for `stuckAfterMs`
+ * makes `/health` answer 503 `degraded`, and one that has not stopped `stuckAfterMs` after its abort is
+ * abandoned, so its client gets its answer (504, 503 or 499), its slot is freed and shutdown ends.
+ *
  * @module
  */
 import type { GenerateRequest, GenerationEngine } from "./engine.ts";
@@ -47,6 +51,12 @@ export interface ServerOptions {
   maxBodyBytes?: number;
   /** How long {@link ServerHandle.close} lets running generations finish before aborting them (default 10 s). */
   shutdownGraceMs?: number;
+  /**
+   * A generation that produces no text for this long counts as stuck (`/health` answers 503 `degraded`);
+   * one that has not stopped this long after its abort is abandoned: its client is answered and its slot
+   * freed (default 30 s).
+   */
+  stuckAfterMs?: number;
   /** Receives one line per request and per failure; silent when absent. */
   log?: (line: string) => void;
 }
@@ -57,9 +67,12 @@ export interface ServerHandle {
   readonly url: string;
   /**
    * Stops accepting connections, refuses queued requests (503), lets running generations finish for
-   * `shutdownGraceMs`, aborts those still running, and resolves once every response has ended.
+   * `shutdownGraceMs`, aborts those still running, and resolves once every response has ended. It always
+   * resolves: generations that ignore their abort are abandoned after `stuckAfterMs`.
    */
   close(): Promise<void>;
+  /** The longest {@link close} can take: the grace period, then the abandonment of stuck generations. */
+  readonly closeBoundMs: number;
 }
 
 /** Abort reason: the client went away. */
@@ -80,6 +93,7 @@ const TEXT_COMPLETION_DEFAULT_MAX_TOKENS = 16;
 
 interface Config {
   engine: GenerationEngine;
+  stuckAfterMs: number;
   apiKey?: string;
   modelNames: string[];
   maxPromptTokens: number;
@@ -92,8 +106,19 @@ interface Config {
 interface State extends Config {
   scheduler: FifoScheduler;
   active: Set<AbortController>;
+  /** Engine calls not yet settled (abandoned ones included), with when each last made progress. */
+  generations: Set<Watch>;
   closing: boolean;
 }
+
+/** One engine call under the watchdog. */
+interface Watch {
+  /** performance.now() of its start, its last text, or its abort. */
+  lastProgress: number;
+}
+
+/** The default of {@link ServerOptions.stuckAfterMs}. */
+const DEFAULT_STUCK_AFTER_MS = 30_000;
 
 /**
  * Starts serving `engine` and returns at once (the port is bound when this returns).
@@ -113,8 +138,11 @@ interface State extends Config {
  */
 export function startServer(engine: GenerationEngine, opts: ServerOptions): ServerHandle {
   validateOptions(opts);
+  const stuckAfterMs = opts.stuckAfterMs ?? DEFAULT_STUCK_AFTER_MS;
+  const graceMs = opts.shutdownGraceMs ?? 10_000;
   const state: State = {
     engine,
+    stuckAfterMs,
     apiKey: opts.apiKey,
     modelNames: [engine.modelId, ...(opts.modelAliases ?? [])],
     maxPromptTokens: opts.maxPromptTokens,
@@ -124,6 +152,7 @@ export function startServer(engine: GenerationEngine, opts: ServerOptions): Serv
     log: opts.log ?? (() => {}),
     scheduler: new FifoScheduler(opts.maxConcurrent, opts.maxQueue),
     active: new Set(),
+    generations: new Set(),
     closing: false,
   };
   const server = Deno.serve({
@@ -138,7 +167,9 @@ export function startServer(engine: GenerationEngine, opts: ServerOptions): Serv
   let closed: Promise<void> | undefined;
   return {
     url: baseUrl(server.addr),
-    close: () => closed ??= shutdown(state, server, opts.shutdownGraceMs ?? 10_000),
+    close: () => closed ??= shutdown(state, server, graceMs),
+    // Grace, then abandonment after the abort, then as long again for the responses to drain.
+    closeBoundMs: graceMs + 2 * stuckAfterMs,
   };
 }
 
@@ -153,8 +184,14 @@ function validateOptions(opts: ServerOptions): void {
   if (!Number.isSafeInteger(opts.maxQueue) || opts.maxQueue < 0) {
     throw new RangeError(`server option maxQueue must be an integer ≥ 0, got ${opts.maxQueue}`);
   }
-  if (opts.requestTimeoutMs !== undefined && !(opts.requestTimeoutMs > 0)) {
-    throw new RangeError(`server option requestTimeoutMs must be > 0, got ${opts.requestTimeoutMs}`);
+  for (const key of ["requestTimeoutMs", "stuckAfterMs"] as const) {
+    const v = opts[key];
+    if (v !== undefined && !(v > 0 && Number.isFinite(v))) {
+      throw new RangeError(`server option ${key} must be > 0, got ${v}`);
+    }
+  }
+  if (opts.shutdownGraceMs !== undefined && !(opts.shutdownGraceMs >= 0)) {
+    throw new RangeError(`server option shutdownGraceMs must be ≥ 0, got ${opts.shutdownGraceMs}`);
   }
   if (opts.apiKey !== undefined && opts.apiKey === "") {
     throw new RangeError("server option apiKey is empty; leave it out to serve without a key");
@@ -178,9 +215,25 @@ async function shutdown(state: State, server: Deno.HttpServer, graceMs: number):
   if (timedOut) {
     state.log(`shutdown: aborting ${state.scheduler.running} running generation(s) after ${graceMs} ms`);
     for (const ctl of state.active) ctl.abort(new ShuttingDown("the server is shutting down"));
+    // Generations that ignore the abort are abandoned after stuckAfterMs, which frees their slots.
     await idle;
   }
-  await stopped;
+  if (!(await settlesBefore(stopped, state.stuckAfterMs))) {
+    state.log(
+      `shutdown: responses still open ${state.stuckAfterMs} ms after the last generation; leaving them`,
+    );
+  }
+}
+
+/** True when `p` settles within `ms`, false otherwise (the timer is cleared either way). */
+async function settlesBefore(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), ms));
+  try {
+    return await Promise.race([p.then(() => true, () => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 type Handler = (state: State, req: Request) => Promise<Response> | Response;
@@ -253,15 +306,23 @@ function sameSecret(given: string, expected: string): boolean {
   return diff === 0;
 }
 
+/**
+ * `ok` (200); `degraded` (503) while some generation has made no progress for `stuckAfterMs` (a wedged
+ * engine: restart the server); `shutting_down` (503) once close() began.
+ */
 function health(state: State): Response {
+  const now = performance.now();
+  const stuck = [...state.generations].filter((w) => now - w.lastProgress > state.stuckAfterMs).length;
+  const status = state.closing ? "shutting_down" : stuck > 0 ? "degraded" : "ok";
   return jsonResponse({
-    status: state.closing ? "shutting_down" : "ok",
+    status,
     model: state.engine.modelId,
     running: state.scheduler.running,
     queued: state.scheduler.queued,
+    stuck,
     max_concurrent: state.scheduler.maxConcurrent,
     max_queue: state.scheduler.maxQueue,
-  }, state.closing ? 503 : 200);
+  }, status === "ok" ? 200 : 503);
 }
 
 const STARTED = Math.floor(Date.now() / 1000);
@@ -296,7 +357,7 @@ async function completion(state: State, req: Request, kind: "chat" | "text"): Pr
   }
   if (parsed.stream) return streamed(state, genReq, format, slot, pending);
   try {
-    const out = await runGeneration(state.engine, genReq, () => {}, pending.signal);
+    const out = await runWatched(state, genReq, () => {}, pending.signal);
     if (out.finishReason === "abort") throw abortError(pending.signal.reason);
     return jsonResponse(
       format.complete(out.text, out.finishReason, usageOf(out.promptTokens, out.completionTokens)),
@@ -483,12 +544,7 @@ async function pump(
 ): Promise<void> {
   try {
     for (const chunk of format.opening()) sse.send(chunk);
-    const out: GenerationOutcome = await runGeneration(
-      state.engine,
-      genReq,
-      (text) => sse.send(format.delta(text)),
-      signal,
-    );
+    const out = await runWatched(state, genReq, (text) => sse.send(format.delta(text)), signal);
     if (out.finishReason === "abort") {
       if (!(signal.reason instanceof ClientGone)) sse.send(abortError(signal.reason).toBody());
       sse.close();
@@ -502,6 +558,83 @@ async function pump(
     sse.send(toApiError(e, state).toBody());
     sse.close();
   }
+}
+
+const ABANDONED = Symbol("abandoned");
+
+/**
+ * {@link runGeneration} under the watchdog: its progress is recorded for `/health`, and when it has not
+ * stopped `stuckAfterMs` after `signal` aborted it is abandoned: this resolves as an abort (the caller
+ * answers the client and frees the slot) while the engine call stays counted as stuck until it settles.
+ */
+async function runWatched(
+  state: State,
+  genReq: GenerateRequest,
+  emit: (text: string) => void,
+  signal: AbortSignal,
+): Promise<GenerationOutcome> {
+  const watch: Watch = { lastProgress: performance.now() };
+  state.generations.add(watch);
+  const run = runGeneration(state.engine, genReq, (text) => {
+    watch.lastProgress = performance.now();
+    emit(text);
+  }, signal);
+  run.then(() => {}, () => {}).finally(() => state.generations.delete(watch));
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let onAbort: (() => void) | undefined;
+  const abandoned = new Promise<typeof ABANDONED>((resolve) => {
+    onAbort = () => {
+      watch.lastProgress = performance.now();
+      timer = setTimeout(() => resolve(ABANDONED), state.stuckAfterMs);
+    };
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+  });
+  try {
+    const outcome = await Promise.race([run, abandoned]);
+    if (outcome !== ABANDONED) return outcome;
+    state.log(
+      `engine failure: a generation did not stop ${state.stuckAfterMs} ms after its abort ` +
+        `(${errorText(signal.reason)}); abandoned it and freed its slot`,
+    );
+    return { text: "", finishReason: "abort", promptTokens: 0, completionTokens: 0 };
+  } finally {
+    clearTimeout(timer);
+    signal.removeEventListener("abort", onAbort!);
+  }
+}
+
+/**
+ * For a command-line server: the first SIGINT or SIGTERM closes `server` gracefully and exits 0 (1 if
+ * closing failed); a second signal exits at once with 130. If closing outlasts `server.closeBoundMs` plus
+ * a margin, the process exits with 1 anyway, so a signal always ends it.
+ *
+ * @example
+ * ```ts
+ * const server = startServer(engine, { port: 8080, maxConcurrent: 4, maxQueue: 16, maxPromptTokens: 4095, maxTokensLimit: 1024 });
+ * exitOnSignals(server, (line) => console.error(line));
+ * ```
+ */
+export function exitOnSignals(server: ServerHandle, log: (line: string) => void): void {
+  let closing = false;
+  const onSignal = () => {
+    if (closing) Deno.exit(130);
+    closing = true;
+    log("shutting down (signal again to force)");
+    const deadline = setTimeout(() => {
+      log(`shutdown did not finish within ${server.closeBoundMs + 5000} ms; exiting`);
+      Deno.exit(1);
+    }, server.closeBoundMs + 5000);
+    server.close().then(() => {
+      clearTimeout(deadline);
+      Deno.exit(0);
+    }, (e) => {
+      log(`shutdown failed: ${errorText(e)}`);
+      Deno.exit(1);
+    });
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", onSignal);
 }
 
 function admissionError(e: unknown): ApiError {

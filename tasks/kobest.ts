@@ -26,6 +26,10 @@ one table row per model × shot setting (macro-F1, accuracy in parentheses, size
   --batch-size N           sequences per forward pass (default 16)
   --max-length N           longest input in tokens (default min(model context, 2048))
   --seed N                 few-shot sampling seed (default 1234)
+  --ignore-unused-weights  score a model whose files hold tensors its config.json does not use (a warning)
+
+Every model, the data and the output paths are checked before the first model is scored; --out and
+--dump-requests are rewritten after each model, so a failure later in the run keeps what was scored.
 `;
 
 if (import.meta.main) {
@@ -46,6 +50,7 @@ if (import.meta.main) {
         "batch-size": { type: "string" },
         "max-length": { type: "string" },
         seed: { type: "string" },
+        "ignore-unused-weights": { type: "boolean" },
       },
     }).values;
   } catch (e) {
@@ -88,6 +93,7 @@ if (import.meta.main) {
       batchSize: int("batch-size", values["batch-size"], 1),
       maxLength: int("max-length", values["max-length"], 2),
       seed: int("seed", values.seed),
+      ignoreUnusedWeights: values["ignore-unused-weights"],
     });
     console.log(table);
     if (values.out) console.log(`results: ${values.out}`);

@@ -8,7 +8,7 @@
  */
 import { parseArgs } from "node:util";
 import { loadEngine } from "../generate/engine.ts";
-import { startServer } from "../serve/server.ts";
+import { exitOnSignals, startServer } from "../serve/server.ts";
 
 const HELP = `Serve a model over an OpenAI-compatible HTTP API.
 
@@ -29,6 +29,9 @@ Options:
   --max-tokens-limit N      largest max_tokens a client may ask for        (default 1024)
   --request-timeout-ms N    abort a request (queue wait included) after N ms (default: none)
   --shutdown-grace-ms N     on SIGINT/SIGTERM, let running generations finish this long (default 10000)
+  --stuck-after-ms N        a generation silent this long makes /health answer 503 "degraded"; one not
+                            stopped this long after its abort is abandoned and its slot freed (default 30000)
+  --ignore-unused-weights   load a model whose files hold tensors its config.json does not use (a warning)
   --quiet                   no per-request log lines
   --help                    show this help
 `;
@@ -75,6 +78,8 @@ async function main(args: string[]): Promise<void> {
       "max-tokens-limit": { type: "string" },
       "request-timeout-ms": { type: "string" },
       "shutdown-grace-ms": { type: "string" },
+      "stuck-after-ms": { type: "string" },
+      "ignore-unused-weights": { type: "boolean", default: false },
       quiet: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
@@ -91,6 +96,7 @@ async function main(args: string[]): Promise<void> {
   const engine = await loadEngine(values.model, {
     maxConcurrent,
     maxContextTokens: optionalInteger(values, "context", 2),
+    ignoreUnusedWeights: values["ignore-unused-weights"],
   });
   const server = startServer(engine, {
     hostname: values.host,
@@ -102,27 +108,12 @@ async function main(args: string[]): Promise<void> {
     maxTokensLimit: integerFlag(values, "max-tokens-limit", 1, 1024),
     requestTimeoutMs: optionalInteger(values, "request-timeout-ms", 1),
     shutdownGraceMs: integerFlag(values, "shutdown-grace-ms", 0, 10_000),
+    stuckAfterMs: optionalInteger(values, "stuck-after-ms", 1),
     modelAliases: values["model-name"],
     log: values.quiet ? undefined : (line) => console.error(`${new Date().toISOString()} ${line}`),
   });
   console.error(`serving ${engine.modelId} at ${server.url}/v1${apiKey ? " (API key required)" : ""}`);
-  closeOnSignals(() => server.close());
-}
-
-/** First SIGINT/SIGTERM: graceful close, then exit. Second: exit at once. */
-function closeOnSignals(close: () => Promise<void>): void {
-  let closing = false;
-  const onSignal = () => {
-    if (closing) Deno.exit(130);
-    closing = true;
-    console.error("shutting down (signal again to force)");
-    close().then(() => Deno.exit(0), (e) => {
-      console.error(`shutdown failed: ${e instanceof Error ? e.message : e}`);
-      Deno.exit(1);
-    });
-  };
-  Deno.addSignalListener("SIGINT", onSignal);
-  if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", onSignal);
+  exitOnSignals(server, (line) => console.error(line));
 }
 
 if (import.meta.main) {

@@ -43,6 +43,9 @@ Options:
   --table FILE             Markdown table (default: --out with .md)
   --answers-dir DIR        cache of generated answers (default: answers/ next to --out)
   --help                   show this help
+
+Exit status: 0 when every pair has a verdict; 1 when some have none (no verdict after --verdict-retries, or
+the judge failed; the summary counts them as no_verdict and a rerun judges them again); 2 on bad input.
 `;
 
 type Flags = Record<string, string | string[] | boolean | undefined>;
@@ -178,6 +181,8 @@ if (import.meta.main) {
       const report = await runWinRate(config);
       console.log(report.table);
       console.error(`${report.judgeCalls} judge call(s), ${report.answerCalls} answer call(s) this run`);
+      // Judgments without a verdict are retried by the next run; until then the rates are incomplete.
+      if (report.noVerdict > 0) Deno.exit(1);
     }
   } catch (e) {
     console.error(`winrate: ${e instanceof Error ? e.message : e}`);

@@ -69,3 +69,15 @@ export function assertClose(
     );
   }
 }
+
+/**
+ * `p`, or a rejection naming `what` when it has not settled within `ms`, so that a hang fails its test
+ * instead of stalling the suite.
+ */
+export function settlesWithin<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}

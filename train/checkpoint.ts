@@ -6,7 +6,14 @@
  *
  * @module
  */
-import { makeTempSiblingDir, recoverReplacedDir, replaceDirAtomic, writeJsonAtomic } from "../io/atomic.ts";
+import {
+  makeTempSiblingDir,
+  recoverReplacedDir,
+  removeStaleTemps,
+  replaceDirAtomic,
+  writeJsonAtomic,
+} from "../io/atomic.ts";
+import { pathExists } from "../io/fs.ts";
 import { SafetensorsFile, writeSafetensors } from "../io/safetensors.ts";
 
 /** What `trainer_state.json` holds. */
@@ -86,7 +93,17 @@ export async function loadCheckpointState(dir: string): Promise<{
   m: Map<string, Float32Array>;
   v: Map<string, Float32Array>;
 }> {
-  const state = JSON.parse(await Deno.readTextFile(`${dir}/trainer_state.json`)) as TrainerState;
+  const path = `${dir}/trainer_state.json`;
+  let state: TrainerState;
+  try {
+    state = JSON.parse(await Deno.readTextFile(path)) as TrainerState;
+  } catch (e) {
+    if (!(e instanceof SyntaxError)) throw e;
+    throw new Error(
+      `${path}: not valid JSON (${e.message}); the checkpoint is damaged: remove ${dir} to resume from ` +
+        "the checkpoint before it",
+    );
+  }
   for (const key of ["global_step", "epoch", "data_position", "fingerprint"] as const) {
     if (state[key] === undefined) throw new Error(`${dir}/trainer_state.json: field "${key}" is missing`);
   }
@@ -98,6 +115,82 @@ export async function loadCheckpointState(dir: string): Promise<{
     target.set(name.slice(2), await file.readF32(name));
   }
   return { state, m, v };
+}
+
+/** What an earlier run left in a run folder: its complete checkpoints and its saved models. */
+export async function earlierRun(
+  out: string,
+): Promise<{ checkpoints: { dir: string; step: number }[]; models: string[] }> {
+  const models: string[] = [];
+  for (const name of RUN_MODELS) {
+    await recoverReplacedDir(`${out}/${name}`);
+    if (await pathExists(`${out}/${name}`)) models.push(`${out}/${name}`);
+  }
+  return { checkpoints: await listCheckpoints(out), models };
+}
+
+/** The model folders a run saves beside its checkpoints. */
+const RUN_MODELS = ["final", "merged"];
+
+/** Names (before `.tmp-…`) of what a run writes into its folder through a temporary sibling. */
+const RUN_TEMPS = /^(checkpoint-\d+|final|merged|metrics\.jsonl|train_config\.json|reference_logps\.json)$/;
+
+/** A held run-folder lock; {@link RunLock.release} is idempotent. */
+export interface RunLock {
+  release(): void;
+}
+
+/**
+ * Locks a run folder for one training process (`<out>/.lock`, released when the process ends, even by a
+ * kill), so two runs never write into one folder and what an earlier process left half-written is known to
+ * be stale.
+ *
+ * @example
+ * ```ts
+ * const lock = await lockRunFolder("runs/orpo");
+ * try { … } finally { lock.release(); }
+ * ```
+ */
+export async function lockRunFolder(out: string): Promise<RunLock> {
+  await Deno.mkdir(out, { recursive: true });
+  const file = await Deno.open(`${out}/.lock`, { write: true, create: true });
+  if (!(await file.tryLock(true))) {
+    file.close();
+    throw new Error(
+      `${out} is in use by another training process (it holds ${out}/.lock); wait for it to end, or choose ` +
+        "another --out",
+    );
+  }
+  let held = true;
+  return {
+    release: () => {
+      if (held) file.close();
+      held = false;
+    },
+  };
+}
+
+/**
+ * Removes the temporary folders and files that a killed save left in a run folder (a half-written
+ * `.checkpoint-000020.tmp-…` holds a whole model and its optimizer state), and a stale `.previous` copy of
+ * a model folder whose replacement completed. Call it holding the folder's {@link lockRunFolder} lock.
+ * Returns the removed paths and their size in bytes.
+ *
+ * @example
+ * ```ts
+ * const { removed, bytes } = await removeStaleRunTemps("runs/orpo");
+ * ```
+ */
+export async function removeStaleRunTemps(out: string): Promise<{ removed: string[]; bytes: number }> {
+  const stale = await removeStaleTemps(out, RUN_TEMPS);
+  for (const name of RUN_MODELS) {
+    const previous = `${out}/${name}.previous`;
+    if (await pathExists(`${out}/${name}`) && await pathExists(previous)) {
+      await Deno.remove(previous, { recursive: true });
+      stale.removed.push(previous);
+    }
+  }
+  return stale;
 }
 
 /** Removes the oldest checkpoints so at most `keep` remain (0 keeps all). */

@@ -8,7 +8,7 @@ import { parseArgs } from "node:util";
 import type { DpoLossType, ObjectiveKind } from "../kernels/objective.ts";
 import { BUNDLED_DATA, ensureTinyBase } from "../model/tiny.ts";
 import { reportHint } from "../report/hint.ts";
-import { type TrainConfig, withDefaults } from "./config.ts";
+import { type TrainConfig, validateConfig, withDefaults } from "./config.ts";
 import { parseLoraTargets } from "./lora.ts";
 import type { Schedule } from "./schedule.ts";
 import { train, type TrainResult } from "./trainer.ts";
@@ -57,6 +57,8 @@ const OPTIONS = {
   "save-total-limit": { type: "string" },
   "save-dtype": { type: "string" },
   resume: { type: "boolean" },
+  "overwrite-output-dir": { type: "boolean" },
+  "ignore-unused-weights": { type: "boolean" },
 } as const;
 
 /** Help text of one objective's task. */
@@ -79,7 +81,8 @@ data and model
   --data FILE              training data (repeatable): ${data}
   --eval-data FILE         held-out data (repeatable); otherwise --eval-fraction of --data
   --eval-fraction F        share of rows held out for evaluation (default 0)
-  --out DIR                run folder: metrics.jsonl, checkpoint-*/, final/ (required with --model)
+  --out DIR                run folder: metrics.jsonl, checkpoint-*/, final/ (required with --model); a
+                           folder holding an earlier run needs --resume or --overwrite-output-dir
   --chat-template FILE     Jinja chat template for models without one
   --skip-bad-rows          skip invalid rows (counted) instead of stopping at the first
   --max-length N           tokens per sequence (default 1024); longer ones are truncated
@@ -123,7 +126,9 @@ LoRA
 logging and checkpoints
   --log-every N, --eval-every N, --save-every N, --save-total-limit N
   --save-dtype F32|BF16|F16  dtype of the final model (checkpoints stay F32)
-  --resume                 continue from the newest checkpoint in --out, exactly
+  --resume                 continue from the newest checkpoint in --out, exactly (an error if there is none)
+  --overwrite-output-dir   start afresh in an --out holding an earlier run, deleting its checkpoints
+  --ignore-unused-weights  train a base whose files hold tensors its config.json does not use (a warning)
 `;
 }
 
@@ -241,7 +246,13 @@ export function parseTrainArgs(
   set("saveTotalLimit", numberFlag(values, "save-total-limit"));
   set("saveDtype", values["save-dtype"] as TrainConfig["saveDtype"] | undefined);
   set("resume", values.resume);
-  return { config: withDefaults(objective, p), embedded };
+  set("overwriteOutputDir", values["overwrite-output-dir"]);
+  // The embedded default run owns runs/<objective>-tiny: running it again replaces it, unless resuming.
+  if (embedded && values.out === undefined && !values.resume) p.overwriteOutputDir = true;
+  set("ignoreUnusedWeights", values["ignore-unused-weights"]);
+  const config = withDefaults(objective, p);
+  validateConfig(config);
+  return { config, embedded };
 }
 
 /**

@@ -89,8 +89,15 @@ export interface TrainConfig {
   saveTotalLimit: number;
   /** Weight dtype of the final model (default F32); checkpoints stay F32. */
   saveDtype: "F32" | "F16" | "BF16";
-  /** Continue from the newest checkpoint in `out`; otherwise earlier checkpoints there are removed. */
+  /** Continue from the newest checkpoint in `out` (an error when there is none). */
   resume: boolean;
+  /**
+   * Start afresh in an `out` that holds an earlier run's checkpoints or final model, deleting its checkpoints
+   * (Hugging Face's `overwrite_output_dir`); without it (or `resume`) such a folder is refused.
+   */
+  overwriteOutputDir: boolean;
+  /** Load a base model whose files hold tensors its config does not use (with a warning). */
+  ignoreUnusedWeights: boolean;
 }
 
 /** Learning rates TRL's configs default to. */
@@ -146,6 +153,8 @@ export function withDefaults(
     saveTotalLimit: 0,
     saveDtype: "F32",
     resume: false,
+    overwriteOutputDir: false,
+    ignoreUnusedWeights: false,
     ...p,
   };
 }
@@ -198,6 +207,9 @@ export function validateConfig(c: TrainConfig): void {
   nonNegInt("save-every", c.saveEvery);
   nonNegInt("save-total-limit", c.saveTotalLimit);
   if (!["F32", "F16", "BF16"].includes(c.saveDtype)) fail("save-dtype", "F32 | F16 | BF16", c.saveDtype);
+  if (c.resume && c.overwriteOutputDir) {
+    fail("overwrite-output-dir", "not together with --resume (continue the run, or replace it)", true);
+  }
   if (c.lora) {
     positiveInt("lora-r", c.lora.r);
     if (!(c.lora.alpha > 0)) fail("lora-alpha", "a number > 0", c.lora.alpha);

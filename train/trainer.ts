@@ -24,9 +24,11 @@ import {
 } from "./batching.ts";
 import {
   checkpointDir,
-  listCheckpoints,
+  earlierRun,
   loadCheckpointState,
+  lockRunFolder,
   pruneCheckpoints,
+  removeStaleRunTemps,
   saveCheckpoint,
   type TrainerState,
 } from "./checkpoint.ts";
@@ -109,10 +111,31 @@ const REFERENCE_FILE = "reference_logps.json";
  */
 export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<TrainResult> {
   validateConfig(cfg);
+  const checkpoints = await checkRunFolder(cfg);
+  const lock = await lockRunFolder(cfg.out);
+  try {
+    return await trainLocked(cfg, opts, checkpoints);
+  } finally {
+    lock.release();
+  }
+}
+
+/** {@link train} once the run folder is checked and locked. */
+async function trainLocked(
+  cfg: TrainConfig,
+  opts: TrainOptions,
+  checkpoints: { dir: string; step: number }[],
+): Promise<TrainResult> {
   const log = opts.log ?? stderrLogger;
   const gpu = opts.gpu ?? await Gpu.create();
   log.info(`[${cfg.objective}] adapter: ${gpu.describe()}`);
-  await Deno.mkdir(cfg.out, { recursive: true });
+  const stale = await removeStaleRunTemps(cfg.out);
+  if (stale.removed.length > 0) {
+    log.info(
+      `[${cfg.objective}] removed ${stale.removed.length} stale temporary folder(s) left by an interrupted ` +
+        `save (${(stale.bytes / 1e6).toFixed(1)} MB): ${stale.removed.join(", ")}`,
+    );
+  }
   const modelDir = await resolveModelPath(cfg.model);
   const tok = await loadTokenizer(modelDir, { chatTemplate: cfg.chatTemplate });
   const data = await prepareData(cfg, tok);
@@ -120,7 +143,11 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
     `[${cfg.objective}] ${data.train.length} training and ${data.eval.length} evaluation examples` +
       (data.stats.truncated ? `, ${data.stats.truncated} truncated` : "") +
       (data.stats.dropped ? `, ${data.stats.dropped} dropped (nothing left to learn after truncation)` : "") +
-      (data.skippedRows ? `, ${data.skippedRows} bad rows skipped` : ""),
+      (data.skippedRows ? `, ${data.skippedRows} bad rows skipped` : "") +
+      (data.stats.promptMismatches
+        ? `, ${data.stats.promptMismatches} prompt(s) whose last token merges into the completion (split at ` +
+          "the prompt's own tokens, as TRL does)"
+        : ""),
   );
 
   // --- the schedule of the run
@@ -140,9 +167,8 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
   const fingerprint = await fingerprintOf(cfg, data);
 
   // --- the model, its trainable parameters, and where a resumed run starts
-  const checkpoints = await listCheckpoints(cfg.out);
   if (!cfg.resume && checkpoints.length > 0) {
-    // A fresh run in an old folder: the old checkpoints would otherwise be mistaken for this run's.
+    // --overwrite-output-dir: the old checkpoints would otherwise be mistaken for this run's.
     for (const c of checkpoints) await Deno.remove(c.dir, { recursive: true });
     log.info(
       `[${cfg.objective}] removed ${checkpoints.length} checkpoint(s) of an earlier run in ${cfg.out}`,
@@ -152,7 +178,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
   const resumeFrom = checkpoints[checkpoints.length - 1];
   const maxT = Math.ceil(cfg.maxLength / cfg.padMultiple) * cfg.padMultiple;
   const rowsPerBatch = cfg.batchSize * (data.kind === "preference" ? 2 : 1);
-  const trainable = await loadTrainable(gpu, cfg, modelDir, resumeFrom?.dir, rowsPerBatch * maxT, maxT);
+  const trainable = await loadTrainable(gpu, cfg, modelDir, resumeFrom?.dir, rowsPerBatch * maxT, maxT, log);
   const model = trainable.loaded.model;
   const vocab = trainable.loaded.config.vocabSize;
   const highest = maxTokenId(data);
@@ -246,9 +272,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
       elapsed_s: round(state.elapsed_s, 3),
     });
     if (!Number.isFinite(record.loss)) {
-      throw new Error(
-        `loss became ${record.loss} at step ${state.global_step}; lower --lr or check the data`,
-      );
+      throw new Error(nonFiniteLoss(record.loss, state.global_step, stepsThisProcess));
     }
     result.firstLoss ??= record.loss;
     result.lastLoss = record.loss;
@@ -278,6 +302,39 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
   result.mergedDir = saved.mergedDir;
   log.info(`[${cfg.objective}] saved ${result.finalDir}${saved.mergedDir ? ` and ${saved.mergedDir}` : ""}`);
   return result;
+}
+
+/**
+ * Refuses a run folder that would lose or mix up work: a fresh run where an earlier run left checkpoints or
+ * a model (unless `overwriteOutputDir`), and `resume` with no checkpoint. Returns the complete checkpoints.
+ */
+async function checkRunFolder(cfg: TrainConfig): Promise<{ dir: string; step: number }[]> {
+  const { checkpoints, models } = await earlierRun(cfg.out);
+  if (cfg.resume && checkpoints.length === 0) {
+    throw new Error(
+      `--resume: ${cfg.out} holds no checkpoint to resume from` +
+        (models.length > 0 ? ` (only ${models.join(", ")})` : "") +
+        "; drop --resume to start a fresh run",
+    );
+  }
+  if (!cfg.resume && !cfg.overwriteOutputDir && checkpoints.length + models.length > 0) {
+    const found = [...checkpoints.map((c) => c.dir), ...models];
+    throw new Error(
+      `${cfg.out} holds an earlier run (${found.slice(0, 3).join(", ")}${found.length > 3 ? ", …" : ""}): ` +
+        "pass --resume to continue it from its newest checkpoint, or --overwrite-output-dir to replace it " +
+        "(its checkpoints are deleted), or choose another --out",
+    );
+  }
+  return checkpoints;
+}
+
+/** Why a loss is NaN or infinite: on the first step of a run no update has happened, so not the rate. */
+function nonFiniteLoss(loss: number, step: number, stepsThisProcess: number): string {
+  if (stepsThisProcess === 1) {
+    return `loss is ${loss} at step ${step}, before this run changed any weight (so not --lr): the loaded ` +
+      "weights are finite, so check the data (a batch with no tokens to learn?) and the model's config";
+  }
+  return `loss became ${loss} at step ${step}; lower --lr or check the data`;
 }
 
 function sum(xs: number[]): number {
@@ -357,9 +414,19 @@ async function loadTrainable(
   resumeDir: string | undefined,
   maxTokens: number,
   maxPositions: number,
+  log: TrainLogger,
 ): Promise<Trainable> {
+  const checks = {
+    ignoreUnusedWeights: cfg.ignoreUnusedWeights,
+    warn: (m: string) => log.info(`[${cfg.objective}] warning: ${m}`),
+  };
   if (!cfg.lora) {
-    const loaded = await loadLlama(gpu, resumeDir ?? modelDir, { trainable: true, maxTokens, maxPositions });
+    const loaded = await loadLlama(gpu, resumeDir ?? modelDir, {
+      trainable: true,
+      maxTokens,
+      maxPositions,
+      ...checks,
+    });
     loaded.dir = modelDir; // tokenizer and generation files come from the base model's folder
     return { loaded, sets: [loaded.params] };
   }
@@ -378,6 +445,7 @@ async function loadTrainable(
     maxPositions,
     frozenF16: cfg.f16Base,
     lora: loraAdapters(params, spec),
+    ...checks,
   });
   return { loaded, sets: [params], lora: { spec, params } };
 }

@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { isFile } from "../../io/fs.ts";
+import { isFile, readUtf8File } from "../../io/fs.ts";
 import { parseTable } from "../../io/delimited.ts";
 
 /** The five KoBEST tasks, in the order lm-evaluation-harness lists them. */
@@ -219,7 +219,7 @@ function checkCopaQuestion(question: string, where: string): void {
 
 /**
  * Parses one split in the TSV layout. Columns are found by header name; a row with any empty field is
- * dropped, as the Hub loader drops it.
+ * dropped, as the Hub loader drops it, and `warn` (when given) receives how many were dropped and where.
  *
  * @example
  * ```ts
@@ -227,7 +227,12 @@ function checkCopaQuestion(question: string, where: string): void {
  * // [{ sentence: "좋다", label: 1 }]
  * ```
  */
-export function parseKobestTsv<T extends KobestTask>(text: string, task: T, file: string): KobestDocMap[T][] {
+export function parseKobestTsv<T extends KobestTask>(
+  text: string,
+  task: T,
+  file: string,
+  warn?: (message: string) => void,
+): KobestDocMap[T][] {
   const table = parseTable(text, { delimiter: "\t", file });
   const specs = TSV_LAYOUT[task].columns;
   const missing = specs.filter((s) => !table.header.includes(s.column)).map((s) => s.column);
@@ -239,8 +244,12 @@ export function parseKobestTsv<T extends KobestTask>(text: string, task: T, file
     );
   }
   const docs: KobestDocMap[T][] = [];
+  const dropped: number[] = [];
   for (const row of table.rows) {
-    if (Object.values(row.values).some((v) => v === "")) continue;
+    if (Object.values(row.values).some((v) => v === "")) {
+      dropped.push(row.line);
+      continue;
+    }
     const doc: Record<string, string | number> = {};
     for (const spec of specs) {
       const value = row.values[spec.column];
@@ -251,6 +260,13 @@ export function parseKobestTsv<T extends KobestTask>(text: string, task: T, file
     }
     if (task === "copa") checkCopaQuestion(String(doc.question), `${file}:${row.line}: question`);
     docs.push(doc as unknown as KobestDocMap[T]);
+  }
+  if (dropped.length > 0) {
+    const lines = dropped.slice(0, 5).join(", ") + (dropped.length > 5 ? ", …" : "");
+    warn?.(
+      `${file}: dropped ${dropped.length} of ${table.rows.length} row(s) with an empty field (line ${lines}), ` +
+        "as the Hub's loader drops them",
+    );
   }
   return docs;
 }
@@ -336,7 +352,7 @@ export function limitedCount(size: number, limit: number | undefined): number {
 
 /**
  * Loads one split of one task from `dataDir`, in whichever layout the folder holds (the Hub's jsonl first,
- * then the TSV layout).
+ * then the TSV layout). `warn` receives a count of the TSV rows dropped for an empty field.
  *
  * @example
  * ```ts
@@ -348,11 +364,12 @@ export async function loadKobestSplit<T extends KobestTask>(
   dataDir: string,
   task: T,
   split: KobestSplit,
+  warn?: (message: string) => void,
 ): Promise<KobestDocMap[T][]> {
   const jsonl = `${dataDir}/${kobestJsonlPath(task, split)}`;
-  if (await isFile(jsonl)) return parseKobestJsonl(await Deno.readTextFile(jsonl), task, jsonl);
+  if (await isFile(jsonl)) return parseKobestJsonl(await readUtf8File(jsonl), task, jsonl);
   const tsv = `${dataDir}/${kobestTsvPath(task, split)}`;
-  if (await isFile(tsv)) return parseKobestTsv(await Deno.readTextFile(tsv), task, tsv);
+  if (await isFile(tsv)) return parseKobestTsv(await readUtf8File(tsv), task, tsv, warn);
   throw new KobestDataError(
     `${dataDir}: no ${task} ${split} split: expected ${kobestJsonlPath(task, split)} (Hub layout) or ` +
       `${kobestTsvPath(task, split)} (KoBEST v1.0 TSV layout)\n${kobestDataHelp([task], [split])}`,

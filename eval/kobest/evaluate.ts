@@ -71,6 +71,11 @@ export interface EvaluateKobestOptions {
   dumpRequests?: (record: RequestRecord) => void;
   /** Progress over all requests of all tasks and shot settings. */
   onProgress?: (progress: { done: number; total: number; documents: number }) => void;
+  /**
+   * Receives warnings with counts: TSV rows dropped for an empty field, and documents whose context was cut
+   * to the model's window (so a k-shot setting kept fewer than k whole shots). Silent when absent.
+   */
+  onWarning?: (message: string) => void;
 }
 
 /** The requests of one (task, shots) run, with where each came from. */
@@ -90,13 +95,46 @@ async function loadTask<T extends KobestTask>(
   dataDir: string,
   task: T,
   split: KobestSplit,
-  needTrain: boolean,
+  shots: readonly number[],
+  warn?: (message: string) => void,
 ): Promise<Loaded<T>> {
-  const evalDocs = await loadKobestSplit(dataDir, task, split);
-  const trainDocs = needTrain
-    ? (split === "train" ? evalDocs : await loadKobestSplit(dataDir, task, "train"))
+  const evalDocs = await loadKobestSplit(dataDir, task, split, warn);
+  const most = Math.max(0, ...shots);
+  const trainDocs = most > 0
+    ? (split === "train" ? evalDocs : await loadKobestSplit(dataDir, task, "train", warn))
     : [];
+  if (most > trainDocs.length && most > 0) {
+    throw new RangeError(
+      `${task}: ${most} shots asked, but the train split has ${trainDocs.length} documents`,
+    );
+  }
   return { evalDocs, trainDocs };
+}
+
+/**
+ * Loads every split a run needs and checks the shot settings against the train splits, so that bad data
+ * or `--shots` is found before a model is loaded. `warn` receives the counts of dropped rows.
+ *
+ * @example
+ * ```ts
+ * await checkKobestData("data/kobest_tiny", ["copa", "wic"], "test", [0, 5], console.warn);
+ * ```
+ */
+export async function checkKobestData(
+  dataDir: string,
+  tasks: readonly KobestTask[],
+  split: KobestSplit,
+  shots: readonly number[],
+  warn?: (message: string) => void,
+): Promise<void> {
+  checkShots(shots);
+  for (const task of tasks) await loadTask(dataDir, task, split, shots, warn);
+}
+
+function checkShots(shots: readonly number[]): void {
+  for (const k of shots) {
+    if (!(Number.isInteger(k) && k >= 0)) throw new RangeError(`shots must be integers ≥ 0, got ${k}`);
+  }
 }
 
 /** Appends the requests of one task at one shot setting to `requests`; returns how to read them back. */
@@ -140,22 +178,22 @@ export async function evaluateKobest(
   const tasks = options.tasks ?? KOBEST_TASKS;
   const shotList = options.shots ?? [0];
   const split = options.split ?? "test";
-  for (const k of shotList) {
-    if (!(Number.isInteger(k) && k >= 0)) throw new RangeError(`shots must be integers ≥ 0, got ${k}`);
-  }
-  const needTrain = shotList.some((k) => k > 0);
+  checkShots(shotList);
   const requests: LoglikelihoodRequest[] = [];
   const runs: TaskRun[] = [];
   for (const task of tasks) {
-    const loaded = await loadTask(options.dataDir, task, split, needTrain);
+    const loaded = await loadTask(options.dataDir, task, split, shotList, options.onWarning);
     for (const shots of shotList) runs.push(buildTaskRun(task, shots, loaded, options, requests));
   }
+  const cut = new Set<number>();
   const scored = await scoreRequests(model, tokenizer, requests, {
     batchSize: options.batchSize,
     addSpecialTokens: options.addSpecialTokens,
     onProgress: options.onProgress &&
       ((p) => options.onProgress!({ ...p, documents: runs.reduce((n, r) => n + r.docs.length, 0) })),
+    onTruncated: (request) => cut.add(request),
   });
+  if (cut.size > 0 && options.onWarning) warnTruncated(runs, cut, model.maxLength, options.onWarning);
   if (options.dumpRequests) dumpRuns(runs, requests, scored, options.dumpRequests);
   const date = Date.now() / 1000;
   return shotList.map((shots) => {
@@ -177,6 +215,31 @@ export async function evaluateKobest(
       date,
     });
   });
+}
+
+/** One warning per shot setting: how many documents lost the start of their context, by task. */
+function warnTruncated(
+  runs: TaskRun[],
+  cut: ReadonlySet<number>,
+  maxLength: number,
+  warn: (message: string) => void,
+): void {
+  for (const shots of new Set(runs.map((r) => r.shots))) {
+    const ofShots = runs.filter((r) => r.shots === shots);
+    const byTask = ofShots.map((r) => {
+      const n = r.docs.filter((d) => d.choices.some((_, c) => cut.has(d.first + c))).length;
+      return { task: r.task, n, of: r.docs.length };
+    }).filter((t) => t.n > 0);
+    if (byTask.length === 0) continue;
+    const total = byTask.reduce((a, t) => a + t.n, 0);
+    const documents = ofShots.reduce((a, r) => a + r.docs.length, 0);
+    warn(
+      `${shots}-shot: ${total} of ${documents} documents (${
+        byTask.map((t) => `${t.task} ${t.n}/${t.of}`).join(", ")
+      }) are longer than max_length ${maxLength} tokens and lost the start of their context` +
+        (shots > 0 ? `, so fewer than ${shots} whole shots (lm-eval cuts them the same way)` : ""),
+    );
+  }
 }
 
 function docScores(run: TaskRun, scored: { loglikelihood: number }[]): DocScore[] {

@@ -3,10 +3,14 @@
  * shot setting, then write lm-evaluation-harness results JSON, the requests dump, and return the Markdown
  * table (the paper's Table 2).
  *
+ * Everything a run can get wrong is checked before the first model is scored: the output paths, the data
+ * (every split, and the shots against the train splits) and every model (folder or Hub id, config, weights'
+ * headers, tokenizer). The outputs are rewritten after each model, so a later failure loses nothing scored.
+ *
  * @module
  */
 import { Gpu } from "../../gpu/runtime.ts";
-import { writeFileAtomic, writeJsonAtomic } from "../../io/atomic.ts";
+import { checkWritableFile, writeFileAtomic, writeJsonAtomic } from "../../io/atomic.ts";
 import { openModelFolder } from "../../io/hf_model.ts";
 import { downloadFiles, HubError, type HubOptions, resolveModelPath } from "../../io/hub.ts";
 import { loadLlama, unloadLlama } from "../../model/load.ts";
@@ -21,7 +25,7 @@ import {
   type KobestSplit,
   type KobestTask,
 } from "./data.ts";
-import { evaluateKobest, type RequestRecord } from "./evaluate.ts";
+import { checkKobestData, evaluateKobest, type RequestRecord } from "./evaluate.ts";
 import { kobestMarkdownTable, type LmEvalResults, type TableEntry } from "./results.ts";
 
 /** Options of {@link runKobest}. */
@@ -52,8 +56,10 @@ export interface RunKobestOptions {
   hub?: HubOptions;
   /** Device to use (default: a new one). */
   gpu?: Gpu;
-  /** Receives progress lines (default: stderr). */
+  /** Receives progress lines and warnings (default: stderr). */
   log?: (line: string) => void;
+  /** Load models whose files hold tensors their config does not use, with a warning (otherwise an error). */
+  ignoreUnusedWeights?: boolean;
 }
 
 /** Where the KoBEST files are: the given folder, or the Hub's files fetched into the Hugging Face cache. */
@@ -84,25 +90,36 @@ export async function kobestDataDir(
  */
 export async function runKobest(o: RunKobestOptions): Promise<{ table: string; results: TableEntry[] }> {
   const log = o.log ?? ((l: string) => console.error(l));
-  const gpu = o.gpu ?? await Gpu.create();
-  log(`[kobest] adapter: ${gpu.describe()}`);
+  const warned = new Set<string>();
+  const warn = (message: string) => {
+    if (!warned.has(message)) log(`[kobest] warning: ${message}`);
+    warned.add(message);
+  };
+  if (o.out) await checkWritableFile(o.out, "--out");
+  if (o.dumpRequests) await checkWritableFile(o.dumpRequests, "--dump-requests");
   const tasks = o.tasks ?? [...KOBEST_TASKS];
   const shots = o.shots ?? [0];
   const split = o.split ?? "test";
   const splits: KobestSplit[] = shots.some((k) => k > 0) && split !== "train" ? [split, "train"] : [split];
   const dataDir = await kobestDataDir(o.dataDir, tasks, splits, o.hub);
+  await checkKobestData(dataDir, tasks, split, shots, warn);
+  const models: { name: string; dir: string; maxPositions: number }[] = [];
+  for (const name of o.models) models.push({ name, ...await checkModel(name, o.hub) });
+
+  const gpu = o.gpu ?? await Gpu.create();
+  log(`[kobest] adapter: ${gpu.describe()}`);
   const batchSize = o.batchSize ?? 16;
   const entries: TableEntry[] = [];
   const dump: RequestRecord[] = [];
-  for (const model of o.models) {
-    const dir = await resolveModelPath(model);
-    const config = (await openModelFolder(dir)).config;
-    const maxLength = Math.min(o.maxLength ?? 2048, config.maxPositionEmbeddings);
+  for (const { name: model, dir, maxPositions } of models) {
+    const maxLength = Math.min(o.maxLength ?? 2048, maxPositions);
     const bucket = Math.ceil(maxLength / 64) * 64;
     const loaded = await loadLlama(gpu, dir, {
       trainable: false,
       maxTokens: batchSize * bucket,
       maxPositions: bucket,
+      ignoreUnusedWeights: o.ignoreUnusedWeights,
+      warn,
     });
     const tokenizer = await loadTokenizer(dir);
     const scorer = new GpuLogprobModel(gpu, loaded, { maxLength });
@@ -119,6 +136,7 @@ export async function runKobest(o: RunKobestOptions): Promise<{ table: string; r
       modelName: model,
       modelArgs: `pretrained=${dir},max_length=${maxLength}`,
       dumpRequests: o.dumpRequests ? (r) => dump.push({ ...r, model } as RequestRecord) : undefined,
+      onWarning: (message) => warn(`${model}: ${message}`),
       onProgress: ({ done, total, documents }) => {
         const now = performance.now();
         if (now - lastPrint < 1000 && done < total) return;
@@ -135,7 +153,33 @@ export async function runKobest(o: RunKobestOptions): Promise<{ table: string; r
     });
     for (const r of results) entries.push({ model, results: r });
     unloadLlama(loaded);
+    await writeOutputs(o, entries, dump);
   }
+  return { table: kobestMarkdownTable(entries), results: entries };
+}
+
+/**
+ * A model to score, checked without loading its weights: the folder (a Hub id is downloaded), its config,
+ * the weights' headers against the config, and its tokenizer. Errors name the model as given.
+ */
+async function checkModel(model: string, hub: HubOptions | undefined) {
+  try {
+    const dir = await resolveModelPath(model, hub);
+    const config = (await openModelFolder(dir)).config;
+    await loadTokenizer(dir);
+    return { dir, maxPositions: config.maxPositionEmbeddings };
+  } catch (e) {
+    const message = (e as Error).message;
+    throw new Error(message.includes(model) ? message : `--model ${model}: ${message}`, { cause: e });
+  }
+}
+
+/** Writes what has been scored so far: the results JSON (one object, or an array) and the requests dump. */
+async function writeOutputs(
+  o: RunKobestOptions,
+  entries: TableEntry[],
+  dump: RequestRecord[],
+): Promise<void> {
   if (o.out) {
     const all: LmEvalResults[] = entries.map((e) => e.results);
     await writeJsonAtomic(o.out, all.length === 1 ? all[0] : all, { indent: 2 });
@@ -143,5 +187,4 @@ export async function runKobest(o: RunKobestOptions): Promise<{ table: string; r
   if (o.dumpRequests) {
     await writeFileAtomic(o.dumpRequests, dump.map((r) => JSON.stringify(r) + "\n").join(""));
   }
-  return { table: kobestMarkdownTable(entries), results: entries };
 }

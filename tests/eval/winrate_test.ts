@@ -294,14 +294,20 @@ Deno.test("winrate: end to end with a judge and an answering model served over l
     assertEquals(await Deno.readTextFile(`${dir}/out/judgments.md`), first.table + "\n");
     assertEquals((await Deno.readTextFile(`${dir}/out/answers/y.jsonl`)).trim().split("\n").length, 6);
 
+    // A rerun judges nothing with a verdict again; the two errored pairs (q5) are retried: 2 orders × 3 calls.
+    assertEquals([first.noVerdict, first.summary.no_verdict], [2, 2]);
     const second = await runWinRate(config);
-    assertEquals([second.judgeCalls, second.answerCalls], [0, 0]);
-    assertEquals([judgeEngine.requests.length, answerEngine.requests.length], [28, 6]);
+    assertEquals([second.judgeCalls, second.answerCalls], [12, 0]);
+    assertEquals([judgeEngine.requests.length, answerEngine.requests.length], [40, 6]);
     assertEquals(second.table, first.table);
 
     await writeZ("점수=3");
     const third = await runWinRate(config);
-    assertEquals(third.judgeCalls, 2, "only the pair whose answer changed is judged again");
+    assertEquals(
+      third.judgeCalls,
+      2 + 12,
+      "the pair whose answer changed is judged again, and the errored ones",
+    );
     assertEquals(third.summary.pairs[1].losses, 1);
   } finally {
     await judgeServer.close();

@@ -133,6 +133,7 @@ export function winRateSummary(): WinRateSummary {
     prompts: "data/prompts/ko_user_oriented_instructions.jsonl",
     results: "runs/winrate/judgments.jsonl",
     pairs,
+    no_verdict: pairs.reduce((n, p) => n + p.errors, 0),
   };
 }
 

@@ -14,6 +14,8 @@ export interface FakeEngineOptions {
   reply?: (prompt: string) => string;
   /** Pause before each token, so streams and aborts can be observed. */
   tokenDelayMs?: number;
+  /** Keep every request in {@link FakeEngine.requests} (default true; off for long runs that measure memory). */
+  record?: boolean;
 }
 
 /** Words with their trailing whitespace: the fake's tokens. */
@@ -23,6 +25,12 @@ export function fakeTokens(text: string): string[] {
 
 /** Prompts containing this make `generate` reject, as a GPU failure would. */
 export const FAIL_MARKER = "ENGINE_FAIL";
+
+/**
+ * Prompts containing this make `generate` hang: it never emits, ignores its abort signal and settles only
+ * when {@link FakeEngine.releaseHung} is called, as a wedged device would.
+ */
+export const HANG_MARKER = "ENGINE_HANG";
 
 /**
  * The fake engine.
@@ -47,13 +55,16 @@ export class FakeEngine implements GenerationEngine {
   gate?: Promise<void>;
   readonly #reply: (prompt: string) => string;
   readonly #delay: number;
+  readonly #record: boolean;
   #watchers: (() => void)[] = [];
+  #hung: (() => void)[] = [];
 
   constructor(opts: FakeEngineOptions = {}) {
     this.modelId = opts.modelId ?? "fake-model";
     this.maxContextTokens = opts.maxContextTokens ?? 4096;
     this.#reply = opts.reply ?? ((p) => `echo: ${p.split("\n").at(-2) ?? p}`);
     this.#delay = opts.tokenDelayMs ?? 0;
+    this.#record = opts.record ?? true;
   }
 
   countTokens(text: string): number {
@@ -72,7 +83,7 @@ export class FakeEngine implements GenerationEngine {
     onText: (delta: string) => void,
     signal: AbortSignal,
   ): Promise<GenerateResult> {
-    this.requests.push(req);
+    if (this.#record) this.requests.push(req);
     this.active++;
     this.peakActive = Math.max(this.peakActive, this.active);
     this.#notify();
@@ -84,6 +95,10 @@ export class FakeEngine implements GenerationEngine {
     };
     try {
       if (req.prompt.includes(FAIL_MARKER)) throw new Error("simulated device lost");
+      if (req.prompt.includes(HANG_MARKER)) {
+        await new Promise<void>((resolve) => this.#hung.push(resolve));
+        return result("stop");
+      }
       if (this.gate && !(await settleOrAbort(this.gate, signal))) return result("abort");
       for (const token of fakeTokens(this.#reply(req.prompt))) {
         if (n >= req.maxTokens) return result("length");
@@ -98,6 +113,11 @@ export class FakeEngine implements GenerationEngine {
       this.active--;
       this.#notify();
     }
+  }
+
+  /** Lets every hung generation finish (each returns what it has: nothing). */
+  releaseHung(): void {
+    for (const resolve of this.#hung.splice(0)) resolve();
   }
 
   /** Resolves once `pred(this)` holds, re-checked whenever a generation starts or ends. */
