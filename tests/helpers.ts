@@ -5,6 +5,7 @@
  */
 import { Gpu } from "../gpu/runtime.ts";
 import { seededRandom } from "../io/datasets.ts";
+import { normalGenerator } from "../model/init.ts";
 
 let shared: Promise<Gpu> | undefined;
 
@@ -20,11 +21,25 @@ export const GPU_TEST = { sanitizeResources: false, sanitizeOps: false } as cons
 /** A small seeded generator (mulberry32, the toolkit's own) so test data is the same on every run. */
 export const rng: (seed: number) => () => number = seededRandom;
 
-/** `n` values uniform in [-scale, scale). */
-export function randn(n: number, seed: number, scale = 1): Float32Array {
+/**
+ * `n` values uniform in [-scale, scale): for tests whose data must stay below a value they plant (a maximum,
+ * a peak) where a normal draw's tail could reach it.
+ */
+export function uniform(n: number, seed: number, scale = 1): Float32Array {
   const r = rng(seed);
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) out[i] = (r() * 2 - 1) * scale;
+  return out;
+}
+
+/**
+ * `n` values drawn from a normal distribution with mean 0 and standard deviation `scale`, as `torch.randn`
+ * gives (the model initialiser's seeded Box–Muller generator, so a seed gives the same values on every run).
+ */
+export function randn(n: number, seed: number, scale = 1): Float32Array {
+  const normal = normalGenerator(seed);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = normal() * scale;
   return out;
 }
 

@@ -1,7 +1,7 @@
 import { logprobsBackward, logprobsForward, NO_TARGET } from "../../kernels/logprobs.ts";
 import { logprobsBackwardRef, logprobsForwardRef } from "../../kernels/logprobs_ref.ts";
 import { assert, assertEquals, assertThrows } from "../asserts.ts";
-import { assertClose, GPU_TEST, randn, rng, testGpu } from "../helpers.ts";
+import { assertClose, GPU_TEST, randn, rng, testGpu, uniform } from "../helpers.ts";
 import { FIXTURE_DIR, fixtureTensor, readFixture } from "./fixture_reader.ts";
 
 const SENTINEL = 12345;
@@ -96,7 +96,7 @@ Deno.test(
   GPU_TEST,
   async () => {
     const rows = 13, vocab = 517, rowOffset = 5;
-    const logits = randn(rows * vocab, 21, 4);
+    const logits = uniform(rows * vocab, 21, 4);
     const argmax = argmaxRows(logits, rows, vocab);
     const targets = argmax.map((a, r) => {
       const base = r * vocab;

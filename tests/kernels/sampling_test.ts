@@ -18,7 +18,7 @@ import {
   uniformRef,
 } from "../../kernels/sampling_ref.ts";
 import { assert, assertEquals, assertThrows } from "../asserts.ts";
-import { GPU_TEST, randn, rng, testGpu } from "../helpers.ts";
+import { GPU_TEST, randn, rng, testGpu, uniform } from "../helpers.ts";
 
 interface SampleRun {
   out: Uint32Array;
@@ -61,7 +61,7 @@ function quantized(n: number, seed: number, scale: number, step: number): Float3
 
 Deno.test("sampling: greedy picks the argmax, the lowest index among ties", GPU_TEST, async () => {
   const vocab = 1000;
-  const logits = randn(4 * vocab, 1, 3);
+  const logits = uniform(4 * vocab, 1, 3);
   logits[5] = logits[700] = 9; // row 0: a tie at the top
   logits.fill(0.25, vocab, 2 * vocab); // row 1: everything ties
   logits[3 * vocab - 1] = 9; // row 2: the last index
@@ -175,7 +175,7 @@ Deno.test(
 
 Deno.test("sampling: kept sets on peaked rows of 32,000 and 152,064 tokens", GPU_TEST, async () => {
   const peaked = (vocab: number, rows: number, seed: number) => {
-    const x = randn(rows * vocab, seed, 1);
+    const x = uniform(rows * vocab, seed, 1);
     const r = rng(seed);
     for (let row = 0; row < rows; row++) {
       // A few dominant tokens, two of them tied, as a language model's next-token distribution.
