@@ -5,7 +5,7 @@
 import { runKobest } from "../../eval/kobest/run.ts";
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "../asserts.ts";
 import { GPU_TEST, testGpu } from "../helpers.ts";
-import { writeMicroModel } from "../train/micro_model.ts";
+import { writeMicroModel } from "../model/micro_model.ts";
 
 const DATA = new URL("../../data/kobest_tiny", import.meta.url).pathname;
 

@@ -6,7 +6,7 @@ import { Generator } from "../../generate/generator.ts";
 import { loadLlama } from "../../model/load.ts";
 import { assert, assertEquals, assertRejects } from "../asserts.ts";
 import { GPU_TEST, settlesWithin, testGpu } from "../helpers.ts";
-import { writeMicroModel } from "../train/micro_model.ts";
+import { writeMicroModel } from "../model/micro_model.ts";
 
 let model: Promise<string> | undefined;
 function microModel(): Promise<string> {

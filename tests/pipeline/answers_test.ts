@@ -1,7 +1,7 @@
 import { generateAnswers, readKeptAnswers } from "../../pipeline/answers.ts";
 import { assertEquals, assertRejects } from "../asserts.ts";
 import { GPU_TEST, testGpu } from "../helpers.ts";
-import { writeMicroModel } from "../train/micro_model.ts";
+import { writeMicroModel } from "../model/micro_model.ts";
 
 Deno.test("answers: a last line cut by a kill is dropped from the file; other bad lines are errors", async () => {
   const dir = await Deno.makeTempDir();

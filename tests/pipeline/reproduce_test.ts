@@ -4,7 +4,7 @@ import { KO_PROMPTS, KOBEST_TINY_DIR, type ReproduceSettings } from "../../pipel
 import { readManifest } from "../../pipeline/stages.ts";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../asserts.ts";
 import { GPU_TEST, testGpu } from "../helpers.ts";
-import { writeMicroModel } from "../train/micro_model.ts";
+import { writeMicroModel } from "../model/micro_model.ts";
 
 /** A test-sized preset: the micro model, a couple of steps per objective, 2 KoBEST documents, 3 prompts. */
 function microSettings(model: string, out: string): ReproduceSettings {

@@ -8,7 +8,7 @@
 import { seededRandom } from "../../io/datasets.ts";
 import { assert, assertEquals, assertStringIncludes } from "../asserts.ts";
 import { settlesWithin } from "../helpers.ts";
-import { writeMicroModel } from "../train/micro_model.ts";
+import { writeMicroModel } from "../model/micro_model.ts";
 import { FakeEngine, HANG_MARKER } from "./fake_engine.ts";
 import { FUZZ_LIMITS } from "./fuzz_server.ts";
 import { sseEvents } from "./http.ts";

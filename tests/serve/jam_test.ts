@@ -7,7 +7,7 @@ import { loadEngine } from "../../generate/engine.ts";
 import { startServer } from "../../serve/server.ts";
 import { assert, assertEquals, assertStringIncludes } from "../asserts.ts";
 import { GPU_TEST, settlesWithin, testGpu } from "../helpers.ts";
-import { writeMicroModel } from "../train/micro_model.ts";
+import { writeMicroModel } from "../model/micro_model.ts";
 import { FakeEngine, HANG_MARKER } from "./fake_engine.ts";
 import { expectIdle, post, postJson, TEST_LIMITS } from "./http.ts";
 

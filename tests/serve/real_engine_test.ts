@@ -2,7 +2,7 @@ import { loadEngine } from "../../generate/engine.ts";
 import { startServer } from "../../serve/server.ts";
 import { assert, assertEquals } from "../asserts.ts";
 import { GPU_TEST, testGpu } from "../helpers.ts";
-import { writeMicroModel } from "../train/micro_model.ts";
+import { writeMicroModel } from "../model/micro_model.ts";
 import { expectIdle, sseEvents, TEST_LIMITS } from "./http.ts";
 
 /** The real server with the real GPU engine on a micro model, over loopback HTTP. */

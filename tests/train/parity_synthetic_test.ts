@@ -17,7 +17,7 @@ import {
   variantDims,
   variantRope,
   writeSyntheticFixture,
-} from "./synthetic_fixture.ts";
+} from "../model/synthetic_fixture.ts";
 
 Deno.test("synthetic fixtures: each config.json parses back to the dims and RoPE the oracle used", () => {
   for (const v of [TIED_GQA, QWEN2_MQA, LLAMA3_SCALED, LEFT_PADDED_BIASES]) {

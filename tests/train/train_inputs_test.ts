@@ -14,7 +14,7 @@ import { type TrainConfig, withDefaults } from "../../train/config.ts";
 import { train } from "../../train/trainer.ts";
 import { assert, assertEquals, assertRejects, assertStringIncludes, assertThrows } from "../asserts.ts";
 import { GPU_TEST, testGpu } from "../helpers.ts";
-import { writeMicroModel } from "./micro_model.ts";
+import { writeMicroModel } from "../model/micro_model.ts";
 
 let micro: Promise<string> | undefined;
 function microModel(): Promise<string> {

@@ -12,7 +12,7 @@ import { AdamW } from "../../train/step.ts";
 import { train } from "../../train/trainer.ts";
 import { assert, assertEquals, assertRejects } from "../asserts.ts";
 import { assertClose, GPU_TEST, testGpu } from "../helpers.ts";
-import { writeMicroModel } from "./micro_model.ts";
+import { writeMicroModel } from "../model/micro_model.ts";
 
 const quiet = { info: () => {}, progress: () => {} };
 let micro: Promise<string> | undefined;
