@@ -129,7 +129,7 @@ export type {
   GenerateResult,
   GenerationEngine,
   LoadEngineOptions,
-} from "./serve/engine.ts";
+} from "./generate/engine_contract.ts";
 export { exitOnSignals, startServer } from "./serve/server.ts";
 export type { ServerHandle, ServerOptions } from "./serve/server.ts";
 

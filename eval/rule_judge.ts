@@ -16,7 +16,12 @@
  *
  * @module
  */
-import type { ChatMessage, GenerateRequest, GenerateResult, GenerationEngine } from "../serve/engine.ts";
+import type {
+  ChatMessage,
+  GenerateRequest,
+  GenerateResult,
+  GenerationEngine,
+} from "../generate/engine_contract.ts";
 import { startServer } from "../serve/server.ts";
 import { judgeUserPrompt, type Verdict } from "./judge_prompt.ts";
 

@@ -14,7 +14,7 @@ import type {
   GenerateResult,
   GenerationEngine,
   LoadEngineOptions,
-} from "../serve/engine.ts";
+} from "./engine_contract.ts";
 import { loadTokenizer, type TextTokenizer } from "../text/tokenizer.ts";
 import { Generator } from "./generator.ts";
 

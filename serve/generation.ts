@@ -4,7 +4,7 @@
  * string seen by the server aborts the engine from inside.
  * @module
  */
-import type { GenerateRequest, GenerationEngine } from "./engine.ts";
+import type { GenerateRequest, GenerationEngine } from "../generate/engine_contract.ts";
 import { StopMatcher } from "./stop.ts";
 
 /** The result of {@link runGeneration}. */

@@ -24,7 +24,7 @@
  * @module
  */
 import { inRange, type NumberRange, rangeText, SAMPLING_RANGES } from "../kernels/sampling.ts";
-import type { ChatMessage } from "./engine.ts";
+import type { ChatMessage } from "../generate/engine_contract.ts";
 import { ApiError } from "./errors.ts";
 
 /** Token counts reported with every completion. */

@@ -13,7 +13,7 @@
  *
  * @module
  */
-import type { GenerateRequest, GenerationEngine } from "./engine.ts";
+import type { GenerateRequest, GenerationEngine } from "../generate/engine_contract.ts";
 import { ApiError, jsonResponse } from "./errors.ts";
 import { EngineFailure, type GenerationOutcome, runGeneration } from "./generation.ts";
 import {

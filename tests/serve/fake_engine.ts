@@ -4,7 +4,12 @@
  * asked and how often it saw an abort, so tests can check what the server did to it.
  * @module
  */
-import type { ChatMessage, GenerateRequest, GenerateResult, GenerationEngine } from "../../serve/engine.ts";
+import type {
+  ChatMessage,
+  GenerateRequest,
+  GenerateResult,
+  GenerationEngine,
+} from "../../generate/engine_contract.ts";
 
 /** Options for {@link FakeEngine}. */
 export interface FakeEngineOptions {

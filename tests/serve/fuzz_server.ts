@@ -6,7 +6,7 @@
  * @module
  */
 import { loadEngine } from "../../generate/engine.ts";
-import type { GenerationEngine } from "../../serve/engine.ts";
+import type { GenerationEngine } from "../../generate/engine_contract.ts";
 import { exitOnSignals, startServer } from "../../serve/server.ts";
 import { FakeEngine } from "./fake_engine.ts";
 

@@ -1,11 +1,12 @@
 /**
- * The contract between the HTTP server and whatever generates text (the GPU engine in `generate/`, or a fake
- * in tests). The server knows nothing of models, KV caches or batching: it renders, counts, admits and
- * streams; the engine turns one prompt into text.
+ * What a text generator offers its callers: the contract between whatever generates text (the GPU engine of
+ * `engine.ts`, the rule judge, a fake in tests) and whatever drives it (the HTTP server in `serve/`). The
+ * server knows nothing of models, KV caches or batching: it renders, counts, admits and streams; the engine
+ * turns one prompt into text.
  *
- * `generate/engine.ts` provides `loadEngine(modelDir, options: LoadEngineOptions): Promise<GenerationEngine>`.
- * It need not import this file: any object with this shape will do (structural typing keeps `generate/`
- * below `serve/` in the layering).
+ * `engine.ts` provides `loadEngine(modelDir, options: LoadEngineOptions): Promise<TextEngine>`, a
+ * {@link GenerationEngine}. The contract lives here, beside its main implementation, so `serve/` imports
+ * `generate/` and never the other way round.
  *
  * @module
  */
@@ -96,7 +97,7 @@ export interface GenerationEngine {
   ): Promise<GenerateResult>;
 }
 
-/** Options the server task passes to `loadEngine` in `generate/engine.ts`. */
+/** Options the server task passes to `loadEngine` in `engine.ts`. */
 export interface LoadEngineOptions {
   /** Sequences the server may run at once: the engine's batch capacity. */
   maxConcurrent: number;
