@@ -104,6 +104,7 @@ export { GpuLogprobModel } from "./eval/gpu_model.ts";
 export { runWinRate } from "./eval/winrate.ts";
 export type {
   AnswerSource,
+  JudgeEndpoint,
   ModelSpec,
   PairSpec,
   PairSummary,
@@ -111,7 +112,7 @@ export type {
   WinRateReport,
   WinRateSummary,
 } from "./eval/winrate.ts";
-export type { OpenAIClientOptions } from "./serve/openai_client.ts";
+export type { ChatClient, ChatReply, ChatRequestBody, OpenAIClientOptions } from "./io/openai_client.ts";
 
 // Generation and serving
 export { Generator } from "./generate/generator.ts";
@@ -145,5 +146,6 @@ export type { PipelineWork } from "./pipeline/paper_stages.ts";
 export type { StageOutcome } from "./pipeline/stages.ts";
 export { presetSettings } from "./pipeline/settings.ts";
 export type { JudgeSettings, Objective, ReproduceSettings, TrainingSettings } from "./pipeline/settings.ts";
-export { RULE_JUDGE_MODEL, startRuleJudgeServer } from "./eval/rule_judge.ts";
-export type { RuleJudgeEngine, RuleJudgeServer } from "./eval/rule_judge.ts";
+export { RULE_JUDGE_MODEL, RuleJudgeClient } from "./eval/rule_judge.ts";
+export { startRuleJudgeServer } from "./serve/rule_judge_server.ts";
+export type { RuleJudgeEngine, RuleJudgeServer } from "./serve/rule_judge_server.ts";

@@ -2,8 +2,10 @@
  * An offline pairwise judge made of rules, for the tiny preset of `deno task reproduce` only. It is not a
  * language model and does not judge content: it reads the judge prompt of eval/judge_prompt.ts, scores each
  * answer by how Korean and how little repetitive it is, and replies like an LLM judge — a short Korean
- * explanation ending in `[[A]]`, `[[B]]` or `[[C]]` — so the real win-rate machinery (server, both orders,
- * resumable results) runs end to end without a GPU-sized judge or a network.
+ * explanation ending in `[[A]]`, `[[B]]` or `[[C]]` — so the real win-rate machinery (both orders, verdict
+ * parsing, resumable results) runs end to end without a GPU-sized judge or a network. It runs in process as
+ * a {@link ChatClient} ({@link RuleJudgeClient}); `serve/rule_judge_server.ts` serves the same replies over
+ * the OpenAI API.
  *
  * The rule, for one answer:
  * - empty (only whitespace): {@link EMPTY_SCORE};
@@ -16,20 +18,19 @@
  *
  * @module
  */
-import type {
-  ChatMessage,
-  GenerateRequest,
-  GenerateResult,
-  GenerationEngine,
-} from "../generate/engine_contract.ts";
-import { startServer } from "../serve/server.ts";
+import {
+  type ChatClient,
+  type ChatReply,
+  type ChatRequestBody,
+  OpenAIRequestError,
+} from "../io/openai_client.ts";
 import { judgeUserPrompt, type Verdict } from "./judge_prompt.ts";
 
 /**
  * The model name the rule judge serves under; results and tables show it as the judge.
  * @example
  * ```ts
- * startRuleJudgeServer().model === RULE_JUDGE_MODEL; // true
+ * await runWinRate({ ...config, judge: { client: new RuleJudgeClient(), model: RULE_JUDGE_MODEL } });
  * ```
  */
 export const RULE_JUDGE_MODEL = "kotransfer-rule-judge";
@@ -225,116 +226,64 @@ export function parseJudgePrompt(text: string): JudgeInput | null {
   return { question: body.slice(0, q), answerA: rest.slice(0, a), answerB: rest.slice(a + t.afterA.length) };
 }
 
+/** What the rule judge says to a chat that is not a judge prompt: a refusal with no verdict marker. */
+export const RULE_JUDGE_REFUSAL =
+  "판정할 수 없습니다: 이 규칙 기반 심판은 eval/judge_prompt.ts의 판정 프롬프트(질문과 두 답변)만 읽습니다.";
+
 /**
- * The rule judge as a {@link GenerationEngine}, so `startServer` serves it over the OpenAI API. Its "chat
- * template" is JSON: `renderChat` writes the messages as JSON and `generate` reads them back exactly. A
- * token here is one UTF-16 code unit.
+ * The rule judge's reply to a chat: the verdict on the judge prompt in the last user message, or
+ * {@link RULE_JUDGE_REFUSAL}. With `maxTokens` (a token here is one UTF-16 code unit) a longer reply keeps
+ * its end, where the verdict marker is, and finishes with `"length"`.
  *
  * @example
  * ```ts
- * const judge = new RuleJudgeEngine();
- * const prompt = judge.renderChat(judgeMessages("질문", "네.", "Yes."));
- * const r = await judge.generate({ prompt, maxTokens: 512, temperature: 0, topP: 1, topK: 0,
- *   repetitionPenalty: 1, stop: [] }, () => {}, new AbortController().signal);
- * r.text.endsWith("[[A]]"); // true
+ * ruleJudgeChat(judgeMessages("질문", "네.", "Yes.")).text.endsWith("[[A]]"); // true
+ * ruleJudgeChat(judgeMessages("질문", "네.", "Yes."), 5); // { text: "[[A]]", finishReason: "length" }
  * ```
  */
-export class RuleJudgeEngine implements GenerationEngine {
-  /** Always {@link RULE_JUDGE_MODEL}. */
-  readonly modelId: typeof RULE_JUDGE_MODEL = RULE_JUDGE_MODEL;
-  readonly maxContextTokens = 1 << 22;
-  /** Judgments made (generate calls answered with a verdict or a refusal). */
+export function ruleJudgeChat(
+  messages: readonly { role: string; content: string }[],
+  maxTokens?: number,
+): { text: string; finishReason: "stop" | "length" } {
+  const users = messages.filter((m) => m.role === "user");
+  const input = users.length > 0 ? parseJudgePrompt(users[users.length - 1].content) : null;
+  const full = input ? ruleJudgeReply(input.answerA, input.answerB) : RULE_JUDGE_REFUSAL;
+  if (maxTokens === undefined || full.length <= maxTokens) return { text: full, finishReason: "stop" };
+  return { text: full.slice(full.length - maxTokens), finishReason: "length" };
+}
+
+/**
+ * The rule judge in process, as a {@link ChatClient}: pass it to `runWinRate` as the judge's client.
+ *
+ * @example
+ * ```ts
+ * const judge = new RuleJudgeClient();
+ * const reply = await judge.chat({ model: RULE_JUDGE_MODEL, messages: judgeMessages("질문", "네.", "Yes.") });
+ * reply.content.endsWith("[[A]]"); // true
+ * judge.calls; // 1
+ * ```
+ */
+export class RuleJudgeClient implements ChatClient {
+  /** Chat requests answered. */
   calls = 0;
 
-  countTokens(text: string): number {
-    return text.length;
-  }
-
-  renderChat(messages: ChatMessage[]): string {
-    return JSON.stringify(messages.map(({ role, content }) => ({ role, content })));
-  }
-
-  generate(
-    req: GenerateRequest,
-    onText: (delta: string) => void,
-    signal: AbortSignal,
-  ): Promise<GenerateResult> {
-    this.calls++;
-    if (signal.aborted) {
-      return Promise.resolve({
-        text: "",
-        finishReason: "abort",
-        promptTokens: req.prompt.length,
-        completionTokens: 0,
-      });
+  /** Answers as the served rule judge would; a request for another model fails as a 404 would. */
+  chat(body: ChatRequestBody): Promise<ChatReply> {
+    if (body.model !== RULE_JUDGE_MODEL) {
+      return Promise.reject(
+        new OpenAIRequestError(
+          `the rule judge is ${RULE_JUDGE_MODEL}, not ${JSON.stringify(body.model)}`,
+          404,
+        ),
+      );
     }
-    const full = this.#reply(req.prompt);
-    const text = full.length <= req.maxTokens ? full : full.slice(full.length - req.maxTokens);
-    onText(text);
+    this.calls++;
+    const { text, finishReason } = ruleJudgeChat(body.messages, body.max_tokens);
+    const promptTokens = body.messages.reduce((n, m) => n + m.content.length, 0);
     return Promise.resolve({
-      text,
-      finishReason: text.length < full.length ? "length" : "stop",
-      promptTokens: req.prompt.length,
-      completionTokens: text.length,
+      content: text,
+      finishReason,
+      usage: { prompt_tokens: promptTokens, completion_tokens: text.length },
     });
   }
-
-  /** The reply to a rendered chat (or, for the completions endpoint, to raw judge-prompt text). */
-  #reply(prompt: string): string {
-    const input = parseJudgePrompt(lastUserMessage(prompt));
-    if (!input) {
-      return "판정할 수 없습니다: 이 규칙 기반 심판은 eval/judge_prompt.ts의 판정 프롬프트(질문과 두 답변)만 읽습니다.";
-    }
-    return ruleJudgeReply(input.answerA, input.answerB);
-  }
-}
-
-/** The last user message of a JSON-rendered chat, or the whole prompt when it is not one. */
-function lastUserMessage(prompt: string): string {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(prompt);
-  } catch {
-    return prompt;
-  }
-  if (!Array.isArray(parsed)) return prompt;
-  const users = parsed.filter((m): m is ChatMessage =>
-    typeof m === "object" && m !== null && m.role === "user" && typeof m.content === "string"
-  );
-  return users.length > 0 ? users[users.length - 1].content : prompt;
-}
-
-/** A running rule judge: where to point `runWinRate`'s judge, and how to stop it. */
-export interface RuleJudgeServer {
-  /** OpenAI-compatible base URL, ending in `/v1`. */
-  url: string;
-  /** The judge's model id (`kotransfer-rule-judge`): pass it as the judge model. */
-  model: string;
-  /** The engine behind the server; its `calls` counts the judgments made. */
-  engine: RuleJudgeEngine;
-  /** Stops the server and waits until it has shut down. */
-  close(): Promise<void>;
-}
-
-/**
- * Serves the rule judge on 127.0.0.1 at a free port (needs `--allow-net=127.0.0.1`).
- *
- * @example
- * ```ts
- * const judge = startRuleJudgeServer();
- * await runWinRate({ ...config, judge: { url: judge.url, model: judge.model } });
- * await judge.close();
- * ```
- */
-export function startRuleJudgeServer(): RuleJudgeServer {
-  const engine = new RuleJudgeEngine();
-  const server = startServer(engine, {
-    hostname: "127.0.0.1",
-    port: 0,
-    maxConcurrent: 8,
-    maxQueue: 64,
-    maxPromptTokens: engine.maxContextTokens - 4096,
-    maxTokensLimit: 4096,
-  });
-  return { url: `${server.url}/v1`, model: engine.modelId, engine, close: () => server.close() };
 }

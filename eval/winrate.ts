@@ -28,7 +28,12 @@
  * @module
  */
 import { decodeUtf8 } from "../io/fs.ts";
-import { OpenAIClient, type OpenAIClientOptions, OpenAIRequestError } from "../serve/openai_client.ts";
+import {
+  type ChatClient,
+  OpenAIClient,
+  type OpenAIClientOptions,
+  OpenAIRequestError,
+} from "../io/openai_client.ts";
 import { JUDGE_PROMPT_VERSION, judgeMessages, parseVerdict, type Verdict } from "./judge_prompt.ts";
 
 /** One question to answer and judge. */
@@ -136,10 +141,10 @@ export interface WinRateConfig {
   /** The pairs to compare. */
   pairs: PairSpec[];
   /**
-   * The judge: an OpenAI-compatible base URL, its model id, an optional key, and the reply budget in tokens
-   * (default 2048).
+   * The judge: its model id, the reply budget in tokens (default 2048), and either an OpenAI-compatible base
+   * URL with an optional key, or a {@link ChatClient} that answers in process (the rule judge's).
    */
-  judge: { url: string; model: string; apiKey?: string; maxTokens?: number };
+  judge: JudgeEndpoint;
   /** Extra judge calls for a game whose reply has no verdict (default 2). */
   verdictRetries?: number;
   /** Results JSONL, appended to and resumed from. */
@@ -159,6 +164,11 @@ export interface WinRateConfig {
   /** Progress lines; silent when absent. */
   log?: (line: string) => void;
 }
+
+/** Who judges: an OpenAI-compatible endpoint, or a client in process; see {@link WinRateConfig.judge}. */
+export type JudgeEndpoint =
+  & { model: string; maxTokens?: number }
+  & ({ url: string; apiKey?: string; client?: undefined } | { client: ChatClient; url?: undefined; apiKey?: undefined });
 
 /** What {@link runWinRate} returns. */
 export interface WinRateReport {
@@ -407,12 +417,12 @@ export function combineVerdicts(first: Verdict | null, second: Verdict | null): 
 export class Judge {
   readonly model: string;
   calls = 0;
-  readonly #client: OpenAIClient;
+  readonly #client: ChatClient;
   readonly #maxTokens: number;
   readonly #verdictRetries: number;
 
   /** `verdictRetries`: extra calls for a game whose reply has no verdict. */
-  constructor(client: OpenAIClient, model: string, maxTokens: number, verdictRetries: number) {
+  constructor(client: ChatClient, model: string, maxTokens: number, verdictRetries: number) {
     this.#client = client;
     this.model = model;
     this.#maxTokens = maxTokens;
@@ -803,7 +813,8 @@ export async function runWinRate(config: WinRateConfig): Promise<WinRateReport> 
   await Deno.mkdir(ctx.answersDir, { recursive: true });
   const models = await resolveModels(ctx);
   const judge = new Judge(
-    new OpenAIClient({ ...config.http, baseUrl: config.judge.url, apiKey: config.judge.apiKey }),
+    config.judge.client ??
+      new OpenAIClient({ ...config.http, baseUrl: config.judge.url, apiKey: config.judge.apiKey }),
     config.judge.model,
     config.judge.maxTokens ?? 2048,
     config.verdictRetries ?? 2,

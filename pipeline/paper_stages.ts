@@ -19,7 +19,7 @@ import { kobestDataDir, runKobest } from "../eval/kobest/run.ts";
 import { KOBEST_TASKS } from "../eval/kobest/data.ts";
 import { kobestMarkdownTable, type LmEvalResults, type TableEntry } from "../eval/kobest/results.ts";
 import { writeKobestTrainingData } from "../eval/kobest/training.ts";
-import { startRuleJudgeServer } from "../eval/rule_judge.ts";
+import { RULE_JUDGE_MODEL, RuleJudgeClient } from "../eval/rule_judge.ts";
 import { readQuestions, runWinRate } from "../eval/winrate.ts";
 import { Gpu } from "../gpu/runtime.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../io/atomic.ts";
@@ -480,32 +480,29 @@ export function winRateStage(env: StageEnv, pairs: readonly [ModelLabel, ModelLa
     // Judgments stay: runWinRate reuses only those whose judge, question and answers are unchanged.
     clean: () => removeAll([paths.summary, paths.judgmentsTable, paths.table1]),
     async run() {
-      const server = judge.kind === "rule" ? startRuleJudgeServer() : undefined;
-      try {
-        const report = await runWinRate({
-          promptsPath: s.prompts,
-          limit: s.promptsLimit,
-          pairs: pairs.map(([a, b]) => ({
-            a: { name: a, source: { kind: "file", path: paths.answers(a) } },
-            b: { name: b, source: { kind: "file", path: paths.answers(b) } },
-          })),
-          judge: server ? { url: server.url, model: server.model } : llmJudge(judge),
-          resultsPath: paths.judgments,
-          summaryPath: paths.summary,
-          tablePath: paths.judgmentsTable,
-          answersDir: `${s.out}/winrate/answers`,
-          log: (l) => env.log(`[winrate] ${l}`),
-        });
-        env.work.judgeCalls += report.judgeCalls;
-        const title = `# Table 1 — pairwise win rates on ${s.promptsLimit} Korean prompts`;
-        await writeFileAtomic(
-          paths.table1,
-          `${title}\n\n${judgeNote(judge, report.summary.judge)}\n\n${report.table}\n`,
-        );
-        return { judge: report.summary.judge, judge_calls: report.judgeCalls };
-      } finally {
-        await server?.close();
-      }
+      const report = await runWinRate({
+        promptsPath: s.prompts,
+        limit: s.promptsLimit,
+        pairs: pairs.map(([a, b]) => ({
+          a: { name: a, source: { kind: "file", path: paths.answers(a) } },
+          b: { name: b, source: { kind: "file", path: paths.answers(b) } },
+        })),
+        judge: judge.kind === "rule"
+          ? { client: new RuleJudgeClient(), model: RULE_JUDGE_MODEL }
+          : llmJudge(judge),
+        resultsPath: paths.judgments,
+        summaryPath: paths.summary,
+        tablePath: paths.judgmentsTable,
+        answersDir: `${s.out}/winrate/answers`,
+        log: (l) => env.log(`[winrate] ${l}`),
+      });
+      env.work.judgeCalls += report.judgeCalls;
+      const title = `# Table 1 — pairwise win rates on ${s.promptsLimit} Korean prompts`;
+      await writeFileAtomic(
+        paths.table1,
+        `${title}\n\n${judgeNote(judge, report.summary.judge)}\n\n${report.table}\n`,
+      );
+      return { judge: report.summary.judge, judge_calls: report.judgeCalls };
     },
   };
 }

@@ -4,13 +4,15 @@ import {
   judgeAnswers,
   parseJudgePrompt,
   RULE_JUDGE_MODEL,
-  RuleJudgeEngine,
+  RULE_JUDGE_REFUSAL,
+  RuleJudgeClient,
   ruleJudgeReply,
   scoreAnswer,
-  startRuleJudgeServer,
 } from "../../eval/rule_judge.ts";
+import { OpenAIRequestError } from "../../io/openai_client.ts";
 import { runWinRate } from "../../eval/winrate.ts";
-import { assert, assertAlmostEquals, assertEquals, assertMatch } from "../asserts.ts";
+import { assert, assertAlmostEquals, assertEquals, assertMatch, assertRejects } from "../asserts.ts";
+import { judgeKoreanVsEnglish } from "./rule_judge_scenario.ts";
 
 Deno.test("rule judge: the score is the Hangul share among letters", () => {
   assertEquals(scoreAnswer("서울은 한국의 수도입니다.").score, 1);
@@ -62,68 +64,31 @@ Deno.test("rule judge: the judge prompt's question and answers are read back exa
   assertEquals(parseJudgePrompt("아무 글"), null);
 });
 
-Deno.test("rule judge: as an engine it answers a rendered chat, and refuses other text without a verdict", async () => {
-  const engine = new RuleJudgeEngine();
-  const request = (prompt: string, maxTokens = 4096) => ({
-    prompt,
-    maxTokens,
-    temperature: 0,
-    topP: 1,
-    topK: 0,
-    repetitionPenalty: 1,
-    stop: [],
+Deno.test("rule judge: in process it answers a judge chat, keeps the verdict under max_tokens, refuses other text", async () => {
+  const judge = new RuleJudgeClient();
+  const messages = judgeMessages("질문", "한국어 답입니다.", "An English answer.");
+  const full = await judge.chat({ model: RULE_JUDGE_MODEL, messages });
+  assertEquals([parseVerdict(full.content), full.finishReason], ["A", "stop"]);
+  const short = await judge.chat({ model: RULE_JUDGE_MODEL, messages, max_tokens: 5 });
+  assertEquals([short.content, short.finishReason], ["[[A]]", "length"]);
+  const refused = await judge.chat({
+    model: RULE_JUDGE_MODEL,
+    messages: [{ role: "user", content: "그냥 대화" }],
   });
-  const signal = new AbortController().signal;
-  const prompt = engine.renderChat(judgeMessages("질문", "한국어 답입니다.", "An English answer."));
-  let streamed = "";
-  const r = await engine.generate(request(prompt), (t) => (streamed += t), signal);
-  assertEquals([parseVerdict(r.text), streamed, r.finishReason], ["A", r.text, "stop"]);
-  const short = await engine.generate(request(prompt, 5), () => {}, signal);
-  assertEquals([short.text, short.finishReason], ["[[A]]", "length"]);
-  const refused = await engine.generate(request("그냥 대화"), () => {}, signal);
-  assertEquals(parseVerdict(refused.text), null);
-  assertEquals(engine.calls, 3);
+  assertEquals([refused.content, parseVerdict(refused.content)], [RULE_JUDGE_REFUSAL, null]);
+  await assertRejects(
+    () => judge.chat({ model: "gpt-4o", messages }),
+    OpenAIRequestError,
+    `the rule judge is ${RULE_JUDGE_MODEL}`,
+  );
+  assertEquals(judge.calls, 3);
 });
 
-Deno.test("rule judge: served over HTTP, runWinRate judges both orders and counts wins", async () => {
-  const dir = await Deno.makeTempDir();
-  const prompts = `${dir}/prompts.jsonl`;
-  const questions = ["하늘은 왜 파란가요?", "김치 만드는 법을 알려 주세요.", "인사말을 써 주세요."];
-  await Deno.writeTextFile(
-    prompts,
-    questions.map((q, i) => JSON.stringify({ id: `q${i}`, question: q })).join("\n"),
-  );
-  const write = (name: string, answers: string[]) =>
-    Deno.writeTextFile(
-      `${dir}/${name}.jsonl`,
-      answers.map((answer, i) => JSON.stringify({ id: `q${i}`, answer })).join("\n"),
-    );
-  await write("ko", [
-    "빛이 산란되기 때문입니다.",
-    "배추를 절이고 양념을 버무립니다.",
-    "안녕하세요, 반갑습니다.",
-  ]);
-  await write("en", ["Because of scattering.", "Salt the cabbage.", "안녕하세요, 반갑습니다."]);
-  const judge = startRuleJudgeServer();
-  try {
-    const report = await runWinRate({
-      promptsPath: prompts,
-      pairs: [{
-        a: { name: "ko", source: { kind: "file", path: `${dir}/ko.jsonl` } },
-        b: { name: "en", source: { kind: "file", path: `${dir}/en.jsonl` } },
-      }],
-      judge: { url: judge.url, model: judge.model },
-      resultsPath: `${dir}/judgments.jsonl`,
-    });
-    const pair = report.summary.pairs[0];
-    assertEquals([pair.wins, pair.ties, pair.losses, pair.errors], [2, 1, 0, 0]);
-    assertEquals([report.summary.judge, report.judgeCalls, judge.engine.calls], [RULE_JUDGE_MODEL, 6, 6]);
-    const records = (await Deno.readTextFile(`${dir}/judgments.jsonl`)).trim().split("\n").map((l) =>
-      JSON.parse(l)
-    )
-      .sort((x, y) => x.id.localeCompare(y.id));
-    assertEquals(records.map((r) => r.verdicts), [["A", "B"], ["A", "B"], ["C", "C"]]);
-  } finally {
-    await judge.close();
-  }
+Deno.test("rule judge: in process, runWinRate judges both orders and counts wins", async () => {
+  const judge = new RuleJudgeClient();
+  const { report, records } = await judgeKoreanVsEnglish({ client: judge, model: RULE_JUDGE_MODEL });
+  const pair = report.summary.pairs[0];
+  assertEquals([pair.wins, pair.ties, pair.losses, pair.errors], [2, 1, 0, 0]);
+  assertEquals([report.summary.judge, report.judgeCalls, judge.calls], [RULE_JUDGE_MODEL, 6, 6]);
+  assertEquals(records.map((r) => r.verdicts), [["A", "B"], ["A", "B"], ["C", "C"]]);
 });

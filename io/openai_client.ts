@@ -3,8 +3,29 @@
  * the retries a long evaluation needs: 408, 409, 429, 5xx, network failures and per-attempt timeouts are
  * retried with exponential backoff (honouring `Retry-After`); other 4xx are the caller's mistake and fail at
  * once with the server's message.
+ *
+ * {@link ChatClient} is what a caller that only chats (the win-rate judge) needs: {@link OpenAIClient} is
+ * one over HTTP; an in-process judge (eval/rule_judge.ts) is another.
  * @module
  */
+
+/**
+ * Anything that answers a chat request as an OpenAI-compatible endpoint would. A request that fails for good
+ * (the endpoint is down, refuses the request) rejects with {@link OpenAIRequestError}; callers that judge
+ * many requests count those and go on, and treat any other rejection as a bug.
+ *
+ * @example
+ * ```ts
+ * const echo: ChatClient = {
+ *   chat: (body) => Promise.resolve({ content: body.messages.at(-1)!.content, finishReason: "stop" }),
+ * };
+ * (await echo.chat({ model: "echo", messages: [{ role: "user", content: "안녕" }] })).content; // "안녕"
+ * ```
+ */
+export interface ChatClient {
+  /** One chat completion, non-streamed: the first choice's text. */
+  chat(body: ChatRequestBody): Promise<ChatReply>;
+}
 
 /** Options for {@link OpenAIClient}. */
 export interface OpenAIClientOptions {
@@ -71,7 +92,7 @@ const RETRYABLE_STATUS = new Set([408, 409, 429]);
  * console.log(reply.content);
  * ```
  */
-export class OpenAIClient {
+export class OpenAIClient implements ChatClient {
   readonly baseUrl: string;
   readonly #apiKey?: string;
   readonly #retries: number;
