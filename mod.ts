@@ -101,17 +101,10 @@ export type {
 } from "./eval/kobest/results.ts";
 export type { LogprobQuery, TokenEncoder, TokenLogprobModel, TokenLogprobs } from "./eval/loglikelihood.ts";
 export { GpuLogprobModel } from "./eval/gpu_model.ts";
-export { runWinRate } from "./eval/winrate.ts";
-export type {
-  AnswerSource,
-  JudgeEndpoint,
-  ModelSpec,
-  PairSpec,
-  PairSummary,
-  WinRateConfig,
-  WinRateReport,
-  WinRateSummary,
-} from "./eval/winrate.ts";
+export { runWinRate } from "./eval/winrate/run.ts";
+export type { JudgeEndpoint, WinRateConfig, WinRateReport } from "./eval/winrate/run.ts";
+export type { AnswerSource, ModelSpec, PairSpec } from "./eval/winrate/inputs.ts";
+export type { PairSummary, WinRateSummary } from "./eval/winrate/summary.ts";
 export type { ChatClient, ChatReply, ChatRequestBody, OpenAIClientOptions } from "./io/openai_client.ts";
 
 // Generation and serving
@@ -146,6 +139,6 @@ export type { PipelineWork } from "./pipeline/paper_stages.ts";
 export type { StageOutcome } from "./pipeline/stages.ts";
 export { presetSettings } from "./pipeline/settings.ts";
 export type { JudgeSettings, Objective, ReproduceSettings, TrainingSettings } from "./pipeline/settings.ts";
-export { RULE_JUDGE_MODEL, RuleJudgeClient } from "./eval/rule_judge.ts";
+export { RULE_JUDGE_MODEL, RuleJudgeClient } from "./eval/winrate/rule_judge.ts";
 export { startRuleJudgeServer } from "./serve/rule_judge_server.ts";
 export type { RuleJudgeEngine, RuleJudgeServer } from "./serve/rule_judge_server.ts";

@@ -5,7 +5,7 @@
  * once with the server's message.
  *
  * {@link ChatClient} is what a caller that only chats (the win-rate judge) needs: {@link OpenAIClient} is
- * one over HTTP; an in-process judge (eval/rule_judge.ts) is another.
+ * one over HTTP; an in-process judge (eval/winrate/rule_judge.ts) is another.
  * @module
  */
 
@@ -45,17 +45,25 @@ export interface OpenAIClientOptions {
 
 /** The fields of a chat request this client sends. */
 export interface ChatRequestBody {
+  /** The model id the endpoint serves. */
   model: string;
+  /** The conversation, oldest turn first. */
   messages: { role: "system" | "user" | "assistant"; content: string }[];
+  /** 0 for greedy decoding; the endpoint's default when absent. */
   temperature?: number;
+  /** The reply budget in tokens; the endpoint's default when absent. */
   max_tokens?: number;
+  /** Makes sampling reproducible where the endpoint supports it. */
   seed?: number;
 }
 
 /** The parts of a chat response callers use. */
 export interface ChatReply {
+  /** The first choice's text. */
   content: string;
+  /** Why the reply ended (`stop`, `length`, …), as the endpoint says; null when it does not. */
   finishReason: string | null;
+  /** Token counts, when the endpoint reports them. */
   usage?: { prompt_tokens: number; completion_tokens: number };
 }
 

@@ -9,7 +9,7 @@
 import { loadEngine, type TextEngine } from "../generate/engine.ts";
 import type { Gpu } from "../gpu/runtime.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
-import { type Question, readQuestions } from "../eval/winrate.ts";
+import { type Question, readQuestions } from "../eval/winrate/inputs.ts";
 
 /**
  * The prompt format for models with no chat template and no --chat-template file (base models such as

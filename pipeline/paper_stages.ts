@@ -19,8 +19,9 @@ import { kobestDataDir, runKobest } from "../eval/kobest/run.ts";
 import { KOBEST_TASKS } from "../eval/kobest/data.ts";
 import { kobestMarkdownTable, type LmEvalResults, type TableEntry } from "../eval/kobest/results.ts";
 import { writeKobestTrainingData } from "../eval/kobest/training.ts";
-import { RULE_JUDGE_MODEL, RuleJudgeClient } from "../eval/rule_judge.ts";
-import { readQuestions, runWinRate } from "../eval/winrate.ts";
+import { readQuestions } from "../eval/winrate/inputs.ts";
+import { RULE_JUDGE_MODEL, RuleJudgeClient } from "../eval/winrate/rule_judge.ts";
+import { runWinRate } from "../eval/winrate/run.ts";
 import { Gpu } from "../gpu/runtime.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../io/atomic.ts";
 import { resolveModelPath } from "../io/hub.ts";
@@ -441,13 +442,13 @@ export function winRateDisabled(judge: JudgeSettings): string | undefined {
 
 function judgeNote(judge: JudgeSettings, name: string): string {
   return judge.kind === "rule"
-    ? `Judge: ${name}, a rule-based heuristic (eval/rule_judge.ts: share of Hangul among letters, minus a ` +
+    ? `Judge: ${name}, a rule-based heuristic (eval/winrate/rule_judge.ts: share of Hangul among letters, minus a ` +
       "repetition penalty, with a tie band), not a language model. It shows the pipeline works; it says " +
       "nothing about answer quality."
     : `Judge: ${name} at ${
       judge.kind === "llm" ? judge.url : "?"
     }, with the Korean MT-Bench pairwise prompt ` +
-      "(eval/judge_prompt.ts).";
+      "(eval/winrate/judge_prompt.ts).";
 }
 
 /**

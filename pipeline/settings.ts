@@ -54,7 +54,7 @@ export interface ReproduceSettings {
   kobestBatchSize: number;
   /** Longest KoBEST input in tokens (default: min(model context, 2048)). */
   kobestMaxLength?: number;
-  /** The Korean prompt set of the win rates (JSONL, eval/winrate.ts formats). */
+  /** The Korean prompt set of the win rates (JSONL, eval/winrate/inputs.ts formats). */
   prompts: string;
   /** First N prompts. */
   promptsLimit: number;

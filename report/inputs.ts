@@ -7,7 +7,7 @@
  * - KoBEST results in lm-evaluation-harness's layout (`eval/kobest/results.ts`): a JSON file holding one
  *   results object (one model at one shot setting) or an array of them; real lm-eval `results_*.json`
  *   files read the same way, other tasks in them are ignored;
- * - win rates from `deno task winrate` (`eval/winrate.ts`): the JSON summary (`{judge, pairs}`), or the
+ * - win rates from `deno task winrate` (`eval/winrate/`): the JSON summary (`{judge, pairs}`), or the
  *   results JSONL (one judged question per line), summarised here as the summary does, with no count of
  *   missing answers (the JSONL does not record them).
  *
@@ -18,7 +18,8 @@
 import { basename, dirname } from "node:path";
 import { KOBEST_TASKS, type KobestTask } from "../eval/kobest/data.ts";
 import { type LmEvalResults, lmEvalTaskName } from "../eval/kobest/results.ts";
-import { type JudgmentRecord, type PairSummary, summarizePair } from "../eval/winrate.ts";
+import type { JudgmentRecord } from "../eval/winrate/judgments.ts";
+import { type PairSummary, summarizePair } from "../eval/winrate/summary.ts";
 
 /**
  * Thrown for an input that cannot be read or is of no known kind; the message names the file.

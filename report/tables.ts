@@ -7,7 +7,7 @@
  * @module
  */
 import { kobestMarkdownTable, lmEvalTaskName } from "../eval/kobest/results.ts";
-import { renderTable } from "../eval/winrate.ts";
+import { renderTable } from "../eval/winrate/summary.ts";
 import { kobestTasksPresent } from "./charts.ts";
 import { escapeHtml, htmlTable } from "./html.ts";
 import type { KobestEntry, TrainingRun, WinRateSet } from "./inputs.ts";

@@ -1,5 +1,5 @@
 /**
- * The rule judge of eval/rule_judge.ts served over the OpenAI API, for running the win rates against it as
+ * The rule judge of eval/winrate/rule_judge.ts served over the OpenAI API, for running the win rates against it as
  * against any LLM judge endpoint (`runWinRate`'s judge URL). In process, `RuleJudgeClient` gives the same
  * replies without a server.
  *
@@ -11,7 +11,7 @@ import type {
   GenerateResult,
   GenerationEngine,
 } from "../generate/engine_contract.ts";
-import { RULE_JUDGE_MODEL, ruleJudgeChat } from "../eval/rule_judge.ts";
+import { RULE_JUDGE_MODEL, ruleJudgeChat } from "../eval/winrate/rule_judge.ts";
 import { startServer } from "./server.ts";
 
 /**

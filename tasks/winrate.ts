@@ -1,17 +1,12 @@
 #!/usr/bin/env -S deno run --allow-net --allow-read --allow-write --allow-env
 /**
  * `deno task winrate --prompts FILE --pair a=A.jsonl,b=B.jsonl --judge-url URL --judge-model M`:
- * pairwise win rates with an LLM judge (see `eval/winrate.ts`). Prints the Markdown table.
+ * pairwise win rates with an LLM judge (see `eval/winrate/run.ts`). Prints the Markdown table.
  * @module
  */
 import { parseArgs } from "node:util";
-import {
-  type ModelSpec,
-  type PairSpec,
-  parsePairSpec,
-  runWinRate,
-  type WinRateConfig,
-} from "../eval/winrate.ts";
+import { type ModelSpec, type PairSpec, parsePairSpec } from "../eval/winrate/inputs.ts";
+import { runWinRate, type WinRateConfig } from "../eval/winrate/run.ts";
 
 const HELP = `Compare models pairwise with an LLM judge (FastChat MT-Bench pairwise conventions).
 

@@ -3,12 +3,8 @@
  * Korean against one answering in English (the last answer identical), judged by the given judge.
  * @module
  */
-import {
-  type JudgeEndpoint,
-  type JudgmentRecord,
-  runWinRate,
-  type WinRateReport,
-} from "../../eval/winrate.ts";
+import type { JudgmentRecord } from "../../eval/winrate/judgments.ts";
+import { type JudgeEndpoint, runWinRate, type WinRateReport } from "../../eval/winrate/run.ts";
 
 /** Runs the scenario in a fresh folder; the judgment records come back sorted by question id. */
 export async function judgeKoreanVsEnglish(

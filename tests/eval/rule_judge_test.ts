@@ -1,4 +1,4 @@
-import { judgeMessages, judgeUserPrompt, parseVerdict } from "../../eval/judge_prompt.ts";
+import { judgeMessages, judgeUserPrompt, parseVerdict } from "../../eval/winrate/judge_prompt.ts";
 import {
   EMPTY_SCORE,
   judgeAnswers,
@@ -8,9 +8,8 @@ import {
   RuleJudgeClient,
   ruleJudgeReply,
   scoreAnswer,
-} from "../../eval/rule_judge.ts";
+} from "../../eval/winrate/rule_judge.ts";
 import { OpenAIRequestError } from "../../io/openai_client.ts";
-import { runWinRate } from "../../eval/winrate.ts";
 import { assert, assertAlmostEquals, assertEquals, assertMatch, assertRejects } from "../asserts.ts";
 import { judgeKoreanVsEnglish } from "./rule_judge_scenario.ts";
 

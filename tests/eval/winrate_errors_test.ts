@@ -2,7 +2,7 @@
  * Win-rate judgments without a verdict are not final: a rerun retries them, the summary counts them, the
  * task exits non-zero while there are any, and a judge that fails on one pair does not stop the others.
  */
-import { JUDGE_FAILURES_BEFORE_STOP, runWinRate, type WinRateConfig } from "../../eval/winrate.ts";
+import { JUDGE_FAILURES_BEFORE_STOP, runWinRate, type WinRateConfig } from "../../eval/winrate/run.ts";
 import { startServer } from "../../serve/server.ts";
 import { assert, assertEquals, assertStringIncludes } from "../asserts.ts";
 import { FakeEngine } from "../serve/fake_engine.ts";

@@ -1,16 +1,10 @@
-import { JUDGE_SYSTEM_PROMPT, judgeUserPrompt, parseVerdict } from "../../eval/judge_prompt.ts";
-import {
-  combineVerdicts,
-  JudgmentLog,
-  type JudgmentRecord,
-  parsePairSpec,
-  readAnswers,
-  readQuestions,
-  runWinRate,
-  summarizePair,
-  type WinRateConfig,
-  WinRateInputError,
-} from "../../eval/winrate.ts";
+import { readAnswers } from "../../eval/winrate/answers.ts";
+import { parsePairSpec, readQuestions, WinRateInputError } from "../../eval/winrate/inputs.ts";
+import { combineVerdicts } from "../../eval/winrate/judge.ts";
+import { JUDGE_SYSTEM_PROMPT, judgeUserPrompt, parseVerdict } from "../../eval/winrate/judge_prompt.ts";
+import { JudgmentLog, type JudgmentRecord } from "../../eval/winrate/judgments.ts";
+import { runWinRate, type WinRateConfig } from "../../eval/winrate/run.ts";
+import { summarizePair } from "../../eval/winrate/summary.ts";
 import { winRateConfigFromArgs } from "../../tasks/winrate.ts";
 import { startServer } from "../../serve/server.ts";
 import { assert, assertEquals, assertRejects, assertStringIncludes, assertThrows } from "../asserts.ts";

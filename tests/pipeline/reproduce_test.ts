@@ -1,4 +1,4 @@
-import { RULE_JUDGE_MODEL } from "../../eval/rule_judge.ts";
+import { RULE_JUDGE_MODEL } from "../../eval/winrate/rule_judge.ts";
 import { reproduce, type ReproduceResult } from "../../pipeline/reproduce.ts";
 import { KO_PROMPTS, KOBEST_TINY_DIR, type ReproduceSettings } from "../../pipeline/settings.ts";
 import { readManifest } from "../../pipeline/stages.ts";

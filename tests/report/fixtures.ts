@@ -11,7 +11,8 @@ import {
   type RunConfig,
   type TaskScore,
 } from "../../eval/kobest/results.ts";
-import { type JudgmentRecord, type Outcome, summarizePair, type WinRateSummary } from "../../eval/winrate.ts";
+import type { JudgmentRecord, Outcome } from "../../eval/winrate/judgments.ts";
+import { summarizePair, type WinRateSummary } from "../../eval/winrate/summary.ts";
 
 /** The committed run folders. */
 export const FIXTURE_RUNS = {

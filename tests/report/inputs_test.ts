@@ -1,4 +1,4 @@
-import { summarizePair } from "../../eval/winrate.ts";
+import { summarizePair } from "../../eval/winrate/summary.ts";
 import {
   kobestModelName,
   parseMetricsJsonl,

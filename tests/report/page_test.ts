@@ -1,5 +1,5 @@
 import { kobestMarkdownTable } from "../../eval/kobest/results.ts";
-import { renderTable } from "../../eval/winrate.ts";
+import { renderTable } from "../../eval/winrate/summary.ts";
 import type { ChartSpec } from "../../report/charts.ts";
 import { escapeHtml, inlineScript, scriptJson } from "../../report/html.ts";
 import { readReportInputs } from "../../report/inputs.ts";
@@ -14,7 +14,7 @@ import {
   winRateSummary,
   writeFixtureInputs,
 } from "./fixtures.ts";
-import { summarizePair } from "../../eval/winrate.ts";
+import { summarizePair } from "../../eval/winrate/summary.ts";
 
 type Dataset = { label: string; data: unknown[]; borderDash?: number[] };
 

@@ -1,5 +1,5 @@
-import { judgeMessages, parseVerdict } from "../../eval/judge_prompt.ts";
-import { RULE_JUDGE_MODEL, RuleJudgeClient } from "../../eval/rule_judge.ts";
+import { judgeMessages, parseVerdict } from "../../eval/winrate/judge_prompt.ts";
+import { RULE_JUDGE_MODEL, RuleJudgeClient } from "../../eval/winrate/rule_judge.ts";
 import { RuleJudgeEngine, startRuleJudgeServer } from "../../serve/rule_judge_server.ts";
 import { assertEquals } from "../asserts.ts";
 import { judgeKoreanVsEnglish } from "../eval/rule_judge_scenario.ts";

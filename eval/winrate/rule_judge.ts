@@ -1,6 +1,6 @@
 /**
  * An offline pairwise judge made of rules, for the tiny preset of `deno task reproduce` only. It is not a
- * language model and does not judge content: it reads the judge prompt of eval/judge_prompt.ts, scores each
+ * language model and does not judge content: it reads the judge prompt of eval/winrate/judge_prompt.ts, scores each
  * answer by how Korean and how little repetitive it is, and replies like an LLM judge — a short Korean
  * explanation ending in `[[A]]`, `[[B]]` or `[[C]]` — so the real win-rate machinery (both orders, verdict
  * parsing, resumable results) runs end to end without a GPU-sized judge or a network. It runs in process as
@@ -23,7 +23,7 @@ import {
   type ChatReply,
   type ChatRequestBody,
   OpenAIRequestError,
-} from "../io/openai_client.ts";
+} from "../../io/openai_client.ts";
 import { judgeUserPrompt, type Verdict } from "./judge_prompt.ts";
 
 /**
@@ -193,7 +193,9 @@ function templateParts(): { head: string; afterQuestion: string; afterA: string;
   const filled = judgeUserPrompt(q, a, b);
   const iq = filled.indexOf(q), ia = filled.indexOf(a), ib = filled.indexOf(b);
   if (!(iq >= 0 && iq < ia && ia < ib)) {
-    throw new Error("eval/judge_prompt.ts: expected the question, answer A and answer B in that order");
+    throw new Error(
+      "eval/winrate/judge_prompt.ts: expected the question, answer A and answer B in that order",
+    );
   }
   return {
     head: filled.slice(0, iq),
@@ -228,7 +230,7 @@ export function parseJudgePrompt(text: string): JudgeInput | null {
 
 /** What the rule judge says to a chat that is not a judge prompt: a refusal with no verdict marker. */
 export const RULE_JUDGE_REFUSAL =
-  "판정할 수 없습니다: 이 규칙 기반 심판은 eval/judge_prompt.ts의 판정 프롬프트(질문과 두 답변)만 읽습니다.";
+  "판정할 수 없습니다: 이 규칙 기반 심판은 eval/winrate/judge_prompt.ts의 판정 프롬프트(질문과 두 답변)만 읽습니다.";
 
 /**
  * The rule judge's reply to a chat: the verdict on the judge prompt in the last user message, or
