@@ -18,6 +18,7 @@
  */
 import { parseDelimited } from "./delimited.ts";
 import { decodeUtf8 } from "./fs.ts";
+import { isJsonObject, jsonlLines, jsonTypeName } from "./jsonl.ts";
 
 /**
  * Message roles accepted in chat data.
@@ -292,22 +293,12 @@ export function* readRawRows(text: string, file: string, fileType: FileType): Ge
   }
 }
 
+/** JSONL rows through the toolkit's one JSONL reader (an input file: every bad line is a row error). */
 function* readJsonLines(text: string, file: string): Generator<RawRow> {
-  const lines = text.split("\n");
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i].replace(/\r$/, "");
-    if (line.trim() === "") continue;
-    const source = `${file}:${i + 1}`;
-    let value: unknown;
-    try {
-      value = JSON.parse(line);
-    } catch (e) {
-      yield { source, error: `${source}: invalid JSON: ${(e as Error).message}` };
-      continue;
-    }
-    yield isObject(value)
-      ? { source, value }
-      : { source, error: `${source}: expected a JSON object, got ${typeName(value)}` };
+  for (const line of jsonlLines(text, file)) {
+    yield "error" in line
+      ? { source: line.where, error: line.error }
+      : { source: line.where, value: line.value };
   }
 }
 
@@ -322,15 +313,15 @@ function* readJsonDocument(text: string, file: string): Generator<RawRow> {
   let items: unknown;
   if (Array.isArray(doc)) {
     items = doc;
-  } else if (isObject(doc) && (Array.isArray(doc.data) || Array.isArray(doc.train))) {
+  } else if (isJsonObject(doc) && (Array.isArray(doc.data) || Array.isArray(doc.train))) {
     key = Array.isArray(doc.data) ? "data" : "train";
     items = doc[key];
   } else {
     throw new DatasetError(
       `${file}: expected a JSON list of rows or an object with a "data" or "train" list, got ${
-        typeName(doc)
+        jsonTypeName(doc)
       }` +
-        (isObject(doc) ? ` with keys ${Object.keys(doc).join(", ") || "(none)"}` : ""),
+        (isJsonObject(doc) ? ` with keys ${Object.keys(doc).join(", ") || "(none)"}` : ""),
     );
   }
   const lines = arrayElementLines(text, key);
@@ -338,9 +329,9 @@ function* readJsonDocument(text: string, file: string): Generator<RawRow> {
   for (let i = 0; i < list.length; i++) {
     const source = `${file}:${lines[i] ?? 1}`;
     const value = list[i];
-    yield isObject(value)
+    yield isJsonObject(value)
       ? { source, value }
-      : { source, error: `${source}: expected a JSON object, got ${typeName(value)}` };
+      : { source, error: `${source}: expected a JSON object, got ${jsonTypeName(value)}` };
   }
 }
 
@@ -582,7 +573,7 @@ interface FieldContext {
 }
 
 function fieldError(ctx: FieldContext, field: string, expected: string, value: unknown): DatasetError {
-  const got = value === undefined ? "missing" : `expected ${expected}, got ${typeName(value)}`;
+  const got = value === undefined ? "missing" : `expected ${expected}, got ${jsonTypeName(value)}`;
   return new DatasetError(
     `${ctx.source}: field "${field}": ${got} (format "${ctx.format}", detected from the first row)`,
   );
@@ -609,9 +600,9 @@ function requireMessages(v: unknown, field: string, ctx: FieldContext): Message[
   }
   return v.map((m, i) => {
     const path = `${field}[${i}]`;
-    if (!isObject(m)) throw fieldError(ctx, path, "a {role, content} message", m);
+    if (!isJsonObject(m)) throw fieldError(ctx, path, "a {role, content} message", m);
     if (typeof m.role !== "string" || !(ROLES as readonly string[]).includes(m.role)) {
-      const got = typeof m.role === "string" ? JSON.stringify(m.role) : typeName(m.role);
+      const got = typeof m.role === "string" ? JSON.stringify(m.role) : jsonTypeName(m.role);
       throw new DatasetError(
         `${ctx.source}: field "${path}.role": expected one of ${ROLES.join(", ")}, got ${got} ` +
           `(format "${ctx.format}", detected from the first row)`,
@@ -792,16 +783,4 @@ export function splitEval<T>(rows: readonly T[], options: EvalSplitOptions): { t
     train: rows.filter((_, i) => !picked.has(i)),
     eval: rows.filter((_, i) => picked.has(i)),
   };
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-/** A JSON value's type for error messages: "number", "boolean", "null", "empty string", "list", ... */
-function typeName(v: unknown): string {
-  if (v === null) return "null";
-  if (Array.isArray(v)) return v.length === 0 ? "empty list" : "list";
-  if (typeof v === "string") return v.length === 0 ? "empty string" : "string";
-  return typeof v;
 }

@@ -1,15 +1,14 @@
 /**
- * Answers for the win rates, generated locally: one model loaded at a time, the first N Korean prompts in
- * the model's chat template, greedy decoding, written as `{id, answer}` JSONL that `runWinRate` reads as a
- * file source. The file is appended to as answers arrive, so a killed run keeps what it had and a rerun
- * generates only the missing ones.
+ * Answers for the win rates from a local model: one model loaded at a time, the first N Korean prompts in
+ * the model's chat template, greedy decoding. The answers file, its resume after a kill and the generation
+ * loop are eval/winrate/answers.ts's `generateAnswers`; this file loads the model and renders the prompts.
  *
  * @module
  */
+import { generateAnswers } from "../eval/winrate/answers.ts";
+import { readQuestions } from "../eval/winrate/inputs.ts";
 import { loadEngine, type TextEngine } from "../generate/engine.ts";
 import type { Gpu } from "../gpu/runtime.ts";
-import { writeFileAtomic } from "../io/atomic.ts";
-import { type Question, readQuestions } from "../eval/winrate/inputs.ts";
 
 /**
  * The prompt format for models with no chat template and no --chat-template file (base models such as
@@ -26,7 +25,7 @@ export const PLAIN_CHAT_TEMPLATE = "{{ bos_token }}{% for message in messages %}
   "{% else %}{{ message['content'] + '\\n\\n' }}{% endif %}{% endfor %}" +
   "{% if add_generation_prompt %}{{ '### 답변:\\n' }}{% endif %}";
 
-/** Options of {@link generateAnswers}. */
+/** Options of {@link answerWithModel}. */
 export interface AnswerOptions {
   /** A model folder (full weights). */
   modelDir: string;
@@ -48,7 +47,7 @@ export interface AnswerOptions {
   log?: (line: string) => void;
 }
 
-/** What {@link generateAnswers} did. */
+/** What {@link answerWithModel} did. */
 export interface AnswerReport {
   generated: number;
   kept: number;
@@ -56,58 +55,6 @@ export interface AnswerReport {
   truncated: number;
   /** Which template rendered the prompts. */
   template: "model" | "given" | "plain";
-}
-
-interface AnswerLine {
-  id: string;
-  answer: string;
-}
-
-/**
- * The answers already in `path` (none when it does not exist). A last line cut short by a kill is dropped
- * from the file; any other bad line is an error naming the file and line.
- *
- * @example
- * ```ts
- * const kept = await readKeptAnswers("runs/repro-tiny/winrate/answers/sft.jsonl");
- * kept.size; // 20
- * ```
- */
-export async function readKeptAnswers(path: string): Promise<Map<string, string>> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return new Map();
-    throw e;
-  }
-  const lines = text.split("\n");
-  const answers = new Map<string, string>();
-  let cut = false;
-  lines.forEach((line, i) => {
-    if (line.trim() === "") return;
-    let row: Partial<AnswerLine>;
-    try {
-      row = JSON.parse(line);
-    } catch {
-      if (i === lines.length - 1) {
-        cut = true;
-        return;
-      }
-      throw new Error(`${path}:${i + 1}: not valid JSON; remove the line (or the file) to regenerate`);
-    }
-    if (typeof row.id !== "string" || typeof row.answer !== "string") {
-      throw new Error(`${path}:${i + 1}: expected {"id": string, "answer": string}`);
-    }
-    answers.set(row.id, row.answer);
-  });
-  if (cut) {
-    await writeFileAtomic(
-      path,
-      [...answers].map(([id, answer]) => JSON.stringify({ id, answer }) + "\n").join(""),
-    );
-  }
-  return answers;
 }
 
 /** Which template renders the prompts, and its source. */
@@ -155,81 +102,57 @@ export function fitPrompt(
   return { prompt, truncated: text !== question };
 }
 
-async function answerAll(
-  engine: TextEngine,
-  todo: readonly Question[],
-  o: AnswerOptions,
-  template: string | undefined,
-): Promise<number> {
-  let truncated = 0;
-  let writes = Promise.resolve();
-  // allSettled: the engine may only be closed once no request is running, even after a failure.
-  const settled = await Promise.allSettled(todo.map(async (q) => {
-    const fitted = fitPrompt(engine, q.text, template, o.maxNewTokens);
-    if (fitted.truncated) truncated++;
-    const result = await engine.generate(
-      {
-        prompt: fitted.prompt,
-        maxTokens: o.maxNewTokens,
-        temperature: 0,
-        topP: 1,
-        topK: 0,
-        repetitionPenalty: 1,
-        stop: [],
-        seed: 0,
-      },
-      () => {},
-      new AbortController().signal,
-    );
-    const line = JSON.stringify({
-      id: q.id,
-      answer: result.text,
-      model: o.label,
-      ...(fitted.truncated ? { prompt_truncated: true } : {}),
-    });
-    writes = writes.then(() => Deno.writeTextFile(o.outPath, line + "\n", { append: true }));
-    await writes;
-  }));
-  const failure = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
-  if (failure) throw failure.reason;
-  return truncated;
-}
-
 /**
- * Generates the answers `outPath` lacks for the first `limit` prompts, then frees the model.
+ * Generates the answers `outPath` lacks for the first `limit` prompts, loading the model only when some are
+ * missing and freeing it after.
  *
  * @example
  * ```ts
- * await generateAnswers({ modelDir: "runs/repro-tiny/sft/final", label: "SFT", promptsPath: "data/ko_user_oriented_instructions.jsonl",
+ * await answerWithModel({ modelDir: "runs/repro-tiny/sft/final", label: "SFT", promptsPath: "data/ko_user_oriented_instructions.jsonl",
  *   limit: 20, outPath: "runs/repro-tiny/winrate/answers/sft.jsonl", maxNewTokens: 48, contextTokens: 512 });
  * ```
  */
-export async function generateAnswers(o: AnswerOptions): Promise<AnswerReport> {
-  const questions = await readQuestions(o.promptsPath, o.limit);
-  const kept = await readKeptAnswers(o.outPath);
-  const todo = questions.filter((q) => !kept.has(q.id));
-  const report: AnswerReport = {
-    generated: 0,
-    kept: questions.length - todo.length,
-    truncated: 0,
-    template: "model",
-  };
-  if (todo.length === 0) return report;
+export async function answerWithModel(o: AnswerOptions): Promise<AnswerReport> {
+  const report: AnswerReport = { generated: 0, kept: 0, truncated: 0, template: "model" };
   await Deno.mkdir(o.outPath.slice(0, Math.max(0, o.outPath.lastIndexOf("/"))) || ".", { recursive: true });
-  const engine = await loadEngine(o.modelDir, {
-    maxConcurrent: o.slots ?? 4,
-    maxContextTokens: o.contextTokens,
-    gpu: o.gpu,
-    modelId: o.label,
+  const { generated, kept } = await generateAnswers({
+    questions: await readQuestions(o.promptsPath, o.limit),
+    path: o.outPath,
+    model: o.label,
+    warn: o.log,
+    start: async (todo) => {
+      const engine = await loadEngine(o.modelDir, {
+        maxConcurrent: o.slots ?? 4,
+        maxContextTokens: o.contextTokens,
+        gpu: o.gpu,
+        modelId: o.label,
+      });
+      const template = promptTemplate(engine, o.chatTemplate);
+      report.template = template.kind;
+      o.log?.(`[answers] ${o.label}: generating ${todo.length} answers (${template.kind} chat template)`);
+      return {
+        answer: async (q) => {
+          const fitted = fitPrompt(engine, q.text, template.source, o.maxNewTokens);
+          if (fitted.truncated) report.truncated++;
+          const result = await engine.generate(
+            {
+              prompt: fitted.prompt,
+              maxTokens: o.maxNewTokens,
+              temperature: 0,
+              topP: 1,
+              topK: 0,
+              repetitionPenalty: 1,
+              stop: [],
+              seed: 0,
+            },
+            () => {},
+            new AbortController().signal,
+          );
+          return { answer: result.text, promptTruncated: fitted.truncated };
+        },
+        close: () => engine.close(),
+      };
+    },
   });
-  try {
-    const template = promptTemplate(engine, o.chatTemplate);
-    report.template = template.kind;
-    o.log?.(`[answers] ${o.label}: generating ${todo.length} answers (${template.kind} chat template)`);
-    report.truncated = await answerAll(engine, todo, o, template.source);
-    report.generated = todo.length;
-  } finally {
-    engine.close();
-  }
-  return report;
+  return { ...report, generated, kept };
 }

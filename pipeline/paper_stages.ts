@@ -19,6 +19,7 @@ import { kobestDataDir, runKobest } from "../eval/kobest/run.ts";
 import { KOBEST_TASKS } from "../eval/kobest/data.ts";
 import { kobestMarkdownTable, type LmEvalResults, type TableEntry } from "../eval/kobest/results.ts";
 import { writeKobestTrainingData } from "../eval/kobest/training.ts";
+import { readAnswers } from "../eval/winrate/answers.ts";
 import { readQuestions } from "../eval/winrate/inputs.ts";
 import { RULE_JUDGE_MODEL, RuleJudgeClient } from "../eval/winrate/rule_judge.ts";
 import { runWinRate } from "../eval/winrate/run.ts";
@@ -30,7 +31,7 @@ import { writeReport } from "../report/write.ts";
 import { listCheckpoints } from "../train/checkpoint.ts";
 import { withDefaults } from "../train/config.ts";
 import { train, type TrainLogger } from "../train/trainer.ts";
-import { generateAnswers, readKeptAnswers } from "./answers.ts";
+import { answerWithModel } from "./answers.ts";
 import { fileMissing, modelFolderMissing, modelFolderStamp, removeAll } from "./files.ts";
 import type { JudgeSettings, Objective, ReproduceSettings } from "./settings.ts";
 import type { Json, Stage, StageContext } from "./stages.ts";
@@ -373,7 +374,8 @@ export function table2Stage(env: StageEnv, labels: readonly ModelLabel[]): Stage
 async function answersMissing(path: string, promptsPath: string, limit: number): Promise<string | undefined> {
   const gone = await fileMissing(path);
   if (gone) return gone;
-  const kept = await readKeptAnswers(path);
+  // A cut last line counts as missing here; the stage's run removes it, and says so.
+  const kept = await readAnswers(path, () => {});
   const lacking = (await readQuestions(promptsPath, limit)).filter((q) => !kept.has(q.id)).length;
   return lacking === 0 ? undefined : `${path} lacks ${lacking} answer(s)`;
 }
@@ -404,7 +406,7 @@ export function answersStage(env: StageEnv, label: ModelLabel): Stage {
     async run(ctx) {
       const dir = modelDirOf(ctx, label);
       const report = await withGpu(env.gpu, (gpu) =>
-        generateAnswers({
+        answerWithModel({
           modelDir: dir,
           label,
           promptsPath: s.prompts,

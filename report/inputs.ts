@@ -18,7 +18,8 @@
 import { basename, dirname } from "node:path";
 import { KOBEST_TASKS, type KobestTask } from "../eval/kobest/data.ts";
 import { type LmEvalResults, lmEvalTaskName } from "../eval/kobest/results.ts";
-import type { JudgmentRecord } from "../eval/winrate/judgments.ts";
+import { type JudgmentRecord, parseJudgment } from "../eval/winrate/judgments.ts";
+import { type JsonlRow, parseJsonl } from "../io/jsonl.ts";
 import { type PairSummary, summarizePair } from "../eval/winrate/summary.ts";
 
 /**
@@ -278,8 +279,8 @@ export function parseMetricsJsonl(
 ): { train: MetricRecord[]; eval: MetricRecord[] } {
   const train = new Map<number, MetricRecord>();
   const evals = new Map<number, MetricRecord>();
-  for (const { line, row } of jsonlObjects(text, file)) {
-    const record = metricRecord(row, `${file}:${line}`);
+  for (const { value, where } of logRows(text, file)) {
+    const record = metricRecord(value, where);
     const isEval = Object.keys(record).some((k) => k.startsWith("eval_"));
     // A step logged again (a run resumed from an earlier checkpoint) replaces the earlier record.
     (isEval ? evals : train).set(record.step, record);
@@ -301,24 +302,15 @@ function metricRecord(row: Json, where: string): MetricRecord & { step: number }
 }
 
 /**
- * The objects of a JSONL text with their 1-based line numbers. A last line without its newline that does
- * not parse is a write in progress (a run still training, a judge still judging) and is left out.
+ * The objects of a log's JSONL text (metrics, judgments). A last line cut short is a write in progress (a
+ * run still training, a judge still judging) and is left out with a warning; any other bad line is an error.
  */
-function jsonlObjects(text: string, file: string): { line: number; row: Json }[] {
-  const lines = text.split("\n");
-  const rows: { line: number; row: Json }[] = [];
-  lines.forEach((raw, i) => {
-    if (raw.trim() === "") return;
-    const parsed = tryParseJson(raw);
-    const isCutLastLine = i === lines.length - 1 && !text.endsWith("\n");
-    if (!parsed.ok) {
-      if (isCutLastLine) return;
-      throw new ReportInputError(`${file}:${i + 1}: not valid JSON`);
-    }
-    if (!isObject(parsed.value)) throw new ReportInputError(`${file}:${i + 1}: expected a JSON object`);
-    rows.push({ line: i + 1, row: parsed.value });
-  });
-  return rows;
+function logRows(text: string, file: string): JsonlRow[] {
+  return parseJsonl(text, file, { log: true, error: reportError });
+}
+
+function reportError(message: string): ReportInputError {
+  return new ReportInputError(message);
 }
 
 function uniqueRunNames(runs: TrainingRun[]): TrainingRun[] {
@@ -528,8 +520,6 @@ function checkPair(value: unknown, where: string): PairSummary {
   return p;
 }
 
-const OUTCOMES = new Set(["win", "tie", "loss", "error"]);
-
 /**
  * Summarises a win-rate results JSONL as `deno task winrate` does, one set per judge. A question judged
  * more than once for a pair (answers regenerated, judged again) counts with its last line.
@@ -542,8 +532,8 @@ const OUTCOMES = new Set(["win", "tie", "loss", "error"]);
  */
 export function parseJudgments(text: string, file: string): WinRateSet[] {
   const byJudge = new Map<string, Map<string, { a: string; b: string; byId: Map<string, JudgmentRecord> }>>();
-  for (const { line, row } of jsonlObjects(text, file)) {
-    const rec = checkJudgment(row, `${file}:${line}`);
+  for (const row of logRows(text, file)) {
+    const rec = parseJudgment(row, reportError);
     const pairs = byJudge.get(rec.judge) ?? new Map();
     byJudge.set(rec.judge, pairs);
     const pairKey = JSON.stringify([rec.model_a, rec.model_b]);
@@ -557,23 +547,6 @@ export function parseJudgments(text: string, file: string): WinRateSet[] {
     pairs: [...pairs.values()].map((p) => summarizePair(p.a, p.b, [...p.byId.values()], 0)),
     source: file,
   }));
-}
-
-function checkJudgment(row: Json, where: string): JudgmentRecord {
-  for (const f of ["model_a", "model_b", "judge"]) {
-    if (typeof row[f] !== "string") {
-      throw new ReportInputError(`${where}: "${f}": expected a string, got ${show(row[f])}`);
-    }
-  }
-  if (!(typeof row.id === "string" || typeof row.id === "number")) {
-    throw new ReportInputError(`${where}: "id": expected a string, got ${show(row.id)}`);
-  }
-  if (!OUTCOMES.has(row.outcome as string)) {
-    throw new ReportInputError(
-      `${where}: "outcome": expected win | tie | loss | error, got ${show(row.outcome)}`,
-    );
-  }
-  return { ...row, id: String(row.id) } as unknown as JudgmentRecord;
 }
 
 /**

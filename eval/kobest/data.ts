@@ -16,6 +16,7 @@
  */
 import { isFile, readUtf8File } from "../../io/fs.ts";
 import { parseTable } from "../../io/delimited.ts";
+import { parseJsonl } from "../../io/jsonl.ts";
 
 /** The five KoBEST tasks, in the order lm-evaluation-harness lists them. */
 export const KOBEST_TASKS = ["boolq", "copa", "hellaswag", "sentineg", "wic"] as const;
@@ -304,21 +305,7 @@ export function parseKobestJsonl<T extends KobestTask>(
 ): KobestDocMap[T][] {
   const fields = TSV_LAYOUT[task].columns.map((s) => s.field);
   const docs: KobestDocMap[T][] = [];
-  const lines = text.split("\n");
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i].trim();
-    if (line === "") continue;
-    const where = `${file}:${i + 1}`;
-    let record: unknown;
-    try {
-      record = JSON.parse(line);
-    } catch (e) {
-      throw new KobestDataError(`${where}: not valid JSON (${(e as Error).message})`);
-    }
-    if (typeof record !== "object" || record === null || Array.isArray(record)) {
-      throw new KobestDataError(`${where}: expected a JSON object with fields ${fields.join(", ")}`);
-    }
-    const values = record as Record<string, unknown>;
+  for (const { where, value: values } of parseJsonl(text, file, { error: (m) => new KobestDataError(m) })) {
     const doc: Record<string, string | number> = {};
     for (const field of fields) {
       const value = values[field];

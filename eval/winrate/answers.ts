@@ -1,10 +1,18 @@
 /**
- * Answers to the win rates' questions: JSONL files with `{id, answer}`, `{id, output}` or FastChat's
- * `{question_id, choices: [{turns: [...]}]}` (first turn).
+ * Answers to the win rates' questions, and the one place they are generated.
+ *
+ * Answer files are JSONL with `{id, answer}`, `{id, output}` or FastChat's
+ * `{question_id, choices: [{turns: [...]}]}` (first turn). Generated answers are appended as they arrive, one
+ * `{id, answer, model}` line each (plus `prompt_truncated: true` when the question was shortened to fit),
+ * so a killed run keeps what it had and the next run generates only the missing ones. Answer files are logs
+ * in io/jsonl.ts's sense: a last line cut short by a kill is dropped with a warning (and cut off the file
+ * before the next append); any other bad line is an error naming the file and line.
  *
  * @module
  */
-import { idOf, parseJsonl, readText, type Row, WinRateInputError } from "./inputs.ts";
+import { JsonlLog, type JsonlRow, type JsonObject, parseJsonl } from "../../io/jsonl.ts";
+import { idOf, inputError, type Question, readText, WinRateInputError } from "./inputs.ts";
+import { forEachPooled } from "./pool.ts";
 
 /**
  * The answer text of one answer record.
@@ -14,19 +22,31 @@ import { idOf, parseJsonl, readText, type Row, WinRateInputError } from "./input
  * answerText({ question_id: 81, choices: [{ turns: ["첫 답변", "둘째 답변"] }] }, "a.jsonl:1"); // "첫 답변"
  * ```
  */
-export function answerText(row: Row, where: string): string {
+export function answerText(row: JsonObject, where: string): string {
   for (const field of ["answer", "output"]) {
     if (typeof row[field] === "string") return row[field] as string;
   }
-  const turns = Array.isArray(row.choices) ? (row.choices[0] as Row | undefined)?.turns : undefined;
+  const turns = Array.isArray(row.choices) ? (row.choices[0] as JsonObject | undefined)?.turns : undefined;
   if (Array.isArray(turns) && typeof turns[0] === "string") return turns[0];
   throw new WinRateInputError(
     `${where}: expected a string "answer" or "output", or "choices": [{"turns": [string, ...]}]`,
   );
 }
 
+/** The answers of an answers file's rows by question id; ids must be unique. */
+function answersOf(rows: readonly JsonlRow[]): Map<string, string> {
+  const answers = new Map<string, string>();
+  for (const { where, value } of rows) {
+    const id = idOf(value, where);
+    if (answers.has(id)) throw new WinRateInputError(`${where}: duplicate id ${JSON.stringify(id)}`);
+    answers.set(id, answerText(value, where));
+  }
+  return answers;
+}
+
 /**
- * Reads an answers JSONL file into a map from question id to answer; ids must be unique.
+ * Reads an answers JSONL file into a map from question id to answer; ids must be unique. A last line cut
+ * short by a killed writer is left out, and `warn` (default `console.warn`) says so.
  *
  * @example
  * ```ts
@@ -34,13 +54,91 @@ export function answerText(row: Row, where: string): string {
  * answers.get("user_oriented_task_0");
  * ```
  */
-export async function readAnswers(path: string): Promise<Map<string, string>> {
-  const answers = new Map<string, string>();
-  for (const { line, row } of parseJsonl(await readText(path, "answers"), path)) {
-    const where = `${path}:${line}`;
-    const id = idOf(row, where);
-    if (answers.has(id)) throw new WinRateInputError(`${where}: duplicate id ${JSON.stringify(id)}`);
-    answers.set(id, answerText(row, where));
+export async function readAnswers(
+  path: string,
+  warn?: (message: string) => void,
+): Promise<Map<string, string>> {
+  return answersOf(parseJsonl(await readText(path, "answers"), path, { log: true, warn, error: inputError }));
+}
+
+/** One generated answer. */
+export interface GeneratedAnswer {
+  /** The answer text. */
+  answer: string;
+  /** The question was shortened to fit the model's context. */
+  promptTruncated?: boolean;
+}
+
+/** What answers the missing questions: started once some are missing, closed when none is running. */
+export interface Answerer {
+  /** Answers one question. */
+  answer(question: Question): Promise<GeneratedAnswer>;
+  /** Frees what `start` took (a loaded model); called once, after the last answer settles. */
+  close?(): void;
+}
+
+/** Options of {@link generateAnswers}. */
+export interface GenerateAnswersOptions {
+  /** The questions to have answers for. */
+  questions: readonly Question[];
+  /** The answers JSONL: the answers kept in it are reused, the missing ones appended. */
+  path: string;
+  /** The model's name, written on each line. */
+  model: string;
+  /** Makes the answerer for the questions the file lacks; not called when none is missing. */
+  start: (todo: readonly Question[]) => Promise<Answerer>;
+  /** Answers asked for at once (default: all of them; the answerer may queue them). */
+  parallel?: number;
+  /** Hears of a cut last line removed from the file (default `console.warn`). */
+  warn?: (message: string) => void;
+}
+
+/** What {@link generateAnswers} found and did. */
+export interface GeneratedAnswers {
+  /** Every answer, kept and generated, by question id (answers to other questions in the file included). */
+  answers: Map<string, string>;
+  /** Answers generated by this call. */
+  generated: number;
+  /** Of the questions, those already answered in the file. */
+  kept: number;
+}
+
+/**
+ * Generates the answers `path` lacks for `questions`, appending each line as it arrives. After a failure no
+ * new question is started; those running finish (and are kept) before the answerer is closed and the
+ * failure is thrown.
+ *
+ * @example
+ * ```ts
+ * const { generated } = await generateAnswers({
+ *   questions: await readQuestions("data/ko_user_oriented_instructions.jsonl", 20),
+ *   path: "runs/winrate/answers/orpo.jsonl",
+ *   model: "orpo",
+ *   start: () => Promise.resolve({ answer: async (q) => ({ answer: await ask(q.text) }) }),
+ * });
+ * ```
+ */
+export async function generateAnswers(o: GenerateAnswersOptions): Promise<GeneratedAnswers> {
+  const log = await JsonlLog.open(o.path, { warn: o.warn, error: inputError });
+  const answers = answersOf(log.rows);
+  const todo = o.questions.filter((q) => !answers.has(q.id));
+  const result = { answers, generated: 0, kept: o.questions.length - todo.length };
+  if (todo.length === 0) return result;
+  const answerer = await o.start(todo);
+  try {
+    await forEachPooled(todo, o.parallel ?? todo.length, async (q) => {
+      const { answer, promptTruncated } = await answerer.answer(q);
+      answers.set(q.id, answer);
+      result.generated++;
+      await log.append({
+        id: q.id,
+        answer,
+        model: o.model,
+        ...(promptTruncated ? { prompt_truncated: true } : {}),
+      });
+    });
+  } finally {
+    answerer.close?.();
   }
-  return answers;
+  return result;
 }

@@ -10,6 +10,7 @@
  * @module
  */
 import { decodeUtf8 } from "../../io/fs.ts";
+import { type JsonObject, parseJsonl } from "../../io/jsonl.ts";
 
 /** One question to answer and judge. */
 export interface Question {
@@ -51,26 +52,9 @@ export class WinRateInputError extends Error {
   }
 }
 
-/** One JSON object of an input line. */
-export type Row = Record<string, unknown>;
-
-/** Parses JSONL text into objects with their 1-based line numbers; blank lines are skipped. */
-export function parseJsonl(text: string, file: string): { line: number; row: Row }[] {
-  const rows: { line: number; row: Row }[] = [];
-  text.split("\n").forEach((raw, i) => {
-    if (raw.trim() === "") return;
-    let row: unknown;
-    try {
-      row = JSON.parse(raw);
-    } catch (e) {
-      throw new WinRateInputError(`${file}:${i + 1}: not valid JSON (${(e as Error).message})`);
-    }
-    if (typeof row !== "object" || row === null || Array.isArray(row)) {
-      throw new WinRateInputError(`${file}:${i + 1}: expected a JSON object`);
-    }
-    rows.push({ line: i + 1, row: row as Row });
-  });
-  return rows;
+/** Makes the error for a bad line of an input file. */
+export function inputError(message: string): WinRateInputError {
+  return new WinRateInputError(message);
 }
 
 /** The UTF-8 text of an input file; a missing or undecodable file is a {@link WinRateInputError}. */
@@ -96,7 +80,7 @@ export async function readText(path: string, what: string): Promise<string> {
  * idOf({ question_id: 81 }, "a.jsonl:1"); // "81"
  * ```
  */
-export function idOf(row: Row, where: string): string {
+export function idOf(row: JsonObject, where: string): string {
   const id = row.id ?? row.question_id;
   if (typeof id === "string" && id !== "") return id;
   if (typeof id === "number" && Number.isFinite(id)) return String(id);
@@ -112,10 +96,10 @@ export function idOf(row: Row, where: string): string {
  * // "다음 문장을 요약하세요.\n\n긴 문장"
  * ```
  */
-export function questionText(row: Row, where: string): string {
+export function questionText(row: JsonObject, where: string): string {
   if (typeof row.instruction === "string") {
     const instances = row.instances;
-    const input = Array.isArray(instances) ? (instances[0] as Row | undefined)?.input : undefined;
+    const input = Array.isArray(instances) ? (instances[0] as JsonObject | undefined)?.input : undefined;
     if (input !== undefined && typeof input !== "string") {
       throw new WinRateInputError(`${where}: instances[0].input must be a string`);
     }
@@ -140,8 +124,8 @@ export function questionText(row: Row, where: string): string {
  */
 export async function readQuestions(path: string, limit?: number): Promise<Question[]> {
   const seen = new Set<string>();
-  const questions = parseJsonl(await readText(path, "prompts"), path).map(({ line, row }) => {
-    const where = `${path}:${line}`;
+  const rows = parseJsonl(await readText(path, "prompts"), path, { error: inputError });
+  const questions = rows.map(({ where, value: row }) => {
     const id = idOf(row, where);
     if (seen.has(id)) throw new WinRateInputError(`${where}: duplicate id ${JSON.stringify(id)}`);
     seen.add(id);

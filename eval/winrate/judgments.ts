@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { JsonlLog, type JsonlRow } from "../../io/jsonl.ts";
 import type { Verdict } from "./judge_prompt.ts";
 import { WinRateInputError } from "./inputs.ts";
 
@@ -31,52 +32,34 @@ export interface JudgmentRecord {
 }
 
 /**
- * The results JSONL: what is already judged, and appends that survive a crash. A last line cut short by a
- * crash is ignored and the next append starts on a fresh line.
+ * The results JSONL on disk: what is already judged, and appends that survive a crash. Opening it follows
+ * the toolkit's JSONL rule (io/jsonl.ts): a last line cut short by a killed run is cut off the file with a
+ * warning (and judged again); any other bad line is an error naming the file and line.
  */
 export class JudgmentLog {
   readonly path: string;
+  readonly #log: JsonlLog;
   readonly #byKey = new Map<string, JudgmentRecord>();
-  #needsNewline = false;
-  #writes: Promise<void> = Promise.resolve();
 
-  private constructor(path: string) {
-    this.path = path;
+  private constructor(log: JsonlLog) {
+    this.path = log.path;
+    this.#log = log;
+    for (const row of log.rows) {
+      const rec = parseJudgment(row);
+      this.#byKey.set(judgmentKey(rec), rec);
+    }
   }
 
   /**
-   * Opens (or starts) a results file.
+   * Opens (or starts) a results file; `warn` hears of a cut last line (default: `console.warn`).
    *
    * @example
    * ```ts
    * const log = await JudgmentLog.open("runs/winrate/judgments.jsonl");
    * ```
    */
-  static async open(path: string): Promise<JudgmentLog> {
-    const log = new JudgmentLog(path);
-    let text = "";
-    try {
-      text = await Deno.readTextFile(path);
-    } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
-    }
-    const complete = await dropCutLastLine(path, text);
-    log.#needsNewline = complete !== "" && !complete.endsWith("\n");
-    log.#load(complete);
-    return log;
-  }
-
-  #load(text: string): void {
-    text.split("\n").forEach((line, i) => {
-      if (line.trim() === "") return;
-      let rec: JudgmentRecord;
-      try {
-        rec = JSON.parse(line);
-      } catch {
-        throw new WinRateInputError(`${this.path}:${i + 1}: not valid JSON; fix or remove the line`);
-      }
-      this.#byKey.set(judgmentKey(rec), rec);
-    });
+  static async open(path: string, warn?: (message: string) => void): Promise<JudgmentLog> {
+    return new JudgmentLog(await JsonlLog.open(path, { warn, error: (m) => new WinRateInputError(m) }));
   }
 
   /** The stored judgment with this key, if any. */
@@ -87,28 +70,44 @@ export class JudgmentLog {
   /** Appends one record; appends are serialized so lines never interleave. */
   append(rec: JudgmentRecord): Promise<void> {
     this.#byKey.set(judgmentKey(rec), rec);
-    const line = (this.#needsNewline ? "\n" : "") + JSON.stringify(rec) + "\n";
-    this.#needsNewline = false;
-    this.#writes = this.#writes.then(() => Deno.writeTextFile(this.path, line, { append: true }));
-    return this.#writes;
+    return this.#log.append(rec);
   }
 }
 
+const OUTCOMES = new Set(["win", "tie", "loss", "error"]);
+
 /**
- * A crash mid-append leaves a last line without its newline that does not parse: cut it off the file (it is
- * judged again) and return the text that remains.
+ * One results line as a {@link JudgmentRecord}, checked for the fields a summary needs (`model_a`,
+ * `model_b`, `judge`, `id`, `outcome`); `error` makes the error for a line that lacks one (default: a
+ * {@link WinRateInputError}).
+ *
+ * @example
+ * ```ts
+ * for (const row of parseJsonl(text, "judgments.jsonl", { log: true })) parseJudgment(row).outcome;
+ * ```
  */
-async function dropCutLastLine(path: string, text: string): Promise<string> {
-  if (text === "" || text.endsWith("\n")) return text;
-  const start = text.lastIndexOf("\n") + 1;
-  try {
-    JSON.parse(text.slice(start));
-    return text;
-  } catch {
-    const kept = text.slice(0, start);
-    await Deno.truncate(path, new TextEncoder().encode(kept).byteLength);
-    return kept;
+export function parseJudgment(
+  row: JsonlRow,
+  error: (message: string) => Error = (m) => new WinRateInputError(m),
+): JudgmentRecord {
+  const { value, where } = row;
+  for (const f of ["model_a", "model_b", "judge"]) {
+    if (typeof value[f] !== "string") {
+      throw error(`${where}: "${f}": expected a string, got ${show(value[f])}`);
+    }
   }
+  if (!(typeof value.id === "string" || typeof value.id === "number")) {
+    throw error(`${where}: "id": expected a string, got ${show(value.id)}`);
+  }
+  if (!OUTCOMES.has(value.outcome as string)) {
+    throw error(`${where}: "outcome": expected win | tie | loss | error, got ${show(value.outcome)}`);
+  }
+  return { ...value, id: String(value.id) } as unknown as JudgmentRecord;
+}
+
+function show(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 
 function judgmentKey(r: Pick<JudgmentRecord, "model_a" | "model_b" | "id" | "fingerprint">): string {

@@ -22,7 +22,7 @@
  */
 import { type ChatClient, OpenAIClient, type OpenAIClientOptions } from "../../io/openai_client.ts";
 import { JUDGE_PROMPT_VERSION } from "./judge_prompt.ts";
-import { readAnswers } from "./answers.ts";
+import { generateAnswers, readAnswers } from "./answers.ts";
 import { type ModelSpec, type PairSpec, type Question, readQuestions, WinRateInputError } from "./inputs.ts";
 import { fingerprint, Judge, judgeQuestion, type JudgeTask } from "./judge.ts";
 import { JudgmentLog } from "./judgments.ts";
@@ -105,7 +105,7 @@ interface RunContext {
 async function resolveModel(ctx: RunContext, spec: ModelSpec): Promise<ResolvedModel> {
   if (spec.source.kind === "file") {
     if (!spec.name) throw new WinRateInputError(`answers file ${spec.source.path}: the model needs a name`);
-    return { name: spec.name, answers: await readAnswers(spec.source.path) };
+    return { name: spec.name, answers: await readAnswers(spec.source.path, ctx.log) };
   }
   const client = new OpenAIClient({
     ...ctx.config.http,
@@ -115,40 +115,29 @@ async function resolveModel(ctx: RunContext, spec: ModelSpec): Promise<ResolvedM
   const served = await client.listModels();
   if (served.length === 0) throw new WinRateInputError(`${client.baseUrl}/models lists no model`);
   const name = spec.name ?? served[0];
-  return { name, answers: await generateAnswers(ctx, client, served[0], name) };
-}
-
-/** Generates the answers missing from `answersDir/<name>.jsonl`, appending each as it arrives. */
-async function generateAnswers(
-  ctx: RunContext,
-  client: OpenAIClient,
-  servedModel: string,
-  name: string,
-): Promise<Map<string, string>> {
-  const cachePath = `${ctx.answersDir}/${name.replace(/[^\w.-]+/g, "_")}.jsonl`;
-  const answers = await readAnswers(cachePath).catch((e) => {
-    if (e instanceof WinRateInputError && e.message.startsWith("cannot read")) {
-      return new Map<string, string>();
-    }
-    throw e;
+  const { answers } = await generateAnswers({
+    questions: ctx.questions,
+    path: `${ctx.answersDir}/${name.replace(/[^\w.-]+/g, "_")}.jsonl`,
+    model: name,
+    parallel: ctx.parallel,
+    warn: ctx.log,
+    start: (todo) => {
+      ctx.log(`generating ${todo.length} answers with ${name} at ${client.baseUrl}`);
+      return Promise.resolve({
+        answer: async (q) => {
+          ctx.answerCalls++;
+          const reply = await client.chat({
+            model: served[0],
+            messages: [{ role: "user", content: q.text }],
+            temperature: ctx.config.answers?.temperature ?? 0,
+            ...(ctx.config.answers?.maxTokens ? { max_tokens: ctx.config.answers.maxTokens } : {}),
+          });
+          return { answer: reply.content };
+        },
+      });
+    },
   });
-  const todo = ctx.questions.filter((q) => !answers.has(q.id));
-  if (todo.length > 0) ctx.log(`generating ${todo.length} answers with ${name} at ${client.baseUrl}`);
-  let writes = Promise.resolve();
-  await forEachPooled(todo, ctx.parallel, async (q) => {
-    ctx.answerCalls++;
-    const reply = await client.chat({
-      model: servedModel,
-      messages: [{ role: "user", content: q.text }],
-      temperature: ctx.config.answers?.temperature ?? 0,
-      ...(ctx.config.answers?.maxTokens ? { max_tokens: ctx.config.answers.maxTokens } : {}),
-    });
-    answers.set(q.id, reply.content);
-    const line = JSON.stringify({ id: q.id, answer: reply.content, model: name }) + "\n";
-    writes = writes.then(() => Deno.writeTextFile(cachePath, line, { append: true }));
-    await writes;
-  });
-  return answers;
+  return { name, answers };
 }
 
 /**
@@ -187,7 +176,7 @@ export async function runWinRate(config: WinRateConfig): Promise<WinRateReport> 
     config.judge.maxTokens ?? 2048,
     config.verdictRetries ?? 2,
   );
-  const log = await JudgmentLog.open(config.resultsPath);
+  const log = await JudgmentLog.open(config.resultsPath, ctx.log);
   const plans = await Promise.all(config.pairs.map((_, i) => planPair(ctx, judge.model, models[i])));
   await judgeAll(ctx, judge, log, plans.flatMap((p) => p.tasks));
 

@@ -121,7 +121,7 @@ Deno.test("datasets: bad rows stop with file:line, field, expectation and the de
     ],
     [{ text: "x" }, 'p.jsonl:2: a "language-modeling" row in a "preference" dataset'],
     ["[1, 2]", "p.jsonl:2: expected a JSON object, got list"],
-    ['{"prompt": "q",', "p.jsonl:2: invalid JSON"],
+    ['{"prompt": "q",', "p.jsonl:2: not valid JSON"],
   ];
   for (const [bad, message] of cases) {
     assertThrows(() => parseDataset(jsonl(first, bad), "p.jsonl"), DatasetError, message);

@@ -1,27 +1,11 @@
-import { generateAnswers, readKeptAnswers } from "../../pipeline/answers.ts";
-import { assertEquals, assertRejects } from "../asserts.ts";
+import { readAnswers } from "../../eval/winrate/answers.ts";
+import { answerWithModel } from "../../pipeline/answers.ts";
+import { assertEquals } from "../asserts.ts";
 import { GPU_TEST, testGpu } from "../helpers.ts";
 import { writeMicroModel } from "../model/micro_model.ts";
 
-Deno.test("answers: a last line cut by a kill is dropped from the file; other bad lines are errors", async () => {
-  const dir = await Deno.makeTempDir();
-  const path = `${dir}/a.jsonl`;
-  await Deno.writeTextFile(path, '{"id":"q0","answer":"네"}\n{"id":"q1","answer":"아니');
-  assertEquals([...await readKeptAnswers(path)], [["q0", "네"]]);
-  assertEquals(await Deno.readTextFile(path), '{"id":"q0","answer":"네"}\n');
-  await Deno.writeTextFile(path, '{"id":"q0"\n{"id":"q1","answer":"네"}\n');
-  await assertRejects(() => readKeptAnswers(path), Error, `${path}:1: not valid JSON`);
-  await Deno.writeTextFile(path, '{"id":"q0","text":"네"}\n');
-  await assertRejects(
-    () => readKeptAnswers(path),
-    Error,
-    `${path}:1: expected {"id": string, "answer": string}`,
-  );
-  assertEquals((await readKeptAnswers(`${dir}/none.jsonl`)).size, 0);
-});
-
 Deno.test(
-  "answers: generated greedily once per prompt, kept on rerun, long prompts shortened to fit",
+  "answers from a local model: generated greedily once per prompt, kept on rerun, long prompts shortened to fit",
   GPU_TEST,
   async () => {
     const gpu = await testGpu();
@@ -43,17 +27,17 @@ Deno.test(
       contextTokens: 128,
       gpu,
     };
-    const first = await generateAnswers({ ...options, limit: 2 });
+    const first = await answerWithModel({ ...options, limit: 2 });
     assertEquals(first, { generated: 2, kept: 0, truncated: 1, template: "model" });
-    const answers = await readKeptAnswers(options.outPath);
+    const answers = await readAnswers(options.outPath);
     assertEquals([...answers.keys()].sort(), ["long", "short"]);
-    const more = await generateAnswers({ ...options, limit: 3 });
+    const more = await answerWithModel({ ...options, limit: 3 });
     assertEquals([more.generated, more.kept], [1, 2]);
-    const again = await readKeptAnswers(options.outPath);
+    const again = await readAnswers(options.outPath);
     assertEquals(again.get("short"), answers.get("short"), "kept answers are not regenerated");
     // Greedy decoding: a fresh file gets the same answers.
-    const fresh = await generateAnswers({ ...options, limit: 3, outPath: `${dir}/answers/fresh.jsonl` });
+    const fresh = await answerWithModel({ ...options, limit: 3, outPath: `${dir}/answers/fresh.jsonl` });
     assertEquals(fresh.generated, 3);
-    assertEquals(await readKeptAnswers(`${dir}/answers/fresh.jsonl`), again);
+    assertEquals(await readAnswers(`${dir}/answers/fresh.jsonl`), again);
   },
 );
