@@ -8,9 +8,10 @@
  * @module
  */
 import { Gpu, prefix } from "../gpu/runtime.ts";
-import { writeFileAtomic, writeJsonAtomic } from "../io/atomic.ts";
+import { writeJsonAtomic } from "../io/atomic.ts";
 import { openModelFolder } from "../io/hf_model.ts";
 import { resolveModelPath } from "../io/hub.ts";
+import { JsonlLog } from "../io/jsonl.ts";
 import { type LoadedLlama, loadLlama, readParams, saveLlama } from "../model/load.ts";
 import type { StepBuffers } from "../model/llama.ts";
 import { ParamSet } from "../model/params.ts";
@@ -216,7 +217,11 @@ async function trainLocked(
   }
   await writeJsonAtomic(`${cfg.out}/train_config.json`, { ...cfg, model_path: modelDir }, { indent: 2 });
   const metricsFile = `${cfg.out}/metrics.jsonl`;
-  await truncateMetrics(metricsFile, state.global_step);
+  // A resumed run rewrites the lines past its checkpoint; a line cut by a kill is removed (io/jsonl.ts).
+  const metrics = await JsonlLog.open(metricsFile, {
+    keep: (row) => (row.value.step as number) <= state.global_step,
+    warn: (m) => log.info(`[${cfg.objective}] warning: ${m}`),
+  });
 
   // --- DPO's reference log-probs, once, from the starting weights
   const reference = cfg.objective === "dpo" && data.kind === "preference"
@@ -277,14 +282,14 @@ async function trainLocked(
     result.firstLoss ??= record.loss;
     result.lastLoss = record.loss;
     if (state.global_step % cfg.logEvery === 0 || state.global_step === totalSteps) {
-      await appendLine(metricsFile, record);
+      await metrics.append(record);
       log.progress(progressLine(cfg.objective, record, state, totalSteps));
     }
     const last = state.global_step === totalSteps;
     if (data.eval.length > 0 && ((cfg.evalEvery > 0 && state.global_step % cfg.evalEvery === 0) || last)) {
       const ev = await evaluate();
       result.lastEvalLoss = ev.eval_loss;
-      await appendLine(metricsFile, { step: state.global_step, ...ev });
+      await metrics.append({ step: state.global_step, ...ev });
       log.info(`[${cfg.objective}] step ${state.global_step} eval_loss ${ev.eval_loss.toFixed(4)}`);
     }
     const stopping = opts.stopAfter !== undefined && stepsThisProcess >= opts.stopAfter;
@@ -363,30 +368,6 @@ function progressLine(kind: string, r: Record<string, number>, state: TrainerSta
   }${extra} lr ${r.learning_rate.toExponential(2)} | ${
     Math.round(r.tokens_per_second).toLocaleString("en-US")
   } tok/s | ETA ${formatDuration(eta)}`;
-}
-
-async function appendLine(file: string, record: Record<string, number>): Promise<void> {
-  await Deno.writeTextFile(file, JSON.stringify(record) + "\n", { append: true });
-}
-
-/** Drops metric lines past `step` (a resumed run rewrites what came after its checkpoint). */
-async function truncateMetrics(file: string, step: number): Promise<void> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(file);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return;
-    throw e;
-  }
-  const keep = text.split("\n").filter((l) => {
-    if (!l.trim()) return false;
-    try {
-      return (JSON.parse(l) as { step: number }).step <= step;
-    } catch {
-      return false; // a line cut short by a kill
-    }
-  });
-  await writeFileAtomic(file, keep.map((l) => l + "\n").join(""));
 }
 
 /** Settings a resumed run must share with the run that wrote the checkpoint. */
