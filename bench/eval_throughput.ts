@@ -24,21 +24,10 @@ import {
   type TokenEncoder,
 } from "../eval/loglikelihood.ts";
 import { uniformGenerator } from "../model/init.ts";
-import {
-  adapterSummary,
-  type BenchReport,
-  type BenchShape,
-  createRandomLlama,
-  formatBytes,
-  formatCount,
-  intFlag,
-  loadTuningIfPresent,
-  SHAPE_OPTIONS,
-  SHAPE_USAGE,
-  shapeFromFlags,
-  shapeSummary,
-  writeReport,
-} from "./common.ts";
+import { formatBytes, formatCount, intFlag, loadTuningIfPresent } from "./measure.ts";
+import { createRandomLlama } from "./random_model.ts";
+import { adapterSummary, type BenchReport, writeReport } from "./report.ts";
+import { type BenchShape, SHAPE_OPTIONS, SHAPE_USAGE, shapeFromFlags, shapeSummary } from "./shapes.ts";
 
 const USAGE = `usage: deno task bench:eval [options]
 ${SHAPE_USAGE}

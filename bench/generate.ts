@@ -15,23 +15,10 @@ import { parseArgs } from "node:util";
 import { Gpu } from "../gpu/runtime.ts";
 import { type GenerationOutput, Generator } from "../generate/generator.ts";
 import { uniformGenerator } from "../model/init.ts";
-import {
-  adapterSummary,
-  type BenchReport,
-  type BenchShape,
-  createRandomLlama,
-  formatBytes,
-  formatCount,
-  intFlag,
-  loadTuningIfPresent,
-  median,
-  SHAPE_OPTIONS,
-  SHAPE_USAGE,
-  shapeFromFlags,
-  shapeSummary,
-  wallMs,
-  writeReport,
-} from "./common.ts";
+import { formatBytes, formatCount, intFlag, loadTuningIfPresent, median, wallMs } from "./measure.ts";
+import { createRandomLlama } from "./random_model.ts";
+import { adapterSummary, type BenchReport, writeReport } from "./report.ts";
+import { type BenchShape, SHAPE_OPTIONS, SHAPE_USAGE, shapeFromFlags, shapeSummary } from "./shapes.ts";
 
 const USAGE = `usage: deno task bench:generate [options]
 ${SHAPE_USAGE}

@@ -11,7 +11,8 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { type BenchReport, parseTorchReference, type TorchReference } from "./common.ts";
+import type { BenchReport } from "./report.ts";
+import { parseTorchReference, type TorchReference } from "./torch_reference.ts";
 
 const USAGE =
   `usage: deno run --allow-read --allow-write bench/merge_results.ts --parts DIR --out FILE [options]

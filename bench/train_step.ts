@@ -19,29 +19,26 @@ import { uniformGenerator } from "../model/init.ts";
 import { microBatch, StepRunner } from "../train/runner.ts";
 import { AdamW } from "../train/step.ts";
 import {
-  adapterSummary,
-  type BenchReport,
-  type BenchShape,
-  countParams,
-  createRandomLlama,
   formatBytes,
   formatCount,
   intFlag,
   loadTuningIfPresent,
-  loraSpecFor,
   mean,
-  parseTorchReference,
   positiveInt,
-  type PresetName,
-  sameModel,
+  wallMs,
+} from "./measure.ts";
+import { createRandomLlama, loraSpecFor } from "./random_model.ts";
+import { adapterSummary, type BenchReport, writeReport } from "./report.ts";
+import {
+  type BenchShape,
+  countParams,
   SHAPE_OPTIONS,
   SHAPE_USAGE,
   shapeFromFlags,
+  type ShapeName,
   shapeSummary,
-  type TorchTrainResult,
-  wallMs,
-  writeReport,
-} from "./common.ts";
+} from "./shapes.ts";
+import { parseTorchReference, sameModel, type TorchTrainResult } from "./torch_reference.ts";
 
 const USAGE = `usage: deno task bench:train [options]
 ${SHAPE_USAGE}
@@ -74,7 +71,7 @@ interface Options {
 
 /** Sizes when no flag gives them: CPU-sized for tiny, the torch reference's batch for the big shapes. */
 function defaults(
-  preset: PresetName,
+  preset: ShapeName,
   quick: boolean,
 ): { batch: number; seq: number; steps: number; warmup: number } {
   if (quick) return { batch: 2, seq: 64, steps: 2, warmup: 1 };

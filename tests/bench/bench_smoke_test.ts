@@ -5,7 +5,7 @@
  * Needs --allow-run (the project's `deno task test` grants it).
  */
 import { assert, assertAlmostEquals, assertEquals, assertStringIncludes } from "../asserts.ts";
-import type { BenchReport } from "../../bench/common.ts";
+import type { BenchReport } from "../../bench/report.ts";
 import type { MergedResults } from "../../bench/merge_results.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;

@@ -1,16 +1,10 @@
 import { assert, assertAlmostEquals, assertEquals, assertRejects, assertThrows } from "../asserts.ts";
-import {
-  countParams,
-  createRandomLlama,
-  loraSpecFor,
-  mean,
-  median,
-  parseTorchReference,
-  sameModel,
-  shapeFromFlags,
-} from "../../bench/common.ts";
+import { mean, median } from "../../bench/measure.ts";
+import { createRandomLlama, loraSpecFor } from "../../bench/random_model.ts";
+import type { BenchReport } from "../../bench/report.ts";
+import { countParams, shapeFromFlags } from "../../bench/shapes.ts";
+import { parseTorchReference, sameModel } from "../../bench/torch_reference.ts";
 import { collectRatios } from "../../bench/merge_results.ts";
-import type { BenchReport } from "../../bench/common.ts";
 import { f16ToF32 } from "../../gpu/half.ts";
 import { GPU_TEST, testGpu } from "../helpers.ts";
 
