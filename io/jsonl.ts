@@ -1,6 +1,6 @@
 /**
- * JSON Lines: the one reader and the one append log every JSONL file of the toolkit goes through, with one
- * rule for lines that are not what they should be.
+ * JSON Lines: the one reader, the one append log and the one whole-file writer every JSONL file of the
+ * toolkit goes through, with one rule for lines that are not what they should be.
  *
  * Every non-blank line must be a JSON object; any line that is not is an error naming `file:line`. The one
  * exception is a **log** — a file a program appends to line by line (win-rate judgments, answer caches,
@@ -211,6 +211,19 @@ export class JsonlLog {
     this.#writes = this.#writes.then(() => Deno.writeTextFile(this.path, line, { append: true }));
     return this.#writes;
   }
+}
+
+/**
+ * Writes `rows` as a whole JSONL file, one object a line, through a temporary name and a rename: readers
+ * never see half a file.
+ *
+ * @example
+ * ```ts
+ * await writeJsonlAtomic("runs/data/sft.jsonl", [{ prompt: "질문", completion: "답" }]);
+ * ```
+ */
+export function writeJsonlAtomic(path: string, rows: readonly unknown[]): Promise<void> {
+  return writeFileAtomic(path, rows.map((r) => JSON.stringify(r) + "\n").join(""));
 }
 
 /**

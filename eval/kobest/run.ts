@@ -10,8 +10,9 @@
  * @module
  */
 import { Gpu } from "../../gpu/runtime.ts";
-import { checkWritableFile, writeFileAtomic, writeJsonAtomic } from "../../io/atomic.ts";
+import { checkWritableFile, writeJsonAtomic } from "../../io/atomic.ts";
 import { openModelFolder } from "../../io/hf_model.ts";
+import { writeJsonlAtomic } from "../../io/jsonl.ts";
 import { downloadFiles, HubError, type HubOptions, resolveModelPath } from "../../io/hub.ts";
 import { loadLlama, unloadLlama } from "../../model/load.ts";
 import { loadTokenizer } from "../../text/tokenizer.ts";
@@ -185,6 +186,6 @@ async function writeOutputs(
     await writeJsonAtomic(o.out, all.length === 1 ? all[0] : all, { indent: 2 });
   }
   if (o.dumpRequests) {
-    await writeFileAtomic(o.dumpRequests, dump.map((r) => JSON.stringify(r) + "\n").join(""));
+    await writeJsonlAtomic(o.dumpRequests, dump);
   }
 }

@@ -16,6 +16,7 @@ import {
   limitedCount,
   loadKobestSplit,
 } from "./data.ts";
+import { writeJsonlAtomic } from "../../io/jsonl.ts";
 import { TARGET_DELIMITER } from "./fewshot.ts";
 import { kobestPrompt } from "./prompts.ts";
 import { splitTrailingSpace } from "../loglikelihood.ts";
@@ -93,18 +94,6 @@ export interface TrainingDataOptions {
   split: KobestSplit;
   /** First N documents of each task. */
   limit?: number;
-}
-
-/** Writes JSONL through a temporary file in the same folder and a rename, so readers never see half a file. */
-async function writeJsonlAtomic(path: string, rows: readonly object[]): Promise<void> {
-  const tmp = `${path}.tmp-${Deno.pid}`;
-  try {
-    await Deno.writeTextFile(tmp, rows.map((r) => JSON.stringify(r) + "\n").join(""));
-    await Deno.rename(tmp, path);
-  } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
-    throw e;
-  }
 }
 
 /**
