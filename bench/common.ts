@@ -6,6 +6,9 @@
  * @module
  */
 import type { Gpu, Tensor } from "../gpu/runtime.ts";
+import { formatBytes } from "../io/bytes.ts";
+
+export { formatBytes };
 import { type ModelConfig, parseModelConfig } from "../io/hf_config.ts";
 import { loadMatmulTuning } from "../kernels/matmul.ts";
 import { f32ToF16 } from "../gpu/half.ts";
@@ -306,13 +309,14 @@ async function fillRandom(gpu: Gpu, set: ParamSet, seed: number): Promise<void> 
   const patternBytes = { f32: PATTERN_LENGTH * 4, f16: PATTERN_LENGTH * 2 };
   gpu.run([], (encoder) => {
     for (const spec of set.specs) {
-      const t = set.value(spec.name);
-      if (spec.name.endsWith("norm.weight")) {
-        gpu.write(t, new Float32Array(t.length).fill(1));
-        continue;
+      for (const { tensor: t } of set.blocks(spec.name).blocks) {
+        if (spec.name.endsWith("norm.weight")) {
+          gpu.write(t, new Float32Array(t.length).fill(1));
+          continue;
+        }
+        const kind = t.dtype === "f16" ? "f16" : "f32";
+        copyRepeated(encoder, sources[kind], patternBytes[kind], t);
       }
-      const kind = t.dtype === "f16" ? "f16" : "f32";
-      copyRepeated(encoder, sources[kind], patternBytes[kind], t);
     }
   });
   await gpu.sync();
@@ -404,19 +408,6 @@ export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const mid = Math.floor(s.length / 2);
   return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-}
-
-/**
- * Bytes in GiB or MiB for printing.
- * @example
- * ```ts
- * formatBytes(3 * 2 ** 30); // "3.00 GiB"
- * ```
- */
-export function formatBytes(n: number): string {
-  if (n >= 2 ** 30) return `${(n / 2 ** 30).toFixed(2)} GiB`;
-  if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(1)} MiB`;
-  return `${(n / 2 ** 10).toFixed(1)} KiB`;
 }
 
 /**

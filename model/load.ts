@@ -4,9 +4,10 @@
  * @module
  */
 import { f16ToF32 } from "../gpu/half.ts";
-import type { Gpu, Tensor } from "../gpu/runtime.ts";
+import type { Gpu } from "../gpu/runtime.ts";
+import { readRows, type RowBlocks, writeRows } from "../gpu/row_blocks.ts";
 import { assertWithinSlidingWindow, type ModelConfig } from "../io/hf_config.ts";
-import { openModelFolder, type SaveDType, saveModelFolder } from "../io/hf_model.ts";
+import { type ModelFolder, openModelFolder, type SaveDType, saveModelFolder } from "../io/hf_model.ts";
 import { llamaParamSpecs, type ParamSpec } from "../io/llama_architecture.ts";
 import { Llama, type LoraAdapter, type WeightSource } from "./llama.ts";
 import { ParamSet } from "./params.ts";
@@ -26,6 +27,8 @@ export interface LoadOptions {
   frozenF16?: boolean;
   /** LoRA adapters by linear name (`model.layers.0.self_attn.q_proj`). */
   lora?: (linear: string) => LoraAdapter | undefined;
+  /** Keep only each layer's input and recompute the layer in the backward pass (see `LlamaOptions`). */
+  gradientCheckpointing?: boolean;
 }
 
 /** A model on the GPU with its parameters and where it came from. */
@@ -52,13 +55,54 @@ export function paramDtype(spec: ParamSpec, frozenF16: boolean): "f32" | "f16" {
   return frozenF16 && spec.shape.length === 2 ? "f16" : "f32";
 }
 
+/** Elements read, converted and uploaded at once: 16 Mi (64 MiB as f32), whatever the tensor's size. */
+export const LOAD_PIECE_ELEMENTS = 1 << 24;
+
+/** Bytes of queued uploads after which loading waits for the GPU, so staging memory is reused. */
+const FLUSH_BYTES = 256 * 2 ** 20;
+
+/**
+ * Uploads tensors from a model folder piece by piece: each piece of at most {@link LOAD_PIECE_ELEMENTS}
+ * whole rows is read from its shard, converted (BF16 → f16 bits or f32) and written, and the queue is
+ * drained every {@link FLUSH_BYTES}, because WebGPU keeps a staging copy of every write until it runs.
+ * Host memory thus stays at a few pieces however large the checkpoint.
+ */
+class PieceUploader {
+  readonly #gpu: Gpu;
+  #queued = 0;
+  constructor(gpu: Gpu) {
+    this.#gpu = gpu;
+  }
+
+  /** Reads `name` from `folder` into `t` (f16 bits for an f16 tensor, else f32). */
+  async fromFolder(folder: ModelFolder, name: string, t: RowBlocks): Promise<void> {
+    const rowsPerPiece = Math.max(1, Math.floor(LOAD_PIECE_ELEMENTS / t.cols));
+    for (let row0 = 0; row0 < t.rows; row0 += rowsPerPiece) {
+      const range = { start: row0 * t.cols, count: Math.min(rowsPerPiece, t.rows - row0) * t.cols };
+      const data = t.dtype === "f16"
+        ? await folder.readF16Bits(name, range)
+        : await folder.readF32(name, range);
+      writeRows(this.#gpu, t, data, row0);
+      this.#queued += data.byteLength;
+      if (this.#queued >= FLUSH_BYTES) await this.flush();
+    }
+  }
+
+  /** Submits the queued writes and waits for them. */
+  async flush(): Promise<void> {
+    this.#gpu.run([]);
+    await this.#gpu.sync();
+    this.#queued = 0;
+  }
+}
+
 /** A {@link WeightSource} over a parameter set (and optional LoRA adapters). */
 export function weightSource(
   params: ParamSet,
   lora?: (linear: string) => LoraAdapter | undefined,
 ): WeightSource {
   return {
-    value: (name) => params.value(name),
+    value: (name) => params.blocks(name),
     grad: (name) => (params.trainable ? params.grads.get(name) : undefined),
     lora,
   };
@@ -88,18 +132,22 @@ export async function loadLlama(
     label: "params",
     dtypeOf: (s) => paramDtype(s, f16),
   });
-  for (const spec of specs) {
-    const t = params.value(spec.name);
-    if (folder) {
-      gpu.write(t, t.dtype === "f16" ? await folder.readF16Bits(spec.name) : await folder.readF32(spec.name));
-    } else {
-      const w = (source as { weights: Map<string, Float32Array> }).weights.get(spec.name);
+  if (folder) {
+    // Tensor by tensor, in pieces: a BF16 shard never becomes a whole f32 copy on the host.
+    const upload = new PieceUploader(gpu);
+    for (const spec of specs) await upload.fromFolder(folder, spec.name, params.blocks(spec.name));
+    await upload.flush();
+  } else {
+    const weights = (source as { weights: Map<string, Float32Array> }).weights;
+    for (const spec of specs) {
+      const t = params.blocks(spec.name);
+      const w = weights.get(spec.name);
       if (!w) throw new Error(`weights lack "${spec.name}"`);
-      if (w.length !== t.length) {
-        throw new Error(`"${spec.name}" has ${w.length} values, expected ${t.length}`);
+      if (w.length !== t.rows * t.cols) {
+        throw new Error(`"${spec.name}" has ${w.length} values, expected ${t.rows * t.cols}`);
       }
       if (t.dtype === "f16") throw new Error("frozen f16 weights load from a folder only");
-      gpu.write(t, w);
+      writeRows(gpu, t, w);
     }
   }
   const maxPositions = opts.maxPositions ?? Math.min(config.maxPositionEmbeddings, 4096);
@@ -115,8 +163,29 @@ export async function loadLlama(
     maxTokens: opts.maxTokens,
     trainable: opts.trainable || Boolean(opts.lora),
     logitsRows: opts.logitsRows,
+    gradientCheckpointing: opts.gradientCheckpointing,
   });
   return { config, params, model, dir: typeof source === "string" ? source : undefined };
+}
+
+/**
+ * One line saying how the model's tensors were laid out against the binding limit: the parameters split
+ * into row blocks (if any), the rows of one activation block, and the logits chunk.
+ * @example
+ * ```ts
+ * console.log(describeLayout(loaded));
+ * // "row blocks: model.embed_tokens.weight ×9, lm_head.weight ×9; activations in blocks of 4096 rows; logits 523 rows at a time"
+ * ```
+ */
+export function describeLayout(loaded: { params: ParamSet; model: Llama }): string {
+  const split = loaded.params.specs
+    .map((s) => ({ name: s.name, blocks: loaded.params.blocks(s.name).blocks.length }))
+    .filter((s) => s.blocks > 1);
+  const shown = split.slice(0, 4).map((s) => `${s.name} ×${s.blocks}`).join(", ");
+  const more = split.length > 4 ? ` and ${split.length - 4} more` : "";
+  const m = loaded.model;
+  return `${split.length ? `row blocks: ${shown}${more}` : "every parameter in one binding"}; ` +
+    `activations in blocks of ${m.blockRows} rows; logits ${m.logitsRows} rows at a time`;
 }
 
 /**
@@ -143,8 +212,7 @@ export function unloadLlama(loaded: LoadedLlama): void {
  */
 export async function readParams(gpu: Gpu, params: ParamSet): Promise<Map<string, Float32Array>> {
   const names = params.specs.map((s) => s.name);
-  const tensors: Tensor[] = names.map((n) => params.value(n));
-  const data = await gpu.readMany(tensors);
+  const data = await readRows(gpu, names.map((n) => params.blocks(n)));
   const out = new Map<string, Float32Array>();
   names.forEach((n, i) => {
     const d = data[i];

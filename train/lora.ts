@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { wholeTensor } from "../gpu/row_blocks.ts";
 import { writeJsonAtomic } from "../io/atomic.ts";
 import { SafetensorsFile, writeSafetensors } from "../io/safetensors.ts";
 import type { LoraAdapter } from "../model/llama.ts";
@@ -106,13 +107,13 @@ export function loraAdapters(params: ParamSet, spec: LoraSpec): (linear: string)
   const scale = loraScale(spec);
   return (linear) => {
     const n = loraNames(linear);
-    const a = params.values.get(n.a);
-    if (!a) return undefined;
+    if (!params.values.has(n.a)) return undefined;
+    const grad = (name: string) => (params.trainable ? wholeTensor(params.blocks(name, "grad")) : undefined);
     return {
-      a,
+      a: params.value(n.a),
       b: params.value(n.b),
-      gradA: params.grads.get(n.a),
-      gradB: params.grads.get(n.b),
+      gradA: grad(n.a),
+      gradB: grad(n.b),
       rank: spec.r,
       scale,
     };

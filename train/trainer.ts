@@ -8,6 +8,7 @@
  * @module
  */
 import { Gpu, prefix } from "../gpu/runtime.ts";
+import { readRows, writeRows } from "../gpu/row_blocks.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../io/atomic.ts";
 import { openModelFolder } from "../io/hf_model.ts";
 import { resolveModelPath } from "../io/hub.ts";
@@ -393,8 +394,8 @@ function writeMoments(
     for (const spec of set.specs) {
       const mm = m.get(spec.name), vv = v.get(spec.name);
       if (!mm || !vv) throw new Error(`${where}/optimizer.safetensors lacks the moments of "${spec.name}"`);
-      gpu.write(set.m.get(spec.name)!, mm);
-      gpu.write(set.v.get(spec.name)!, vv);
+      writeRows(gpu, set.blocks(spec.name, "m"), mm);
+      writeRows(gpu, set.blocks(spec.name, "v"), vv);
     }
   }
 }
@@ -406,7 +407,10 @@ async function readMoments(
   const m = new Map<string, Float32Array>(), v = new Map<string, Float32Array>();
   for (const set of sets) {
     const names = set.specs.map((s) => s.name);
-    const data = await gpu.readMany([...names.map((n) => set.m.get(n)!), ...names.map((n) => set.v.get(n)!)]);
+    const data = await readRows(gpu, [
+      ...names.map((n) => set.blocks(n, "m")),
+      ...names.map((n) => set.blocks(n, "v")),
+    ]);
     names.forEach((n, i) => {
       m.set(n, data[i] as Float32Array);
       v.set(n, data[names.length + i] as Float32Array);

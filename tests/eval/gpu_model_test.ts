@@ -22,7 +22,7 @@ Deno.test("gpu model: scored log-probs and greedy flags equal a direct forward p
   for (const [qi, q] of queries.entries()) {
     const T = q.ids.length - 1;
     writeBatch(gpu, io, { B: 1, T, ids: q.ids.slice(0, T), attentionMask: new Array(T).fill(1) });
-    gpu.run([...loaded.model.forwardHidden(1, T, io), loaded.model.forwardLogits(0, T)]);
+    gpu.run([...loaded.model.forwardHidden(1, T, io), ...loaded.model.forwardLogits(0, T)]);
     const logits = await gpu.readF32(loaded.model.logitsBuffer);
     const want: number[] = [], greedy: number[] = [];
     for (let t = q.scoreFrom; t < T; t++) {
