@@ -216,3 +216,37 @@ function newHostArray(dtype: DType, n: number): HostArray {
       return new Int32Array(n);
   }
 }
+
+/**
+ * Reads a tensor back in pieces of at most `maxElements` whole rows, in row order, so a tensor of any size
+ * streams through a bounded host buffer (one wait per piece; f16 as raw bits).
+ * @example
+ * ```ts
+ * for await (const { row0, data } of readRowPieces(gpu, params.blocks("lm_head.weight"))) await write(row0, data);
+ * ```
+ */
+export async function* readRowPieces(
+  gpu: Gpu,
+  b: RowBlocks,
+  maxElements = 1 << 24,
+): AsyncGenerator<{ row0: number; data: HostArray }> {
+  const bytes = DTYPE_BYTES[b.dtype];
+  // Copies start at 4-byte multiples: an f16 piece must start at an even element.
+  const evenRows = bytes === 2 && b.cols % 2 === 1 ? 2 : 1;
+  const rowsPerPiece = Math.max(evenRows, Math.floor(maxElements / b.cols / evenRows) * evenRows);
+  for (const blk of b.blocks) {
+    for (let r = 0; r < blk.rows; r += rowsPerPiece) {
+      const rows = Math.min(rowsPerPiece, blk.rows - r);
+      // A view of the piece's rows (arena tensors compute `buffer` lazily: name it, do not spread it).
+      const piece = {
+        buffer: blk.tensor.buffer,
+        offset: blk.tensor.offset + r * b.cols * bytes,
+        length: rows * b.cols,
+        dtype: b.dtype,
+        label: b.label,
+      };
+      const [data] = await gpu.readMany([piece]);
+      yield { row0: blk.row0 + r, data: data as HostArray };
+    }
+  }
+}

@@ -5,7 +5,7 @@
  */
 import { f16ToF32 } from "../gpu/half.ts";
 import type { Gpu } from "../gpu/runtime.ts";
-import { readRows, type RowBlocks, writeRows } from "../gpu/row_blocks.ts";
+import { readRowPieces, readRows, type RowBlocks, writeRows } from "../gpu/row_blocks.ts";
 import { assertWithinSlidingWindow, type ModelConfig } from "../io/hf_config.ts";
 import { type ModelFolder, openModelFolder, type SaveDType, saveModelFolder } from "../io/hf_model.ts";
 import { llamaParamSpecs, type ParamSpec } from "../io/llama_architecture.ts";
@@ -222,12 +222,28 @@ export async function readParams(gpu: Gpu, params: ParamSet): Promise<Map<string
 }
 
 /**
+ * One parameter's values as f32 pieces of whole rows, read from the GPU piece by piece (f16-held values
+ * widened), so saving streams whatever the tensor's size.
+ * @example
+ * ```ts
+ * for await (const piece of paramPieces(gpu, loaded.params, "lm_head.weight")) console.log(piece.length);
+ * ```
+ */
+export async function* paramPieces(gpu: Gpu, params: ParamSet, name: string): AsyncGenerator<Float32Array> {
+  for await (const { data } of readRowPieces(gpu, params.blocks(name), LOAD_PIECE_ELEMENTS)) {
+    yield data instanceof Float32Array ? data : f16ToF32(data as Uint16Array);
+  }
+}
+
+/**
  * Saves the model's current weights as a Hugging Face folder (config + safetensors + the source folder's
- * tokenizer and generation files), atomically.
+ * tokenizer and generation files), atomically. Weights stream from the GPU tensor by tensor, piece by
+ * piece: neither the model nor any one tensor is ever whole on the host.
  *
  * `opts.dtype` is the stored weight type (default F32); `opts.copyFrom` the folder whose tokenizer and
  * generation files are copied (default: the folder the model was loaded from); `opts.weights` saves these
- * values instead of reading the GPU's back.
+ * values instead of reading the GPU's back, and `opts.tensors` takes each tensor's pieces from a function
+ * (a LoRA merge, say).
  * @example
  * ```ts
  * await saveLlama(gpu, loaded, "runs/sft/final", { dtype: "BF16" });
@@ -237,12 +253,16 @@ export async function saveLlama(
   gpu: Gpu,
   loaded: LoadedLlama,
   dir: string,
-  opts: { dtype?: SaveDType; copyFrom?: string; weights?: Map<string, Float32Array> } = {},
+  opts: {
+    dtype?: SaveDType;
+    copyFrom?: string;
+    weights?: Map<string, Float32Array>;
+    tensors?: (name: string) => AsyncIterable<Float32Array>;
+  } = {},
 ): Promise<void> {
-  const weights = opts.weights ?? await readParams(gpu, loaded.params);
   await saveModelFolder(dir, {
     config: loaded.config.raw,
-    tensors: weights,
+    tensors: opts.weights ?? opts.tensors ?? ((name) => paramPieces(gpu, loaded.params, name)),
     dtype: opts.dtype ?? "F32",
     copyFrom: opts.copyFrom ?? loaded.dir,
   });

@@ -40,7 +40,7 @@ import {
   loraAdapters,
   loraParamSpecs,
   type LoraSpec,
-  mergeLora,
+  mergedLoraPieces,
   saveLoraAdapter,
 } from "./lora.ts";
 import { learningRate, warmupSteps } from "./schedule.ts";
@@ -463,12 +463,11 @@ async function writeFinal(
   const adapter = await readParams(gpu, t.lora.params);
   await saveLoraAdapter(finalDir, adapter, t.lora.spec, cfg.model);
   if (!cfg.merge) return {};
-  const base = await readParams(gpu, t.loaded.params);
   const mergedDir = `${cfg.out}/merged`;
   await saveLlama(gpu, t.loaded, mergedDir, {
     dtype: cfg.saveDtype,
     copyFrom: modelDir,
-    weights: mergeLora(base, adapter, t.lora.spec),
+    tensors: mergedLoraPieces(gpu, t.loaded.params, adapter, t.lora.spec),
   });
   return { mergedDir };
 }
