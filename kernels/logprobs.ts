@@ -457,7 +457,7 @@ export function logprobsMerge(gpu: Gpu, a: LogprobsMergeArgs): Dispatch {
   checkTensor(K, "logp", a.logp, "f32", end, need);
   if (a.greedy) checkTensor(K, "greedy", a.greedy, "u32", end, need);
   // Every binding the WGSL declares must be bound: without `greedy`, a one-element scratch stands in.
-  const greedy = a.greedy ?? gpu.tensor(1, "u32", "logprobs.merge.unused");
+  const greedy = a.greedy ?? unusedGreedy(gpu);
   const all: Record<string, Tensor> = {
     stats: a.stats,
     targets: a.targets,
@@ -475,6 +475,15 @@ export function logprobsMerge(gpu: Gpu, a: LogprobsMergeArgs): Dispatch {
     [a.rows, a.rowOffset, a.blocks, a.blockColumns, a.vocabSize, a.greedy ? 1 : 0],
     "logprobs.merge",
   );
+}
+
+/** One unread u32 per device, bound where the merge writes no greedy flags. */
+const unusedGreedyScratch = new WeakMap<Gpu, Tensor>();
+
+function unusedGreedy(gpu: Gpu): Tensor {
+  let t = unusedGreedyScratch.get(gpu);
+  if (!t) unusedGreedyScratch.set(gpu, t = gpu.tensor(1, "u32", "logprobs.merge.unused"));
+  return t;
 }
 
 function checkColumns(kernel: string, firstColumn: number, cols: number, vocabSize: number): void {
