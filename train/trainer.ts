@@ -360,7 +360,12 @@ async function loadTrainable(
   maxPositions: number,
 ): Promise<Trainable> {
   if (!cfg.lora) {
-    const loaded = await loadLlama(gpu, resumeDir ?? modelDir, { trainable: true, maxTokens, maxPositions });
+    const loaded = await loadLlama(gpu, resumeDir ?? modelDir, {
+      trainable: true,
+      maxTokens,
+      maxPositions,
+      gradientCheckpointing: cfg.gradientCheckpointing,
+    });
     loaded.dir = modelDir; // tokenizer and generation files come from the base model's folder
     return { loaded, sets: [loaded.params] };
   }
@@ -379,6 +384,7 @@ async function loadTrainable(
     maxPositions,
     frozenF16: cfg.f16Base,
     lora: loraAdapters(params, spec),
+    gradientCheckpointing: cfg.gradientCheckpointing,
   });
   return { loaded, sets: [params], lora: { spec, params } };
 }
