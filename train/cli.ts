@@ -132,7 +132,7 @@ memory
                            GPU memory plan part by part against the adapter's limits, say whether it fits
                            (exit 1 if not), and train nothing
   --gpu-memory SIZE        with --dry-run: the adapter's memory, e.g. 80GB (WebGPU does not report it)
-  --max-binding SIZE       with --dry-run: plan for bindings of at most SIZE, as on a smaller adapter
+  --max-binding SIZE       with --dry-run: plan for another adapter's binding limit (e.g. 2GiB for an H100)
 
 logging and checkpoints
   --log-every N, --eval-every N, --save-every N, --save-total-limit N

@@ -19,7 +19,10 @@ import { loraParamSpecs } from "./lora.ts";
 export interface DryRunOptions {
   /** The adapter's memory in bytes (`--gpu-memory`); else host memory for a CPU adapter, else unknown. */
   memoryBytes?: number;
-  /** Plan for bindings of at most this many bytes (`--max-binding`), as on a smaller adapter. */
+  /**
+   * Plan for another adapter whose bindings hold at most this many bytes (`--max-binding`; 2 GiB for an
+   * H100 under Deno), instead of this machine's.
+   */
   maxBindingBytes?: number;
   /** Use the toolkit's tiny model's config when `model` is a folder that does not exist yet. */
   tinyIfMissing?: boolean;
@@ -93,10 +96,17 @@ export async function dryRun(
   opts: DryRunOptions = {},
 ): Promise<{ plan: MemoryPlan; fits: boolean; lines: string[] }> {
   const dims = await readModelConfig(cfg.model, opts);
-  const gpu = opts.gpu ?? await Gpu.create({ maxBindingBytes: opts.maxBindingBytes });
+  const gpu = opts.gpu ?? await Gpu.create();
   try {
-    const plan = trainingPlan(cfg, dims, { maxBinding: gpu.maxBinding, maxBuffer: gpu.maxBuffer });
-    const host = gpu.report.isFallback && opts.memoryBytes === undefined ? await hostMemory() : undefined;
+    // Planning is arithmetic: another adapter's binding limit may be larger than this one's.
+    const other = opts.maxBindingBytes !== undefined;
+    const limits = other
+      ? { maxBinding: opts.maxBindingBytes!, maxBuffer: opts.maxBindingBytes! }
+      : { maxBinding: gpu.maxBinding, maxBuffer: gpu.maxBuffer };
+    const plan = trainingPlan(cfg, dims, limits);
+    const host = gpu.report.isFallback && !other && opts.memoryBytes === undefined
+      ? await hostMemory()
+      : undefined;
     const memoryBytes = opts.memoryBytes ?? host;
     const rows = cfg.batchSize * (cfg.objective === "sft" ? 1 : 2);
     const seq = Math.ceil(cfg.maxLength / cfg.padMultiple) * cfg.padMultiple;
@@ -109,10 +119,13 @@ export async function dryRun(
       `[${cfg.objective}] dry run: ${cfg.model} (hidden ${dims.hiddenSize}, ${dims.numLayers} layers, ` +
       `vocab ${dims.vocabSize}); ${how}; ${rows} × ${seq} tokens per micro-batch` +
       `${cfg.gradientCheckpointing ? ", gradient checkpointing" : ""}`,
-      `[${cfg.objective}] adapter: ${gpu.describe()}${
-        host !== undefined ? `; host memory ${formatBytes(host)} (the CPU adapter's)` : ""
-      }`,
-      ...formatPlan(plan, { maxBinding: gpu.maxBinding, memoryBytes }),
+      other
+        ? `[${cfg.objective}] planned for an adapter with bindings of ${formatBytes(limits.maxBinding)} ` +
+          `(--max-binding), not this machine's ${gpu.describe()}`
+        : `[${cfg.objective}] adapter: ${gpu.describe()}${
+          host !== undefined ? `; host memory ${formatBytes(host)} (the CPU adapter's)` : ""
+        }`,
+      ...formatPlan(plan, { maxBinding: limits.maxBinding, memoryBytes }),
     ];
     const fits = plan.problems.length === 0 && (memoryBytes === undefined || plan.totalBytes <= memoryBytes);
     return { plan, fits, lines };
