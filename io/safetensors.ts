@@ -13,6 +13,7 @@
  */
 import {
   bf16BitsToF32,
+  bf16ToF16,
   bf16ToF32,
   f16BitsToF32,
   f16ToF32,
@@ -103,7 +104,17 @@ export class SafetensorsError extends Error {
 // ---------------------------------------------------------------------------------------------------------
 // Float conversions live in gpu/half.ts; re-exported here for callers of the safetensors API.
 
-export { bf16BitsToF32, bf16ToF32, f16BitsToF32, f16ToF32, f32ToBf16, f32ToBf16Bits, f32ToF16, f32ToF16Bits };
+export {
+  bf16BitsToF32,
+  bf16ToF16,
+  bf16ToF32,
+  f16BitsToF32,
+  f16ToF32,
+  f32ToBf16,
+  f32ToBf16Bits,
+  f32ToF16,
+  f32ToF16Bits,
+};
 
 // ---------------------------------------------------------------------------------------------------------
 // Header parsing and validation
@@ -395,7 +406,11 @@ export class SafetensorsFile {
       const bytes = await this.readBytes(info, range);
       return new Uint16Array(bytes.buffer, 0, bytes.length / 2);
     }
-    if (info.dtype === "F32" || info.dtype === "BF16") return f32ToF16(await this.readF32(name, range));
+    if (info.dtype === "BF16") {
+      const bytes = await this.readBytes(info, range);
+      return bf16ToF16(new Uint16Array(bytes.buffer, 0, bytes.length / 2));
+    }
+    if (info.dtype === "F32") return f32ToF16(await this.readF32(name, range));
     throw new SafetensorsError(
       `${this.path}: tensor "${name}" is ${info.dtype}; readF16Bits reads F16, F32 or BF16`,
     );

@@ -55,11 +55,11 @@ export function paramDtype(spec: ParamSpec, frozenF16: boolean): "f32" | "f16" {
   return frozenF16 && spec.shape.length === 2 ? "f16" : "f32";
 }
 
-/** Elements read, converted and uploaded at once: 16 Mi (64 MiB as f32), whatever the tensor's size. */
-export const LOAD_PIECE_ELEMENTS = 1 << 24;
+/** Elements read, converted and uploaded at once: 4 Mi (16 MiB as f32), whatever the tensor's size. */
+export const LOAD_PIECE_ELEMENTS = 1 << 22;
 
 /** Bytes of queued uploads after which loading waits for the GPU, so staging memory is reused. */
-const FLUSH_BYTES = 256 * 2 ** 20;
+const FLUSH_BYTES = 64 * 2 ** 20;
 
 /**
  * Uploads tensors from a model folder piece by piece: each piece of at most {@link LOAD_PIECE_ELEMENTS}
@@ -94,6 +94,20 @@ class PieceUploader {
     await this.#gpu.sync();
     this.#queued = 0;
   }
+}
+
+/**
+ * Uploads every parameter of `params` from a model folder, tensor by tensor and piece by piece: a BF16
+ * checkpoint becomes f16 bits or f32 a few million elements at a time, never a whole f32 copy on the host.
+ * @example
+ * ```ts
+ * await uploadParams(gpu, await openModelFolder("models/llama"), params);
+ * ```
+ */
+export async function uploadParams(gpu: Gpu, folder: ModelFolder, params: ParamSet): Promise<void> {
+  const upload = new PieceUploader(gpu);
+  for (const spec of params.specs) await upload.fromFolder(folder, spec.name, params.blocks(spec.name));
+  await upload.flush();
 }
 
 /** A {@link WeightSource} over a parameter set (and optional LoRA adapters). */
@@ -133,10 +147,7 @@ export async function loadLlama(
     dtypeOf: (s) => paramDtype(s, f16),
   });
   if (folder) {
-    // Tensor by tensor, in pieces: a BF16 shard never becomes a whole f32 copy on the host.
-    const upload = new PieceUploader(gpu);
-    for (const spec of specs) await upload.fromFolder(folder, spec.name, params.blocks(spec.name));
-    await upload.flush();
+    await uploadParams(gpu, folder, params);
   } else {
     const weights = (source as { weights: Map<string, Float32Array> }).weights;
     for (const spec of specs) {

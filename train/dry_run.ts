@@ -17,7 +17,7 @@ import { loraParamSpecs } from "./lora.ts";
 
 /** Options of {@link dryRun}. */
 export interface DryRunOptions {
-  /** The adapter's memory in bytes (`--gpu-memory`); else host memory for a CPU adapter, else unknown. */
+  /** The adapter's memory in bytes (`--gpu-memory`); WebGPU does not report it, so unknown otherwise. */
   memoryBytes?: number;
   /**
    * Plan for another adapter whose bindings hold at most this many bytes (`--max-binding`; 2 GiB for an
@@ -73,16 +73,6 @@ export function trainingPlan(
   });
 }
 
-/** Total host memory from /proc/meminfo (what a CPU adapter's buffers live in), when readable. */
-async function hostMemory(): Promise<number | undefined> {
-  try {
-    const m = (await Deno.readTextFile("/proc/meminfo")).match(/^MemTotal:\s+(\d+) kB/m);
-    return m ? Number(m[1]) * 1024 : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * Plans `cfg`'s run on this machine's adapter and returns the lines to print and whether it fits.
  * @example
@@ -104,10 +94,7 @@ export async function dryRun(
       ? { maxBinding: opts.maxBindingBytes!, maxBuffer: opts.maxBindingBytes! }
       : { maxBinding: gpu.maxBinding, maxBuffer: gpu.maxBuffer };
     const plan = trainingPlan(cfg, dims, limits);
-    const host = gpu.report.isFallback && !other && opts.memoryBytes === undefined
-      ? await hostMemory()
-      : undefined;
-    const memoryBytes = opts.memoryBytes ?? host;
+    const memoryBytes = opts.memoryBytes;
     const rows = cfg.batchSize * (cfg.objective === "sft" ? 1 : 2);
     const seq = Math.ceil(cfg.maxLength / cfg.padMultiple) * cfg.padMultiple;
     const how = cfg.lora
@@ -122,9 +109,7 @@ export async function dryRun(
       other
         ? `[${cfg.objective}] planned for an adapter with bindings of ${formatBytes(limits.maxBinding)} ` +
           `(--max-binding), not this machine's ${gpu.describe()}`
-        : `[${cfg.objective}] adapter: ${gpu.describe()}${
-          host !== undefined ? `; host memory ${formatBytes(host)} (the CPU adapter's)` : ""
-        }`,
+        : `[${cfg.objective}] adapter: ${gpu.describe()}`,
       ...formatPlan(plan, { maxBinding: limits.maxBinding, memoryBytes }),
     ];
     const fits = plan.problems.length === 0 && (memoryBytes === undefined || plan.totalBytes <= memoryBytes);

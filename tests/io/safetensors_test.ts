@@ -1,5 +1,6 @@
 import {
   bf16BitsToF32,
+  bf16ToF16,
   bf16ToF32,
   f16BitsToF32,
   f16ToF32,
@@ -285,5 +286,17 @@ Deno.test("safetensors: a tensor written in pieces gives the same bytes as writt
     () => writeSafetensors(path, { w: { dtype: "F32", shape: [2, 2], data: () => pieces([3, 3]) } }),
     SafetensorsError,
     "pieces hold more than its 4 values",
+  );
+});
+
+Deno.test("safetensors: BF16 read as f16 bits equals the round trip through f32, for every bf16 value", async () => {
+  const all = Uint16Array.from({ length: 65536 }, (_, i) => i);
+  assertEquals(bf16ToF16(all), f32ToF16(bf16ToF32(all)));
+  const path = await tempFile();
+  await writeSafetensors(path, { w: { dtype: "BF16", shape: [65536], data: all } });
+  const st = await SafetensorsFile.open(path);
+  assertEquals(
+    await st.readF16Bits("w", { start: 1000, count: 3000 }),
+    f32ToF16(bf16ToF32(all.slice(1000, 4000))),
   );
 });
