@@ -25,11 +25,12 @@ import { paramDtype, uploadParams } from "../model/load.ts";
 import { ParamSet } from "../model/params.ts";
 import { adapterSummary, type BenchReport, positiveInt, writeReport } from "./common.ts";
 
-const USAGE = `usage: deno task bench:load [--vocab N] [--hidden N] [--into f16|f32] [--json FILE]
+const USAGE =
+  `usage: deno task bench:load [--vocab N] [--hidden N] [--into f16|f32] [--mode stream|whole] [--json FILE]
 
 Writes a synthetic BF16 checkpoint (tied embeddings of vocab × hidden, one small layer) into a temporary
 folder and measures the peak host memory of loading it into an f16 base and into f32 weights (or only the
-one --into names), streamed and whole-tensor.`;
+one --into names), streamed and whole-tensor (or only the --mode named).`;
 
 /** One load, in this process: the peak resident bytes above the start, and the GPU bytes it allocated. */
 async function measureOne(dir: string, into: "f16" | "f32", mode: "stream" | "whole") {
@@ -137,8 +138,12 @@ async function main(): Promise<void> {
       throw new Error(`--into: expected f16 or f32, got ${JSON.stringify(values.into)}`);
     }
     const targets = values.into ? [values.into as "f16" | "f32"] : (["f16", "f32"] as const);
+    if (values.mode !== undefined && values.mode !== "stream" && values.mode !== "whole") {
+      throw new Error(`--mode: expected stream or whole, got ${JSON.stringify(values.mode)}`);
+    }
+    const modes = values.mode ? [values.mode as "stream" | "whole"] : (["stream", "whole"] as const);
     for (const into of targets) {
-      for (const mode of ["stream", "whole"] as const) {
+      for (const mode of modes) {
         const out = await new Deno.Command(Deno.execPath(), {
           args: [
             "run",
@@ -178,7 +183,7 @@ async function main(): Promise<void> {
         adapter: adapterSummary(gpu),
         settings: { checkpoint: "BF16", largestTensorElements: largest },
         figures,
-        ratios: Object.fromEntries(
+        ratios: modes.length < 2 ? {} : Object.fromEntries(
           targets.map((t) => [
             `${t}TransientWholeOverStream`,
             figures[`${t}_whole_transientBytes`] / figures[`${t}_stream_transientBytes`],
