@@ -37,9 +37,13 @@ export interface RowBlock {
  * ```
  */
 export interface RowBlocks {
+  /** Rows of the whole tensor. */
   readonly rows: number;
+  /** Elements per row (1 for a vector). */
   readonly cols: number;
+  /** Element type of every block. */
   readonly dtype: DType;
+  /** The logical shape, e.g. `[vocab, hidden]`. */
   readonly shape: readonly number[];
   /** Names the tensor in error messages. */
   readonly label: string;

@@ -40,8 +40,9 @@ export interface PlanSettings {
   f16Base?: boolean;
   /** Keep only each layer's input for the backward pass (see `LlamaOptions`). */
   gradientCheckpointing?: boolean;
-  /** The adapter's largest binding and buffer, in bytes. */
+  /** The adapter's largest binding, in bytes. */
   maxBinding: number;
+  /** The adapter's largest buffer, in bytes (default: no tighter than the binding). */
   maxBuffer?: number;
 }
 
@@ -49,6 +50,7 @@ export interface PlanSettings {
 export interface PlanPart {
   /** `weights`, `gradients`, `AdamW moments`, `activations`, … */
   name: string;
+  /** Bytes the part takes on the GPU. */
   bytes: number;
   /** What the figure covers, for people. */
   detail: string;
@@ -56,6 +58,7 @@ export interface PlanPart {
 
 /** A run's memory, part by part, and whether it fits. */
 export interface MemoryPlan {
+  /** The parts, in the order they are printed. */
   parts: PlanPart[];
   /** Every part together: the peak the run should reach. */
   totalBytes: number;

@@ -132,10 +132,15 @@ export function activationBlockRows(
  * ```
  */
 export interface RowGroup {
+  /** Which activation block (and group slot) holds the group. */
   index: number;
+  /** First sequence of the group. */
   s0: number;
+  /** Sequences in the group. */
   B: number;
+  /** First row of the group in the whole pass (s0 · T). */
   r0: number;
+  /** Rows of the group (B · T). */
   N: number;
 }
 
