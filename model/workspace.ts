@@ -176,12 +176,13 @@ function gcd(a: number, b: number): number {
 const STAT_FLOATS = 4;
 
 /**
- * Rows of logits computed at once: as many as fit one binding (at most 256 MiB) and the workspace, a
- * multiple of the rows whose offset in a `[*, hidden]` f32 buffer stays 256-byte aligned. `vocabColumns`
+ * Rows of logits computed at once: as many as fit one binding (at most 256 MiB) and the workspace, in
+ * multiples of 64 (or, when 64 rows do not fit, of the rows whose offset in a `[*, hidden]` f32 buffer stays
+ * 256-byte aligned). `vocabColumns`
  * is the widest vocabulary block; with `vocabBlocks` > 1 each row also keeps per-block statistics.
  * @example
  * ```ts
- * chooseLogitsRows(2 ** 31, 128256, 4096, 8192); // 523: 523 × 128256 × 4 bytes ≤ 256 MiB
+ * chooseLogitsRows(2 ** 31, 128256, 4096, 8192); // 512: 523 rows of 128256 floats fit 256 MiB
  * ```
  */
 export function chooseLogitsRows(
@@ -200,8 +201,10 @@ export function chooseLogitsRows(
       `${step} rows of ${vocabColumns} logits exceed one binding (${maxBinding} bytes)`,
     );
   }
-  const want = Math.min(asked ?? fit, fit, Math.ceil(maxTokens / step) * step);
-  return Math.max(step, Math.floor(want / step) * step);
+  // Whole 64-row tiles where they fit (the matmul's tiles), else the alignment step.
+  const unit = fit >= 64 ? 64 : step;
+  const want = Math.min(asked ?? fit, fit, Math.ceil(maxTokens / unit) * unit);
+  return Math.max(unit, Math.floor(want / unit) * unit);
 }
 
 /**

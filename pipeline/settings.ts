@@ -247,7 +247,7 @@ export const PRESETS: Record<string, Preset> = {
       "evaluation) on meta-llama/Llama-2-7b-hf, the paper's base family (gated on the Hub: accept the " +
       "licence, set HF_TOKEN)",
     needs: "training planned by --dry-run for an H100 (2 GiB bindings): SFT 15.37 GiB at 4 × 512 tokens, " +
-      "ORPO and DPO 17.35 GiB at 4 pairs × 512 (f16 base 12.55 GiB, activations kept per layer input); " +
+      "ORPO and DPO 17.34 GiB at 4 pairs × 512 (f16 base 12.55 GiB, activations kept per layer input); " +
       "evaluation loads each merged model in f32 (25.1 GiB of weights): one 40–80 GB GPU; planned, not " +
       "measured",
     settings: realDefaults("meta-llama/Llama-2-7b-hf", loraTraining(LARGE_LORA_TRAINING)),
@@ -257,8 +257,8 @@ export const PRESETS: Record<string, Preset> = {
     summary: "LoRA (r 16, α 32, all linear layers, f16 frozen base, gradient checkpointing, merged for " +
       "evaluation) on meta-llama/Llama-3.1-8B (128k vocabulary; gated on the Hub: accept the licence, " +
       "set HF_TOKEN)",
-    needs: "training planned by --dry-run for an H100 (2 GiB bindings): SFT 17.87 GiB at 4 × 512 tokens, " +
-      "ORPO and DPO 19.90 GiB at 4 pairs × 512 (f16 base 14.96 GiB, a 1002 MiB embedding); evaluation " +
+    needs: "training planned by --dry-run for an H100 (2 GiB bindings): SFT 17.86 GiB at 4 × 512 tokens, " +
+      "ORPO and DPO 19.89 GiB at 4 pairs × 512 (f16 base 14.96 GiB, a 1002 MiB embedding); evaluation " +
       "loads each merged model in f32 (29.9 GiB of weights): one 40–80 GB GPU; planned, not measured",
     settings: realDefaults("meta-llama/Llama-3.1-8B", loraTraining(LARGE_LORA_TRAINING)),
   },

@@ -87,7 +87,7 @@ Deno.test("reproduce --dry-run plans every training stage from the config alone 
     const text = lines.join("\n");
     assertEquals(code, 0, text);
     for (
-      const stage of ["[sft] dry run", "[orpo] dry run", "[dpo] dry run", "fits: 19.90 GiB of 80.00 GiB"]
+      const stage of ["[sft] dry run", "[orpo] dry run", "[dpo] dry run", "fits: 19.89 GiB of 80.00 GiB"]
     ) {
       assert(text.includes(stage), `no "${stage}" in:\n${text}`);
     }
