@@ -35,6 +35,7 @@
 // GPU runtime
 export { Gpu, GpuLimitError, GpuUnavailableError } from "./gpu/runtime.ts";
 export type { AdapterReport, Arena, Dispatch, DType, Tensor, TypedFor, UniformValue } from "./gpu/runtime.ts";
+export type { RowBlock, RowBlocks } from "./gpu/row_blocks.ts";
 
 // Models: Hugging Face folders in and out, the Hub
 export { loadLlama, readParams, saveLlama, unloadLlama } from "./model/load.ts";
@@ -47,7 +48,10 @@ export type {
   StepBuffers,
   WeightSource,
 } from "./model/llama.ts";
-export type { ParamSet } from "./model/params.ts";
+export type { ParamPart, ParamSet } from "./model/params.ts";
+export type { RowGroup } from "./model/workspace.ts";
+export { formatPlan, planMemory } from "./model/memory_plan.ts";
+export type { MemoryPlan, PlanPart, PlanSettings } from "./model/memory_plan.ts";
 export { ensureTinyBase } from "./model/tiny.ts";
 export { openModelFolder, saveModelFolder } from "./io/hf_model.ts";
 export type { ModelFolder, SavedModel, SaveDType, SaveModelOptions } from "./io/hf_model.ts";

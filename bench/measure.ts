@@ -5,6 +5,9 @@
  * @module
  */
 import { loadMatmulTuning } from "../kernels/matmul.ts";
+import { formatBytes } from "../io/bytes.ts";
+
+export { formatBytes };
 
 /**
  * Parses a flag's value as a positive integer; the error names the flag.
@@ -67,19 +70,6 @@ export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const mid = Math.floor(s.length / 2);
   return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-}
-
-/**
- * Bytes in GiB or MiB for printing.
- * @example
- * ```ts
- * formatBytes(3 * 2 ** 30); // "3.00 GiB"
- * ```
- */
-export function formatBytes(n: number): string {
-  if (n >= 2 ** 30) return `${(n / 2 ** 30).toFixed(2)} GiB`;
-  if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(1)} MiB`;
-  return `${(n / 2 ** 10).toFixed(1)} KiB`;
 }
 
 /**

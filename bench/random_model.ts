@@ -33,6 +33,8 @@ export interface RandomLlamaOptions {
   lora?: LoraSpec;
   /** Hold the frozen base's matrices in f16 (needs `shader-f16`; with `lora` or for inference). */
   f16Base?: boolean;
+  /** Keep only each layer's input for the backward pass and recompute the layer there. */
+  gradientCheckpointing?: boolean;
   seed?: number;
 }
 
@@ -105,6 +107,7 @@ export async function createRandomLlama(
   const model = new Llama(gpu, config, weightSource(base, lora), rope, {
     maxTokens: opts.maxTokens,
     trainable: opts.trainable || Boolean(opts.lora),
+    gradientCheckpointing: opts.gradientCheckpointing,
   });
   const trainableSets = opts.trainable ? [base] : adapters ? [adapters] : [];
   return {
@@ -129,18 +132,21 @@ function createLora(gpu: Gpu, dims: LlamaDims, spec: LoraSpec, seed: number): Pa
 /** Fills every value tensor of `set`: norm weights with 1, the rest by repeating one random pattern. */
 async function fillRandom(gpu: Gpu, set: ParamSet, seed: number): Promise<void> {
   const normal = normalGenerator(seed);
-  const pattern = Float32Array.from({ length: PATTERN_LENGTH }, () => normal() * 0.02);
+  // The pattern is a tensor too: on an adapter with small bindings it is shorter.
+  const length = Math.min(PATTERN_LENGTH, Math.floor(gpu.maxBinding / 4) - 2);
+  const pattern = Float32Array.from({ length }, () => normal() * 0.02);
   const sources = { f32: gpu.upload(pattern, "fill.f32"), f16: gpu.upload(f32ToF16(pattern), "fill.f16") };
-  const patternBytes = { f32: PATTERN_LENGTH * 4, f16: PATTERN_LENGTH * 2 };
+  const patternBytes = { f32: length * 4, f16: length * 2 };
   gpu.run([], (encoder) => {
     for (const spec of set.specs) {
-      const t = set.value(spec.name);
-      if (spec.name.endsWith("norm.weight")) {
-        gpu.write(t, new Float32Array(t.length).fill(1));
-        continue;
+      for (const { tensor: t } of set.blocks(spec.name).blocks) {
+        if (spec.name.endsWith("norm.weight")) {
+          gpu.write(t, new Float32Array(t.length).fill(1));
+          continue;
+        }
+        const kind = t.dtype === "f16" ? "f16" : "f32";
+        copyRepeated(encoder, sources[kind], patternBytes[kind], t);
       }
-      const kind = t.dtype === "f16" ? "f16" : "f32";
-      copyRepeated(encoder, sources[kind], patternBytes[kind], t);
     }
   });
   await gpu.sync();

@@ -4,16 +4,25 @@
  * with the step time, tokens/s, the GPU memory the toolkit allocated and, given torch_reference.py's
  * output, the ratio to PyTorch's tokens/s for the same model.
  *
+ * It also prints the memory plan (`model/memory_plan.ts`) beside the peak it measures, and fails when the
+ * two differ by more than 10 %: the plan `--dry-run` prints is checked against every run.
+ *
  * ```sh
  * deno task bench:train                                          # tiny shape, CPU-sized
  * deno task bench:train --preset tinyllama --batch 4 --seq 1024 --torch torch.txt --json train.json
  * deno task bench:train --preset llama7b --lora 16 --f16-base --batch 1 --seq 1024
+ * deno task bench:train --preset tinyllama --layers 4 --lora 16 --f16-base --seq 512 --gradient-checkpointing
  * ```
  *
  * @module
  */
 import { parseArgs } from "node:util";
 import { Gpu } from "../gpu/runtime.ts";
+import { parseByteSize } from "../io/bytes.ts";
+import type { ModelConfig } from "../io/hf_config.ts";
+import { formatPlan, type MemoryPlan, planMemory } from "../model/memory_plan.ts";
+import { describeLayout } from "../model/load.ts";
+import { loraParamSpecs } from "../train/lora.ts";
 import { collateSft } from "../train/batching.ts";
 import { uniformGenerator } from "../model/init.ts";
 import { microBatch, StepRunner } from "../train/runner.ts";
@@ -48,6 +57,8 @@ ${SHAPE_USAGE}
   --warmup N      untimed steps first (default 2; llama7b: 1)
   --lora R        train rank-R LoRA adapters on every linear layer (alpha 2R) instead of every weight
   --f16-base      with --lora: hold the frozen base's linear weights in f16
+  --gradient-checkpointing  keep only each layer's input and recompute the layer in the backward pass
+  --max-binding BYTES       hold every GPU binding to at most BYTES (tensors split as on a smaller adapter)
   --torch FILE    captured output of torch_reference.py: print our tokens/s over PyTorch's (same model only)
   --tuning FILE   matmul tuning results to use (from bench:matmul --autotune --tuning FILE)
   --quick         the smallest meaningful run (batch 2 × 64 tokens, 1 warm-up + 2 steps unless given)
@@ -63,6 +74,8 @@ interface Options {
   warmup: number;
   lora?: number;
   f16Base: boolean;
+  gradientCheckpointing: boolean;
+  maxBinding?: number;
   torch?: string;
   tuning?: string;
   quick: boolean;
@@ -91,6 +104,8 @@ function parseOptions(args: string[]): Options | undefined {
       warmup: { type: "string" },
       lora: { type: "string" },
       "f16-base": { type: "boolean", default: false },
+      "gradient-checkpointing": { type: "boolean", default: false },
+      "max-binding": { type: "string" },
       torch: { type: "string" },
       tuning: { type: "string" },
       quick: { type: "boolean", default: false },
@@ -112,6 +127,10 @@ function parseOptions(args: string[]): Options | undefined {
     warmup: values.warmup === undefined ? d.warmup : nonNegativeInt("--warmup", values.warmup),
     lora: values.lora === undefined ? undefined : positiveInt("--lora", values.lora),
     f16Base: values["f16-base"],
+    gradientCheckpointing: values["gradient-checkpointing"],
+    maxBinding: values["max-binding"] === undefined
+      ? undefined
+      : parseByteSize(values["max-binding"], "--max-binding"),
     torch: values.torch,
     tuning: values.tuning,
     quick: values.quick,
@@ -164,6 +183,115 @@ function describeRun(o: Options, parameters: number, trainable: number): string 
     `layers, ${c.numHeads}/${c.numKvHeads} heads, MLP ${c.intermediateSize}, vocab ${c.vocabSize}); ${what}`;
 }
 
+/** The plan `--dry-run` would print for this run. */
+export function benchPlan(
+  config: ModelConfig,
+  o: { batch: number; seq: number; lora?: number; f16Base?: boolean; gradientCheckpointing?: boolean },
+  gpu: Gpu,
+): MemoryPlan {
+  return planMemory(config, {
+    sequences: o.batch,
+    seqLength: o.seq,
+    lora: o.lora === undefined
+      ? undefined
+      : { rank: o.lora, specs: loraParamSpecs(config, loraSpecFor(o.lora)) },
+    f16Base: o.f16Base,
+    gradientCheckpointing: o.gradientCheckpointing,
+    maxBinding: gpu.maxBinding,
+    maxBuffer: gpu.maxBuffer,
+  });
+}
+
+/** What {@link measureTrainSteps} measured. */
+export interface TrainMeasurement {
+  /** Wall time of each measured step, ms. */
+  stepTimesMs: number[];
+  /** Loss of the last step. */
+  loss: number;
+  /** Bytes allocated once the model and optimizer were built, and at the peak of the steps. */
+  allocatedBytes: number;
+  peakBytes: number;
+  parameters: number;
+  trainableParameters: number;
+}
+
+/**
+ * Builds the model and optimizer, runs `warmup` then `steps` optimizer steps on one random batch, and
+ * measures the step times and the peak GPU memory of the steps (the peak counter starts after building,
+ * so the random weights' upload buffers do not count). `log` receives progress lines.
+ * @example
+ * ```ts
+ * const m = await measureTrainSteps(gpu, config, { batch: 1, seq: 64, steps: 1, warmup: 0, f16Base: false });
+ * ```
+ */
+export async function measureTrainSteps(
+  gpu: Gpu,
+  config: ModelConfig,
+  o: {
+    batch: number;
+    seq: number;
+    steps: number;
+    warmup: number;
+    lora?: number;
+    f16Base: boolean;
+    gradientCheckpointing?: boolean;
+  },
+  log: (line: string) => void = () => {},
+): Promise<TrainMeasurement> {
+  const { batch: B, seq: T } = o;
+  const built = performance.now();
+  const m = await createRandomLlama(gpu, config, {
+    trainable: o.lora === undefined,
+    maxTokens: B * T,
+    maxPositions: T,
+    lora: o.lora === undefined ? undefined : loraSpecFor(o.lora),
+    f16Base: o.f16Base,
+    gradientCheckpointing: o.gradientCheckpointing,
+  });
+  try {
+    gpu.resetPeakBytes();
+    const opt = new AdamW(gpu, m.trainableSets, { weightDecay: 0.01, decayAll: true });
+    const settings = { objective: "sft" as const, beta: 0.1 };
+    const runner = new StepRunner(gpu, m.loaded.model, opt, settings, B);
+    const mb = microBatch(randomBatch(B, T, config.vocabSize, 1), settings);
+    const allocated = gpu.liveBytes;
+    log(`layout: ${describeLayout(m.loaded)}`);
+    log(
+      `built in ${((performance.now() - built) / 1000).toFixed(1)} s; GPU memory allocated ${
+        formatBytes(allocated)
+      }`,
+    );
+    log(`batch ${B} × ${T} tokens; ${o.warmup} warm-up + ${o.steps} measured steps`);
+    let step = 0;
+    for (let i = 0; i < o.warmup; i++) {
+      const ms = await wallMs(() => runner.step([mb], 1e-5, ++step));
+      log(`warm-up step ${i + 1}: ${ms.toFixed(1)} ms`);
+    }
+    const times: number[] = [];
+    let loss = NaN;
+    for (let i = 0; i < o.steps; i++) {
+      const t0 = performance.now();
+      const r = await runner.step([mb], 1e-5, ++step);
+      times.push(performance.now() - t0);
+      loss = r.values.loss;
+      log(`step ${i + 1}: ${times[i].toFixed(1)} ms (loss ${loss.toFixed(4)})`);
+    }
+    return {
+      stepTimesMs: times,
+      loss,
+      allocatedBytes: allocated,
+      peakBytes: gpu.peakBytes,
+      parameters: m.parameters,
+      trainableParameters: m.trainableParameters,
+    };
+  } finally {
+    m.destroy();
+  }
+}
+
+/** How far the plan may be from the measured peak before the benchmark fails. */
+export const PLAN_TOLERANCE = 0.1;
+
 async function main(): Promise<void> {
   const opts = parseOptions(Deno.args);
   if (!opts) {
@@ -171,53 +299,27 @@ async function main(): Promise<void> {
     return;
   }
   const torch = opts.torch ? parseTorchReference(await Deno.readTextFile(opts.torch), opts.torch) : undefined;
-  const gpu = await Gpu.create();
+  const gpu = await Gpu.create({ maxBindingBytes: opts.maxBinding });
   console.log(`adapter: ${gpu.describe()}`);
   if (opts.tuning) console.log(await loadTuningIfPresent(opts.tuning));
   const { batch: B, seq: T } = opts;
   const config = opts.shape.config;
-  const built = performance.now();
-  const m = await createRandomLlama(gpu, config, {
-    trainable: opts.lora === undefined,
-    maxTokens: B * T,
-    maxPositions: T,
-    lora: opts.lora === undefined ? undefined : loraSpecFor(opts.lora),
-    f16Base: opts.f16Base,
-  });
-  console.log(describeRun(opts, m.parameters, m.trainableParameters));
-  const opt = new AdamW(gpu, m.trainableSets, { weightDecay: 0.01, decayAll: true });
-  const settings = { objective: "sft" as const, beta: 0.1 };
-  const runner = new StepRunner(gpu, m.loaded.model, opt, settings, B);
-  const mb = microBatch(randomBatch(B, T, config.vocabSize, 1), settings);
-  const allocated = gpu.liveBytes;
-  console.log(
-    `built in ${((performance.now() - built) / 1000).toFixed(1)} s; GPU memory allocated ${
-      formatBytes(allocated)
-    }`,
-  );
-  console.log(`batch ${B} × ${T} tokens; ${opts.warmup} warm-up + ${opts.steps} measured steps`);
-  let step = 0;
-  for (let i = 0; i < opts.warmup; i++) {
-    const ms = await wallMs(() => runner.step([mb], 1e-5, ++step));
-    console.log(`warm-up step ${i + 1}: ${ms.toFixed(1)} ms`);
-  }
-  const times: number[] = [];
-  let loss = NaN;
-  for (let i = 0; i < opts.steps; i++) {
-    const t0 = performance.now();
-    const r = await runner.step([mb], 1e-5, ++step);
-    times.push(performance.now() - t0);
-    loss = r.values.loss;
-    console.log(`step ${i + 1}: ${times[i].toFixed(1)} ms (loss ${loss.toFixed(4)})`);
-  }
+  const plan = benchPlan(config, opts, gpu);
+  console.log(`memory plan:\n${formatPlan(plan, { maxBinding: gpu.maxBinding }).join("\n")}`);
+  const measured = await measureTrainSteps(gpu, config, opts, (line) => console.log(line));
+  console.log(describeRun(opts, measured.parameters, measured.trainableParameters));
+  const times = measured.stepTimesMs, loss = measured.loss, allocated = measured.allocatedBytes;
   if (!Number.isFinite(loss)) throw new Error(`the loss is ${loss}: the step computed nothing meaningful`);
   const stepMs = mean(times);
   const tokensPerSec = (B * T) / (stepMs / 1000);
+  const planOverPeak = plan.totalBytes / measured.peakBytes;
   console.log(`step: ${stepMs.toFixed(1)} ms (mean of ${times.length}); ${tokensPerSec.toFixed(0)} tokens/s`);
-  console.log(`GPU memory: ${formatBytes(allocated)} allocated, ${formatBytes(gpu.peakBytes)} at the peak`);
-
+  console.log(
+    `GPU memory: ${formatBytes(allocated)} allocated, ${formatBytes(measured.peakBytes)} at the peak; ` +
+      `plan ${formatBytes(plan.totalBytes)} (plan/peak ${planOverPeak.toFixed(3)})`,
+  );
   const ratios: Record<string, number> = {};
-  const matched = torch ? torchMatches(torch.train, m.parameters, opts.lora !== undefined) : {};
+  const matched = torch ? torchMatches(torch.train, measured.parameters, opts.lora !== undefined) : {};
   for (const [name, r] of Object.entries(matched)) {
     ratios[name] = tokensPerSec / r.tokS;
     const sameBatch = r.bs === B && r.seq === T ? "" : ` (torch ran ${r.bs} × ${r.seq})`;
@@ -249,22 +351,39 @@ async function main(): Promise<void> {
         f16Base: opts.f16Base,
         optimizer: "AdamW (weight decay 0.01 on every parameter, no clipping), lr 1e-5",
         quick: opts.quick,
+        gradientCheckpointing: opts.gradientCheckpointing,
+        maxBinding: gpu.maxBinding,
       },
       figures: {
         stepMs,
         tokensPerSec,
-        parameters: m.parameters,
-        trainableParameters: m.trainableParameters,
+        parameters: measured.parameters,
+        trainableParameters: measured.trainableParameters,
         allocatedBytes: allocated,
-        peakBytes: gpu.peakBytes,
+        peakBytes: measured.peakBytes,
+        planBytes: plan.totalBytes,
       },
-      ratios,
-      extra: { stepTimesMs: times, finalLoss: loss, torch: matched, torchHeader: torch?.header ?? null },
+      ratios: { ...ratios, planOverPeak },
+      extra: {
+        stepTimesMs: times,
+        finalLoss: loss,
+        plan: plan.parts,
+        torch: matched,
+        torchHeader: torch?.header ?? null,
+      },
       date: new Date().toISOString(),
     };
     await writeReport(opts.json, report);
   }
-  m.destroy();
+  if (Math.abs(planOverPeak - 1) > PLAN_TOLERANCE) {
+    throw new Error(
+      `the memory plan (${formatBytes(plan.totalBytes)}) is off the measured peak ` +
+        `(${formatBytes(measured.peakBytes)}) by more than ${
+          PLAN_TOLERANCE * 100
+        } %: model/memory_plan.ts no ` +
+        `longer describes what the model allocates`,
+    );
+  }
 }
 
 if (import.meta.main) {

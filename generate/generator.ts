@@ -156,8 +156,8 @@ export class Generator {
         }`,
       );
     }
-    if (model.logitsRows < this.slots) {
-      throw new RangeError(`logits chunk (${model.logitsRows} rows) < slots (${this.slots})`);
+    if (model.fullLogitsRows < this.slots) {
+      throw new RangeError(`logits chunk (${model.fullLogitsRows} rows) < slots (${this.slots})`);
     }
     this.stepsPerSubmit = opts.stepsPerSubmit ?? 8;
     this.vocab = loaded.config.vocabSize;
@@ -382,7 +382,7 @@ export class Generator {
     };
     return [
       ...this.model.forwardHidden(S, 1, this.#decodeIo, kv),
-      this.model.forwardLogits(0, S),
+      ...this.model.forwardLogits(0, S),
       ...sampleDispatch(g, {
         logits: prefix(this.model.logitsBuffer, S * this.vocab),
         params: this.#params,

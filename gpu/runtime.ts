@@ -70,6 +70,11 @@ export interface AdapterReport {
   maxBufferSize: number;
   /** Workgroup memory per workgroup in bytes. */
   maxComputeWorkgroupStorageSize: number;
+  /**
+   * The binding (and buffer) size this toolkit holds itself to when {@link GpuOptions.maxBindingBytes}
+   * forced one below the adapter's; absent otherwise.
+   */
+  bindingCap?: number;
 }
 
 /**
@@ -126,6 +131,12 @@ export interface GpuOptions {
   powerPreference?: GPUPowerPreference;
   /** Ask for `shader-f16` when present (default true). */
   f16?: boolean;
+  /**
+   * Hold every binding and buffer to at most this many bytes (rounded down to 256), below what the adapter
+   * allows: tensors then split into row blocks as they would on a smaller adapter, so tests and
+   * `deno task parity --max-binding` run the split paths on any machine.
+   */
+  maxBindingBytes?: number;
 }
 
 /** A value in a kernel's uniform block: plain numbers are `u32`; wrap floats with {@link f32} and signed ints with {@link i32}. */
@@ -233,11 +244,16 @@ export class Gpu {
   #lost = false;
   #liveBytes = 0;
   #peakBytes = 0;
+  readonly #maxBinding: number;
+  readonly #maxBuffer: number;
 
   private constructor(device: GPUDevice, report: AdapterReport) {
     this.device = device;
     this.report = report;
     this.limits = device.limits;
+    const cap = report.bindingCap ?? Infinity;
+    this.#maxBinding = Math.min(device.limits.maxStorageBufferBindingSize, cap);
+    this.#maxBuffer = Math.min(device.limits.maxBufferSize, cap);
     this.hasF16 = device.features.has("shader-f16");
     this.hasTimestamps = device.features.has("timestamp-query");
     device.addEventListener("uncapturederror", (e) => {
@@ -284,6 +300,15 @@ export class Gpu {
       maxBufferSize: device.limits.maxBufferSize,
       maxComputeWorkgroupStorageSize: device.limits.maxComputeWorkgroupStorageSize,
     };
+    if (options.maxBindingBytes !== undefined) {
+      const cap = Math.floor(options.maxBindingBytes / STORAGE_ALIGN) * STORAGE_ALIGN;
+      if (!(cap >= STORAGE_ALIGN)) {
+        throw new RangeError(
+          `maxBindingBytes: expected at least ${STORAGE_ALIGN}, got ${options.maxBindingBytes}`,
+        );
+      }
+      if (cap < device.limits.maxStorageBufferBindingSize) report.bindingCap = cap;
+    }
     return new Gpu(device, report);
   }
 
@@ -292,21 +317,30 @@ export class Gpu {
     const r = this.report;
     return `${r.description}${r.isFallback ? " [CPU fallback]" : ""}${this.hasF16 ? " f16" : ""}${
       this.hasTimestamps ? " timestamps" : ""
-    } (binding max ${(r.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB)`;
+    } (binding max ${
+      r.bindingCap !== undefined
+        ? `${fmtBytes(r.bindingCap)}, forced below the adapter's ${fmtBytes(r.maxStorageBufferBindingSize)}`
+        : fmtBytes(r.maxStorageBufferBindingSize)
+    })`;
   }
 
-  /** Largest binding (bytes) one tensor may have. */
+  /** Largest binding (bytes) one tensor may have: the adapter's, or the forced cap. */
   get maxBinding(): number {
-    return this.limits.maxStorageBufferBindingSize;
+    return this.#maxBinding;
+  }
+
+  /** Largest buffer (bytes) this toolkit creates: the adapter's, or the forced cap. */
+  get maxBuffer(): number {
+    return this.#maxBuffer;
   }
 
   /** Creates a raw buffer, checking the device's limits first so the error names the culprit. */
   createBuffer(bytes: number, usage: number, label: string): GPUBuffer {
     const size = Math.max(16, align(bytes, 16));
-    if (size > this.limits.maxBufferSize) {
+    if (size > this.#maxBuffer) {
       throw new GpuLimitError(
         `buffer "${label}" needs ${fmtBytes(size)} but this device allows at most ${
-          fmtBytes(this.limits.maxBufferSize)
+          fmtBytes(this.#maxBuffer)
         } per buffer (${this.report.description})`,
       );
     }
@@ -500,34 +534,46 @@ export class Gpu {
     return (await this.readMany([t]))[0] as Float32Array;
   }
 
-  /** Reads several tensors back with a single map (each awaited map costs ~11 ms in Deno). */
+  /**
+   * Reads several tensors back with a single wait (each awaited map costs ~11 ms in Deno). They are copied
+   * into as few staging buffers as {@link maxBuffer} allows, all mapped together.
+   */
   async readMany(ts: readonly Tensor[]): Promise<ArrayBufferView[]> {
     const sizes = ts.map((t) => align(t.length * DTYPE_BYTES[t.dtype], 4));
-    const offsets: number[] = [];
-    let total = 0;
-    for (const s of sizes) {
-      offsets.push(total);
-      total = align(total + s, 16);
-    }
-    const staging = this.createBuffer(
-      Math.max(16, total),
-      GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-      "readback",
+    // Staging buffers, each holding consecutive tensors at 16-byte aligned offsets.
+    const groups: { bytes: number; offsets: number[]; first: number }[] = [];
+    sizes.forEach((s, i) => {
+      let group = groups[groups.length - 1];
+      if (!group || (group.bytes > 0 && group.bytes + s > this.#maxBuffer)) {
+        group = { bytes: 0, offsets: [], first: i };
+        groups.push(group);
+      }
+      group.offsets.push(group.bytes);
+      group.bytes = align(group.bytes + s, 16);
+    });
+    const staging = groups.map((g) =>
+      this.createBuffer(Math.max(16, g.bytes), GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, "readback")
     );
     const enc = this.device.createCommandEncoder();
-    ts.forEach((t, i) => {
-      if (sizes[i] > 0) enc.copyBufferToBuffer(t.buffer, t.offset, staging, offsets[i], sizes[i]);
+    groups.forEach((g, k) => {
+      g.offsets.forEach((offset, j) => {
+        const t = ts[g.first + j], size = sizes[g.first + j];
+        if (size > 0) enc.copyBufferToBuffer(t.buffer, t.offset, staging[k], offset, size);
+      });
     });
     this.device.queue.submit([enc.finish()]);
-    await staging.mapAsync(GPUMapMode.READ);
+    await Promise.all(staging.map((b) => b.mapAsync(GPUMapMode.READ)));
     this.throwIfFailed();
-    const mapped = staging.getMappedRange();
-    const out = ts.map((t, i) => {
-      const copy = mapped.slice(offsets[i], offsets[i] + t.length * DTYPE_BYTES[t.dtype]);
-      return new TYPED[t.dtype](copy);
+    const out: ArrayBufferView[] = [];
+    groups.forEach((g, k) => {
+      const mapped = staging[k].getMappedRange();
+      g.offsets.forEach((offset, j) => {
+        const t = ts[g.first + j];
+        out.push(new TYPED[t.dtype](mapped.slice(offset, offset + t.length * DTYPE_BYTES[t.dtype])));
+      });
+      staging[k].unmap();
+      staging[k].destroy();
     });
-    staging.unmap();
-    staging.destroy();
     return out;
   }
 
@@ -600,11 +646,11 @@ export class Gpu {
 
   /** Throws a {@link GpuLimitError} naming `label` when `bytes` exceeds one storage binding. */
   private checkBinding(bytes: number, label: string): void {
-    if (bytes > this.limits.maxStorageBufferBindingSize) {
+    if (bytes > this.#maxBinding) {
       throw new GpuLimitError(
         `tensor "${label}" needs ${fmtBytes(bytes)} in one binding but this device allows at most ${
-          fmtBytes(this.limits.maxStorageBufferBindingSize)
-        } (${this.report.description}); split it at a tensor boundary`,
+          fmtBytes(this.#maxBinding)
+        } (${this.report.description}); split it into row blocks`,
       );
     }
   }
@@ -686,6 +732,7 @@ function encodeInto(pass: GPUComputePassEncoder, dispatches: readonly Dispatch[]
 function fmtBytes(n: number): string {
   if (n >= 2 ** 30) return `${(n / 2 ** 30).toFixed(2)} GiB`;
   if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(1)} MiB`;
+  if (n >= 2 ** 10) return `${(n / 2 ** 10).toFixed(1)} KiB`;
   return `${n} B`;
 }
 
@@ -743,7 +790,7 @@ export class Arena {
   constructor(gpu: Gpu, label: string, chunkBytes?: number) {
     this.gpu = gpu;
     this.label = label;
-    const max = Math.min(gpu.maxBinding, gpu.limits.maxBufferSize);
+    const max = Math.min(gpu.maxBinding, gpu.maxBuffer);
     this.chunkBytes = Math.floor(Math.min(chunkBytes ?? max, max) / STORAGE_ALIGN) * STORAGE_ALIGN;
   }
 

@@ -268,8 +268,13 @@ export type SaveDType = "F32" | "F16" | "BF16";
 export interface SaveModelOptions {
   /** The config JSON to write (usually `ModelConfig.raw`, updated); its dtype field is set to `dtype`. */
   config: Record<string, unknown>;
-  /** Every parameter as f32, or a function producing one at a time (so a large model streams to disk). */
-  tensors: ReadonlyMap<string, Float32Array> | ((name: string) => Float32Array | Promise<Float32Array>);
+  /**
+   * Every parameter as f32, or a function producing one at a time (so a large model streams to disk),
+   * whole or as consecutive pieces of its row-major values.
+   */
+  tensors:
+    | ReadonlyMap<string, Float32Array>
+    | ((name: string) => Float32Array | Promise<Float32Array> | AsyncIterable<Float32Array>);
   /** Element type the weights are stored in. */
   dtype: SaveDType;
   /** Largest shard in bytes (default 5 GB as transformers); a larger model is split into shards. */
@@ -343,7 +348,7 @@ function tensorSource(
   tensors: SaveModelOptions["tensors"],
   expected: Map<string, number[]>,
   cfg: ModelConfig,
-): (name: string) => Promise<Float32Array> {
+): (name: string) => Promise<Float32Array | AsyncIterable<Float32Array>> {
   if (typeof tensors === "function") return async (name) => await tensors(name);
   for (const name of tensors.keys()) {
     if (!expected.has(name) && !(name === "lm_head.weight" && cfg.tieWordEmbeddings)) {
@@ -374,7 +379,7 @@ function checkedData(name: string, shape: number[], data: Float32Array): Float32
 async function writeShards(
   tmp: string,
   expected: Map<string, number[]>,
-  read: (name: string) => Promise<Float32Array>,
+  read: (name: string) => Promise<Float32Array | AsyncIterable<Float32Array>>,
   dtype: SaveDType,
   maxShardBytes: number,
 ): Promise<{ files: string[]; totalSize: number; weightMap: Record<string, string> }> {
@@ -389,7 +394,15 @@ async function writeShards(
     const tensors: Record<string, TensorToWrite> = {};
     for (const name of plan[i]) {
       const shape = expected.get(name)!;
-      tensors[name] = { dtype, shape, data: async () => checkedData(name, shape, await read(name)) };
+      tensors[name] = {
+        dtype,
+        shape,
+        data: async () => {
+          const data = await read(name);
+          // Pieces are counted as they are written; a whole tensor is checked here.
+          return Symbol.asyncIterator in data ? data : checkedData(name, shape, data);
+        },
+      };
       weightMap[name] = file;
     }
     await writeSafetensors(join(tmp, file), tensors, { format: "pt" });

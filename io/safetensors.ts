@@ -13,6 +13,7 @@
  */
 import {
   bf16BitsToF32,
+  bf16ToF16,
   bf16ToF32,
   f16BitsToF32,
   f16ToF32,
@@ -103,7 +104,17 @@ export class SafetensorsError extends Error {
 // ---------------------------------------------------------------------------------------------------------
 // Float conversions live in gpu/half.ts; re-exported here for callers of the safetensors API.
 
-export { bf16BitsToF32, bf16ToF32, f16BitsToF32, f16ToF32, f32ToBf16, f32ToBf16Bits, f32ToF16, f32ToF16Bits };
+export {
+  bf16BitsToF32,
+  bf16ToF16,
+  bf16ToF32,
+  f16BitsToF32,
+  f16ToF32,
+  f32ToBf16,
+  f32ToBf16Bits,
+  f32ToF16,
+  f32ToF16Bits,
+};
 
 // ---------------------------------------------------------------------------------------------------------
 // Header parsing and validation
@@ -395,7 +406,11 @@ export class SafetensorsFile {
       const bytes = await this.readBytes(info, range);
       return new Uint16Array(bytes.buffer, 0, bytes.length / 2);
     }
-    if (info.dtype === "F32" || info.dtype === "BF16") return f32ToF16(await this.readF32(name, range));
+    if (info.dtype === "BF16") {
+      const bytes = await this.readBytes(info, range);
+      return bf16ToF16(new Uint16Array(bytes.buffer, 0, bytes.length / 2));
+    }
+    if (info.dtype === "F32") return f32ToF16(await this.readF32(name, range));
     throw new SafetensorsError(
       `${this.path}: tensor "${name}" is ${info.dtype}; readF16Bits reads F16, F32 or BF16`,
     );
@@ -471,11 +486,18 @@ export class SafetensorsFile {
 /** Tensor data for {@link writeSafetensors}: F16/BF16 take f32 values (rounded) or raw 16-bit patterns. */
 export type TensorData = Float32Array | Uint16Array | Int32Array;
 
-/** One tensor to write. `data` may be a function, called once when the tensor's turn comes (streaming). */
+/** A tensor's values whole, or as consecutive pieces of its row-major values. */
+export type TensorSource = TensorData | AsyncIterable<TensorData>;
+
+/**
+ * One tensor to write. `data` may be a function, called once when the tensor's turn comes (streaming); it
+ * may return the data whole or as consecutive pieces (an async iterable), so no whole copy of a large
+ * tensor need exist on the host.
+ */
 export interface TensorToWrite {
   dtype: WritableDType;
   shape: readonly number[];
-  data: TensorData | (() => TensorData | Promise<TensorData>);
+  data: TensorData | (() => TensorSource | Promise<TensorSource>);
 }
 
 /** Rust safetensors orders the data by dtype, widest-ranked first, so each tensor stays aligned. */
@@ -608,7 +630,25 @@ export async function writeSafetensors(
     for (const e of entries) {
       const source = tensors[e.name].data;
       const data = typeof source === "function" ? await source() : source;
-      await writeAll(file, encodeTensor(path, e.name, e.dtype, e.numel, data));
+      if (!(Symbol.asyncIterator in data)) {
+        await writeAll(file, encodeTensor(path, e.name, e.dtype, e.numel, data));
+        continue;
+      }
+      let written = 0;
+      for await (const piece of data) {
+        if (written + piece.length > e.numel) {
+          throw new SafetensorsError(
+            `${path}: tensor "${e.name}": pieces hold more than its ${e.numel} values`,
+          );
+        }
+        await writeAll(file, encodeTensor(path, e.name, e.dtype, piece.length, piece));
+        written += piece.length;
+      }
+      if (written !== e.numel) {
+        throw new SafetensorsError(
+          `${path}: tensor "${e.name}": pieces hold ${written} values, its shape ${e.numel}`,
+        );
+      }
     }
   });
 }

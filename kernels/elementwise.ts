@@ -1,6 +1,7 @@
 /**
- * Elementwise kernels: residual adds, scaling, fills, offset copies (rows into a KV cache), Qwen2's
- * q/k/v bias and its gradient, and the f32 → f16 cast for frozen weights. One thread per element (per pair
+ * Elementwise kernels: residual adds, scaling, fills, offset copies (rows into a KV cache), column-block
+ * copies between matrices of different widths, row gathers, Qwen2's q/k/v bias and its gradient, and the
+ * f32 → f16 cast for frozen weights. One thread per element (per pair
  * for the cast), launched with `grid()` so any count a binding can hold fits one dispatch.
  * Reference: `elementwise_ref.ts`.
  * @module
@@ -395,26 +396,39 @@ const GATHER_ROWS = flatKernel(
 @group(0) @binding(0) var<storage, read> src: array<f32>;
 @group(0) @binding(1) var<storage, read> index: array<u32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
-struct P { rows: u32, width: u32, src_rows: u32 }
+struct P { rows: u32, width: u32, src_rows: u32, src_row0: u32, index_offset: u32, keep_outside: u32 }
 @group(0) @binding(3) var<uniform> p: P;`,
   "p.rows * p.width",
   /* wgsl */ `
   let row = i / p.width;
-  let source = index[row];
-  dst[i] = select(0.0, src[source * p.width + i % p.width], source < p.src_rows);`,
+  let source = index[p.index_offset + row] - p.src_row0;
+  if (source < p.src_rows) {
+    dst[i] = src[source * p.width + i % p.width];
+  } else if (p.keep_outside == 0u) {
+    dst[i] = 0.0;
+  }`,
 );
 
 /** Arguments of {@link gatherRows}. */
 export interface GatherRowsArgs {
-  /** [srcRows, width]. */
+  /** [srcRows, width]: rows `srcRow0 .. srcRow0 + srcRows − 1` of the row space `index` refers to. */
   src: Tensor;
-  /** u32 [rows]: which source row each output row copies (≥ srcRows gives a zero row). */
+  /** u32: which source row each output row copies, read from element `indexOffset` on. */
   index: Tensor;
   /** [rows, width]. */
   dst: Tensor;
   rows: number;
   width: number;
   srcRows: number;
+  /** The row of the index space `src` starts at (default 0). */
+  srcRow0?: number;
+  /** First element of `index` read (default 0), for a chunk of a longer index. */
+  indexOffset?: number;
+  /**
+   * Rows whose index falls outside `src`: zero-filled (default), or left as they are (`"keep"`), so
+   * several calls over the blocks of a row space fill one output.
+   */
+  outside?: "zero" | "keep";
 }
 
 /**
@@ -424,20 +438,109 @@ export interface GatherRowsArgs {
  * @example
  * ```ts
  * gpu.run([gatherRows(gpu, { src: hidden, index, dst: picked, rows: 3, width: 64, srcRows: 48 })]);
+ * // hidden rows held in two blocks of 24: each call copies the rows its block holds
+ * gpu.run([0, 24].map((srcRow0, k) =>
+ *   gatherRows(gpu, { src: blocks[k], index, dst: picked, rows: 3, width: 64, srcRows: 24, srcRow0, outside: "keep" })
+ * ));
  * ```
  */
 export function gatherRows(gpu: Gpu, args: GatherRowsArgs): Dispatch {
+  const srcRow0 = args.srcRow0 ?? 0, indexOffset = args.indexOffset ?? 0;
   checkCount("gatherRows", "rows", args.rows, 1);
   checkCount("gatherRows", "width", args.width, 1);
   checkCount("gatherRows", "srcRows", args.srcRows, 1);
+  checkCount("gatherRows", "srcRow0", srcRow0);
+  checkCount("gatherRows", "indexOffset", indexOffset);
   checkTensor("gatherRows", "src", args.src, "f32", args.srcRows * args.width, "srcRows·width");
-  checkTensor("gatherRows", "index", args.index, "u32", args.rows, "rows");
+  checkTensor("gatherRows", "index", args.index, "u32", indexOffset + args.rows, "indexOffset + rows");
   checkTensor("gatherRows", "dst", args.dst, "f32", args.rows * args.width, "rows·width");
   return gpu.dispatch(
     GATHER_ROWS,
     [args.src, args.index, args.dst],
     flatGroups(args.rows * args.width),
-    [args.rows, args.width, args.srcRows],
+    [args.rows, args.width, args.srcRows, srcRow0, indexOffset, args.outside === "keep" ? 1 : 0],
     "gather.rows",
+  );
+}
+
+const COPY_COLUMNS = flatKernel(
+  /* wgsl */ `
+@group(0) @binding(0) var<storage, read> src: array<f32>;
+@group(0) @binding(1) var<storage, read_write> dst: array<f32>;
+struct P { rows: u32, cols: u32, src_stride: u32, src_column: u32, dst_stride: u32, dst_column: u32 }
+@group(0) @binding(2) var<uniform> p: P;`,
+  "p.rows * p.cols",
+  /* wgsl */ `
+  let r = i / p.cols;
+  let c = i - r * p.cols;
+  dst[r * p.dst_stride + p.dst_column + c] = src[r * p.src_stride + p.src_column + c];`,
+);
+
+/** Arguments of {@link copyColumns}. */
+export interface CopyColumnsArgs {
+  /** f32, row-major with `srcStride` elements per row. */
+  src: Tensor;
+  /** f32, row-major with `dstStride` elements per row; must not overlap `src`. */
+  dst: Tensor;
+  rows: number;
+  /** Columns copied from each row. */
+  cols: number;
+  srcStride: number;
+  /** First column read from each row of `src` (default 0). */
+  srcColumn?: number;
+  dstStride: number;
+  /** First column written in each row of `dst` (default 0). */
+  dstColumn?: number;
+}
+
+/**
+ * Copies a block of columns between row-major matrices of different widths:
+ * `dst[r, dstColumn + c] = src[r, srcColumn + c]`. A linear layer whose weight is split into row blocks
+ * computes each block's output columns on their own and places them with this.
+ *
+ * @example
+ * ```ts
+ * // y[:, 512:768] = part[:, 0:256] for 64 rows
+ * gpu.run([copyColumns(gpu, { src: part, dst: y, rows: 64, cols: 256, srcStride: 256, dstStride: 2048, dstColumn: 512 })]);
+ * ```
+ */
+export function copyColumns(gpu: Gpu, args: CopyColumnsArgs): Dispatch {
+  const K = "copyColumns";
+  const srcColumn = args.srcColumn ?? 0, dstColumn = args.dstColumn ?? 0;
+  checkCount(K, "rows", args.rows, 1);
+  checkCount(K, "cols", args.cols, 1);
+  for (const [field, v] of [["srcColumn", srcColumn], ["dstColumn", dstColumn]] as const) {
+    checkCount(K, field, v);
+  }
+  if (srcColumn + args.cols > args.srcStride || dstColumn + args.cols > args.dstStride) {
+    throw new RangeError(
+      `${K}: columns [${srcColumn}, +${args.cols}) of rows of ${args.srcStride} → [${dstColumn}, +${args.cols}) ` +
+        `of rows of ${args.dstStride} run past a row`,
+    );
+  }
+  const need = (stride: number, col: number) => (args.rows - 1) * stride + col + args.cols;
+  checkTensor(
+    K,
+    "src",
+    args.src,
+    "f32",
+    need(args.srcStride, srcColumn),
+    "(rows − 1)·srcStride + srcColumn + cols",
+  );
+  checkTensor(
+    K,
+    "dst",
+    args.dst,
+    "f32",
+    need(args.dstStride, dstColumn),
+    "(rows − 1)·dstStride + dstColumn + cols",
+  );
+  checkDisjoint(K, "src", args.src, "dst", args.dst);
+  return gpu.dispatch(
+    COPY_COLUMNS,
+    [args.src, args.dst],
+    flatGroups(args.rows * args.cols),
+    [args.rows, args.cols, args.srcStride, srcColumn, args.dstStride, dstColumn],
+    "copy.columns",
   );
 }

@@ -98,16 +98,54 @@ export function castF32ToF16Ref(x: Float32Array): Uint16Array {
   return new Uint16Array(halves.buffer);
 }
 
-/** dst row i = src row index[i] (a zero row for an index ≥ srcRows). */
+/**
+ * dst row i = src row index[i] (a zero row for an index outside `src`). With `srcRow0`, `src` holds rows
+ * `srcRow0..srcRow0 + srcRows − 1`; with `into`, rows whose index is outside keep `into`'s values.
+ *
+ * @example
+ * ```ts
+ * gatherRowsRef(new Float32Array([1, 2, 3]), new Uint32Array([2, 0]), 1, 3); // Float32Array [3, 1]
+ * ```
+ */
 export function gatherRowsRef(
   src: Float32Array,
   index: Uint32Array,
   width: number,
   srcRows: number,
+  srcRow0 = 0,
+  into?: Float32Array,
 ): Float32Array {
-  const out = new Float32Array(index.length * width);
+  const out = into ? into.slice() : new Float32Array(index.length * width);
   index.forEach((from, i) => {
-    if (from < srcRows) out.set(src.subarray(from * width, (from + 1) * width), i * width);
+    const local = from - srcRow0;
+    if (local >= 0 && local < srcRows) out.set(src.subarray(local * width, (local + 1) * width), i * width);
+    else if (!into) out.fill(0, i * width, (i + 1) * width);
   });
+  return out;
+}
+
+/**
+ * A copy of `dst` with `cols` columns of each of `rows` rows of `src` (from `srcColumn`) written at
+ * `dstColumn`, rows being `srcStride` and `dstStride` elements apart.
+ *
+ * @example
+ * ```ts
+ * copyColumnsRef(new Float32Array([1, 2, 3, 4]), new Float32Array(6), 2, 1, 2, 1, 3, 2); // [0, 0, 2, 0, 0, 4]
+ * ```
+ */
+export function copyColumnsRef(
+  src: Float32Array,
+  dst: Float32Array,
+  rows: number,
+  cols: number,
+  srcStride: number,
+  srcColumn: number,
+  dstStride: number,
+  dstColumn: number,
+): Float32Array {
+  const out = dst.slice();
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) out[r * dstStride + dstColumn + c] = src[r * srcStride + srcColumn + c];
+  }
   return out;
 }

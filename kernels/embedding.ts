@@ -9,11 +9,13 @@
  * The backward pass is deterministic without float atomics (WGSL has none): a first pass links every row
  * to the next row with the same id and marks the first occurrence; a second pass, one thread per (first
  * occurrence, column), walks that chain in row order, sums the gradients, and adds the sum to the table
- * row. Each table element has exactly one writer, and the summation order is fixed.
+ * row. Each table element has exactly one writer, and the summation order is fixed. A gradient held in
+ * row blocks (`gpu/row_blocks.ts`) is linked once and summed block by block.
  * Reference: `embedding_ref.ts`.
  * @module
  */
 import type { Dispatch, Gpu, Tensor } from "../gpu/runtime.ts";
+import type { RowBlocks } from "../gpu/row_blocks.ts";
 import { flatGroups, flatKernel } from "./flat.ts";
 import { checkCount, checkDisjoint, checkTensor } from "./tensor_checks.ts";
 
@@ -78,11 +80,11 @@ const ACCUMULATE = flatKernel(
 @group(0) @binding(1) var<storage, read> links: array<u32>;
 @group(0) @binding(2) var<storage, read> dout: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dtable: array<f32>;
-struct P { n: u32, dim: u32, first_id: u32 }
+struct P { n: u32, dim: u32, first_id: u32, table_rows: u32 }
 @group(0) @binding(4) var<uniform> p: P;`,
   "p.n",
   /* wgsl */ `let row = i / p.dim;
-  if ((links[row] & ${HEAD_BIT}u) == 0u) { return; }
+  if ((links[row] & ${HEAD_BIT}u) == 0u || ids[row] - p.first_id >= p.table_rows) { return; }
   let col = i - row * p.dim;
   var sum = 0.0;
   var r = row;
@@ -146,11 +148,14 @@ export interface EmbeddingBackwardArgs {
   ids: Tensor;
   /** f32 [rows, dim]: the gradient of the forward output. */
   dout: Tensor;
-  /** f32 [tableRows, dim]: always added to (a parameter gradient). */
-  dtable: Tensor;
+  /**
+   * f32 [tableRows, dim], always added to (a parameter gradient); or the whole gradient as row blocks, each
+   * block receiving the rows of the ids it holds.
+   */
+  dtable: Tensor | RowBlocks;
   rows: number;
   dim: number;
-  /** The id of the table's first row (default 0). */
+  /** The id of the table's first row (default 0; with row blocks, each block's own is used). */
   firstId?: number;
 }
 
@@ -164,22 +169,29 @@ export interface EmbeddingBackwardArgs {
  * ```
  */
 export function embeddingBackward(gpu: Gpu, args: EmbeddingBackwardArgs): Dispatch[] {
-  const { ids, dout, dtable, rows, dim } = args;
+  const { ids, dout, rows, dim } = args;
   const K = "embeddingBackward";
   const firstId = args.firstId ?? 0;
-  const tableRows = checkEmbeddingArgs(K, ids, dtable, "dtable", rows, dim, firstId);
+  const shards = "blocks" in args.dtable
+    ? args.dtable.blocks.map((b) => ({ tensor: b.tensor, firstId: firstId + b.row0 }))
+    : [{ tensor: args.dtable, firstId }];
+  const tableRows = shards.map((s) => checkEmbeddingArgs(K, ids, s.tensor, "dtable", rows, dim, s.firstId));
   checkTensor(K, "dout", dout, "f32", rows * dim, "rows·dim");
-  checkDisjoint(K, "dtable", dtable, "dout", dout);
+  for (const s of shards) checkDisjoint(K, "dtable", s.tensor, "dout", dout);
   const links = gpu.tensor(Math.max(rows, 1), "u32", "embedding.bwd.links");
   const n = rows * dim;
+  const covered = tableRows.reduce((a, b) => a + b, 0);
+  // One chain per id over every block's rows; each block then sums the chains of the ids it holds.
   return [
-    gpu.dispatch(LINK, [ids, links], flatGroups(rows), [rows, tableRows, firstId], "embedding.bwd.link"),
-    gpu.dispatch(
-      ACCUMULATE,
-      [ids, links, dout, dtable],
-      flatGroups(n),
-      [n, dim, firstId],
-      "embedding.bwd.sum",
+    gpu.dispatch(LINK, [ids, links], flatGroups(rows), [rows, covered, firstId], "embedding.bwd.link"),
+    ...shards.map((s, i) =>
+      gpu.dispatch(
+        ACCUMULATE,
+        [ids, links, dout, s.tensor],
+        flatGroups(n),
+        [n, dim, s.firstId, tableRows[i]],
+        "embedding.bwd.sum",
+      )
     ),
   ];
 }

@@ -67,3 +67,36 @@ export function logprobsBackwardRef(
   }
   return out;
 }
+
+/**
+ * One vocabulary block's statistics (what `logprobsBlockStats` writes): per row the maximum, the sum of
+ * `exp(logit − maximum)`, the target's logit when the target lies in `[firstColumn, firstColumn + cols)`
+ * (else 0) and the first argmax as a vocabulary id. Merging the blocks' rows as in `logprobsMerge` gives
+ * {@link logprobsForwardRef} of the whole row.
+ * @example
+ * ```ts
+ * const s = logprobsBlockStatsRef(new Float32Array([0, 1]), new Uint32Array([3]), 1, 2, 2);
+ * // s.max[0] = 1, s.argmax[0] = 3, s.target[0] = 1
+ * ```
+ */
+export function logprobsBlockStatsRef(
+  logits: ArrayLike<number>,
+  targets: ArrayLike<number>,
+  rows: number,
+  cols: number,
+  firstColumn: number,
+): { max: Float64Array; sum: Float64Array; target: Float64Array; argmax: Uint32Array } {
+  const max = new Float64Array(rows), sum = new Float64Array(rows), target = new Float64Array(rows);
+  const argmax = new Uint32Array(rows);
+  for (let r = 0; r < rows; r++) {
+    const base = r * cols;
+    let best = 0;
+    for (let j = 1; j < cols; j++) if (logits[base + j] > logits[base + best]) best = j;
+    max[r] = logits[base + best];
+    for (let j = 0; j < cols; j++) sum[r] += Math.exp(logits[base + j] - max[r]);
+    argmax[r] = firstColumn + best;
+    const t = targets[r] - firstColumn;
+    target[r] = t >= 0 && t < cols ? logits[base + t] : 0;
+  }
+  return { max, sum, target, argmax };
+}

@@ -10,18 +10,32 @@
  * Nothing here knows about objectives: the backward pass starts from d(loss)/d(log-prob) per token, which
  * the objective layer writes into `dlogp`. Functions here only record dispatches; callers submit them.
  *
+ * Sizes beyond one binding: a weight may come as several row blocks (`gpu/row_blocks.ts`): the embedding
+ * is looked up block by block, the vocabulary projection makes logits one vocabulary block at a time and
+ * merges their softmax statistics, and a split linear layer computes each block's output columns on their
+ * own. A pass whose activations exceed a binding runs in groups of whole sequences (`workspace.ts`). With
+ * gradient checkpointing only each layer's input is kept, and the backward pass recomputes the layer.
+ *
  * @module
  */
 import { type Dispatch, type Gpu, prefix, type Tensor } from "../gpu/runtime.ts";
+import type { RowBlock, RowBlocks } from "../gpu/row_blocks.ts";
+import { wholeTensor } from "../gpu/row_blocks.ts";
 import { matmul } from "../kernels/matmul.ts";
 import { rmsnormBackward, rmsnormForward } from "../kernels/rmsnorm.ts";
 import { embeddingBackward, embeddingForward } from "../kernels/embedding.ts";
 import { ropeBackward, ropeForward } from "../kernels/rope.ts";
 import { swigluBackward, swigluForward } from "../kernels/swiglu.ts";
-import { add, addBias, biasBackward, gatherRows } from "../kernels/elementwise.ts";
+import { add, addBias, biasBackward, copy, copyColumns, gatherRows } from "../kernels/elementwise.ts";
 import { attentionBackward, attentionForward } from "../kernels/attention.ts";
 import { kvScatter } from "../kernels/kvcache.ts";
-import { logprobsBackward, logprobsForward } from "../kernels/logprobs.ts";
+import {
+  LOGPROBS_STAT_FIELDS,
+  logprobsBackward,
+  logprobsBlockStats,
+  logprobsForward,
+  logprobsMerge,
+} from "../kernels/logprobs.ts";
 import {
   hasBias,
   layerNormName,
@@ -32,13 +46,25 @@ import {
   type LlamaDims,
   lmHeadName,
 } from "../io/llama_architecture.ts";
+import {
+  activationBlockRows,
+  chooseLogitsRows,
+  finalWidths,
+  gradWidths,
+  GROUP_INPUTS,
+  type LayerActName,
+  layerWidths,
+  rowChunks,
+  type RowGroup,
+  rowGroups,
+} from "./workspace.ts";
 
 /** Where the model finds a tensor: parameter values, their gradients (absent = frozen) and LoRA adapters. */
 export interface WeightSource {
-  /** Value of a parameter by Hugging Face name. */
-  value(name: string): Tensor;
-  /** Gradient buffer of a parameter, or undefined when the parameter is frozen. */
-  grad(name: string): Tensor | undefined;
+  /** Value of a parameter by Hugging Face name, as row blocks (one block unless it exceeds a binding). */
+  value(name: string): RowBlocks;
+  /** Gradient of a parameter, split at the same rows as its value, or undefined when it is frozen. */
+  grad(name: string): RowBlocks | undefined;
   /** LoRA adapter of a linear layer (`model.layers.0.self_attn.q_proj`), if it has one. */
   lora?(linear: string): LoraAdapter | undefined;
 }
@@ -105,72 +131,22 @@ export interface LlamaOptions {
   logitsRows?: number;
   /** Keep activations needed by backward (training). */
   trainable: boolean;
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Workspace layout: every buffer a pass uses is [rows, width]; a pass over N rows works on views of the
-// first N rows, built once per pass ({@link firstRows}).
-
-/** Width of each activation one decoder layer keeps for the backward pass (per row). */
-function layerWidths(d: LlamaDims) {
-  const D = d.hiddenSize, I = d.intermediateSize, Q = d.numHeads * d.headDim, KV = d.numKvHeads * d.headDim;
-  return {
-    /** Residual stream entering the layer. */
-    x: D,
-    /** input_layernorm(x) and its 1/rms per row. */
-    xn1: D,
-    rstd1: 1,
-    /** q and k after RoPE, v as projected. */
-    q: Q,
-    k: KV,
-    v: KV,
-    /** Attention output (input of o_proj) and its log-sum-exp per row and head. */
-    attn: Q,
-    lse: d.numHeads,
-    /** x + o_proj(attn). */
-    mid: D,
-    /** post_attention_layernorm(mid) and its 1/rms per row. */
-    xn2: D,
-    rstd2: 1,
-    /** gate_proj(xn2), up_proj(xn2) and silu(gate)·up (input of down_proj). */
-    gate: I,
-    up: I,
-    act: I,
-  };
+  /**
+   * Keep only each decoder layer's input for the backward pass and recompute the layer there (TRL's
+   * `gradient_checkpointing`): activations of one layer instead of all, for a second forward's compute.
+   */
+  gradientCheckpointing?: boolean;
 }
 
 /** One decoder layer's saved activations, plus x·Aᵀ of each LoRA linear ([rows, rank]). */
-type LayerActs = Record<keyof ReturnType<typeof layerWidths>, Tensor> & { loraXa: Map<LinearName, Tensor> };
-
-/** Width of each gradient buffer the backward pass reuses layer after layer (per row). */
-function gradWidths(d: LlamaDims) {
-  const D = d.hiddenSize, I = d.intermediateSize, Q = d.numHeads * d.headDim, KV = d.numKvHeads * d.headDim;
-  return {
-    /** d(residual stream) between blocks. */
-    dres: D,
-    /** d(a norm's output). */
-    dxn: D,
-    /** d(attention output), then d(q), d(k), d(v) after attention's backward. */
-    dattn: Q,
-    dq: Q,
-    dk: KV,
-    dv: KV,
-    /** d(silu(gate)·up), then d(gate), d(up). */
-    dact: I,
-    dgate: I,
-    dup: I,
-  };
-}
+type LayerActs = Record<LayerActName, Tensor> & { loraXa: Map<LinearName, Tensor> };
 
 type GradBuffers = Record<keyof ReturnType<typeof gradWidths>, Tensor>;
 
-/** Width of the buffers after the last layer (per row). */
-function finalWidths(d: LlamaDims) {
-  /** The last residual (input of the final norm), its 1/rms per row, and the final norm's output. */
-  return { resid: d.hiddenSize, rstd: 1, normed: d.hiddenSize };
-}
-
 type FinalBuffers = Record<keyof ReturnType<typeof finalWidths>, Tensor>;
+
+/** A group's own copies of the per-row u32 inputs, when a pass runs in several groups. */
+type GroupInputs = Record<typeof GROUP_INPUTS[number], Tensor>;
 
 /** Views of the first `rows` rows of each tensor in `set`, given each one's width per row. */
 function firstRows<K extends string>(
@@ -183,28 +159,16 @@ function firstRows<K extends string>(
   return out;
 }
 
-/** One pass over B sequences of T tokens: N = B·T rows, the step's buffers and, when generating, the KV cache. */
-interface Pass {
-  B: number;
+/**
+ * One group of a pass: B sequences of T tokens, N = B·T rows starting at row r0 of the whole pass, the
+ * step's buffers (indexed by whole-pass rows), the group's own ids, positions and key mask, and, when
+ * generating, the KV cache.
+ */
+interface Pass extends RowGroup {
   T: number;
-  N: number;
   io: StepBuffers;
+  inputs: GroupInputs;
   kv?: KvCacheView;
-}
-
-/** Rows of logits per chunk: a multiple of 64 so chunk views stay 256-byte aligned. */
-function chooseLogitsRows(gpu: Gpu, vocab: number, maxTokens: number, asked?: number): number {
-  const budget = Math.min(gpu.maxBinding, 256 * 2 ** 20);
-  const fit = Math.max(64, Math.floor(budget / (vocab * 4) / 64) * 64);
-  const want = asked ?? fit;
-  return Math.max(64, Math.floor(Math.min(want, fit, Math.ceil(maxTokens / 64) * 64) / 64) * 64);
-}
-
-/** The row ranges [r0, r0 + R) that cover `n` rows in chunks of at most `size`. */
-function chunks(n: number, size: number): { r0: number; R: number }[] {
-  const out: { r0: number; R: number }[] = [];
-  for (let r0 = 0; r0 < n; r0 += size) out.push({ r0, R: Math.min(size, n - r0) });
-  return out;
 }
 
 /** Rows [r0, r0+R) of a row-major [*, cols] tensor; r0 must keep the view 256-byte aligned. */
@@ -235,20 +199,37 @@ export class Llama {
   readonly opts: Required<LlamaOptions>;
   /** RoPE tables [maxPositions, headDim/2]. */
   readonly rope: { cos: Tensor; sin: Tensor; maxPositions: number };
+  /** Rows of one activation block: `maxTokens` unless that would exceed a binding. */
+  readonly blockRows: number;
 
   /** Every workspace buffer, released by {@link destroy}. */
   readonly #owned: GPUBuffer[] = [];
-  /** Per layer when training; one shared set in inference, where the layers run one after another. */
-  readonly #layers: LayerActs[] = [];
-  /** After the last layer, [maxTokens, width]. */
-  readonly #final: FinalBuffers;
-  /** One chunk of logits, [logitsRows, vocab]. */
+  /**
+   * Activations by [slot][group]: a slot per layer when training without checkpointing, else one slot that
+   * every layer (and, in inference or when recomputing, every group) reuses.
+   */
+  readonly #acts: LayerActs[][] = [];
+  /** With gradient checkpointing: each layer's input by [layer][group], all the forward pass keeps. */
+  readonly #inputs: Tensor[][] = [];
+  /** After the last layer, by group. */
+  readonly #final: FinalBuffers[] = [];
+  /** Per-row inputs copied out for each group of a pass that runs in several. */
+  readonly #groupInputs: GroupInputs[] = [];
+  /** One chunk of logits of one vocabulary block, [logitsRows, widest block]. */
   readonly #logits: Tensor;
+  /** Each vocabulary block's softmax statistics of one chunk, when the projection is split. */
+  readonly #logitStats?: Tensor;
+  /** The groups of the last pass recorded, which {@link forwardLogits} and {@link scoreRows} read. */
+  #lastGroups: RowGroup[] = [];
   /** Gradients, allocated by the first backward pass. */
   #grad?: GradBuffers;
-  /** dy·B of the LoRA linear being differentiated, [maxTokens, max rank]. */
+  /** dy·B of the LoRA linear being differentiated, [blockRows, max rank]. */
   #loraTmp?: Tensor;
-  /** The final hidden rows {@link scoreRows} picks, allocated on first use. */
+  /** One row block's output columns of a split linear layer, allocated on first use. */
+  #linearTmp?: Tensor;
+  /** Whole rows of logits for sampling when the projection is split, allocated on first use. */
+  #fullLogits?: Tensor;
+  /** The final hidden rows {@link scoreRows} picks, [logitsRows, hidden], allocated on first use. */
   #picked?: Tensor;
   /** Where the kernel writes a frozen norm weight's unused gradient (LoRA), allocated on first use. */
   #normScratch?: Tensor;
@@ -273,22 +254,36 @@ export class Llama {
     this.dims = dims;
     this.weights = weights;
     this.rope = rope;
-    const logitsRows = chooseLogitsRows(gpu, dims.vocabSize, opts.maxTokens, opts.logitsRows);
-    this.opts = { maxTokens: opts.maxTokens, trainable: opts.trainable, logitsRows };
-    const N = opts.maxTokens;
-    // Training keeps every layer's activations; inference reuses one layer's worth.
-    const distinct = opts.trainable ? dims.numLayers : 1;
-    const maxRank = this.#maxLoraRank();
-    for (let l = 0; l < distinct; l++) {
-      const loraXa = new Map<LinearName, Tensor>();
-      if (maxRank > 0) {
-        for (const w of LINEAR_NAMES) loraXa.set(w, this.#own(N * maxRank, "f32", `L${l}.${w}.xa`));
-      }
-      this.#layers.push({ ...this.#ownRows(layerWidths(dims), (key) => `L${l}.${key}`), loraXa });
+    const vocabColumns = Math.max(...this.#headBlocks().map((b) => b.rows));
+    const vocabBlocks = this.#headBlocks().length;
+    const logitsRows = chooseLogitsRows(
+      gpu.maxBinding,
+      vocabColumns,
+      dims.hiddenSize,
+      opts.maxTokens,
+      opts.logitsRows,
+      vocabBlocks,
+    );
+    this.opts = {
+      maxTokens: opts.maxTokens,
+      trainable: opts.trainable,
+      logitsRows,
+      gradientCheckpointing: opts.trainable && Boolean(opts.gradientCheckpointing),
+    };
+    this.blockRows = activationBlockRows(dims, opts.maxTokens, gpu.maxBinding, this.#maxLoraRank());
+    if (this.blockRows < 1) {
+      throw new RangeError(`one row of activations is wider than one binding (${gpu.maxBinding} bytes)`);
     }
-    this.#final = this.#ownRows(finalWidths(dims), (key) => `final.${key}`);
-    this.#logits = this.#own(logitsRows * dims.vocabSize, "f32", "logits");
-    if (maxRank > 0) this.#loraTmp = this.#own(N * maxRank, "f32", "lora.tmp");
+    // The first group's buffers now (a pass that fits one block needs no more); others on first use.
+    for (let slot = 0; slot < this.#slots; slot++) this.#actsAt(slot, 0);
+    for (let l = 0; l < (this.opts.gradientCheckpointing ? dims.numLayers : 0); l++) this.#inputAt(l, 0);
+    this.#finalAt(0);
+    this.#logits = this.#own(logitsRows * vocabColumns, "f32", "logits");
+    if (vocabBlocks > 1) {
+      this.#logitStats = this.#own(logitsRows * vocabBlocks * LOGPROBS_STAT_FIELDS, "f32", "logits.stats");
+    }
+    const maxRank = this.#maxLoraRank();
+    if (maxRank > 0) this.#loraTmp = this.#own(this.blockRows * maxRank, "f32", "lora.tmp");
   }
 
   /** A workspace tensor this model owns (released by {@link destroy}). */
@@ -298,13 +293,59 @@ export class Llama {
     return t;
   }
 
-  /** One f32 [maxTokens, width] workspace tensor per key of `widths`. */
+  /** One f32 [blockRows, width] workspace tensor per key of `widths`. */
   #ownRows<K extends string>(widths: Record<K, number>, label: (key: K) => string): Record<K, Tensor> {
     const out = {} as Record<K, Tensor>;
     for (const key of Object.keys(widths) as K[]) {
-      out[key] = this.#own(this.opts.maxTokens * widths[key], "f32", label(key));
+      out[key] = this.#own(this.blockRows * widths[key], "f32", label(key));
     }
     return out;
+  }
+
+  /** How many activation slots there are: one per layer when training without checkpointing, else one. */
+  get #slots(): number {
+    return this.opts.trainable && !this.opts.gradientCheckpointing ? this.dims.numLayers : 1;
+  }
+
+  /** The activations of `slot` for group `k`, allocated on first use. */
+  #actsAt(slot: number, k: number): LayerActs {
+    this.#acts[slot] ??= [];
+    let acts = this.#acts[slot][k];
+    if (!acts) {
+      const tag = `L${slot}${k > 0 ? `#${k}` : ""}`;
+      const maxRank = this.#maxLoraRank();
+      const loraXa = new Map<LinearName, Tensor>();
+      if (maxRank > 0) {
+        for (const w of LINEAR_NAMES) {
+          loraXa.set(w, this.#own(this.blockRows * maxRank, "f32", `${tag}.${w}.xa`));
+        }
+      }
+      // With checkpointing the layer input lives in #inputs; the shared slot has no x of its own.
+      const { x: _x, ...rest } = layerWidths(this.dims);
+      const widths = this.opts.gradientCheckpointing ? rest : layerWidths(this.dims);
+      const own = this.#ownRows<string>(widths, (key) => `${tag}.${key}`);
+      acts = { ...own, loraXa } as LayerActs;
+      this.#acts[slot][k] = acts;
+    }
+    return acts;
+  }
+
+  /** With checkpointing: layer l's input for group `k`, allocated on first use. */
+  #inputAt(l: number, k: number): Tensor {
+    this.#inputs[l] ??= [];
+    return this.#inputs[l][k] ??= this.#own(
+      this.blockRows * this.dims.hiddenSize,
+      "f32",
+      `L${l}${k > 0 ? `#${k}` : ""}.x`,
+    );
+  }
+
+  /** The buffers after the last layer for group `k`, allocated on first use. */
+  #finalAt(k: number): FinalBuffers {
+    return this.#final[k] ??= this.#ownRows(
+      finalWidths(this.dims),
+      (key) => `final${k > 0 ? `#${k}` : ""}.${key}`,
+    );
   }
 
   /** Releases the workspace (activations, step buffers, RoPE tables); the weights belong to their owner. */
@@ -329,14 +370,30 @@ export class Llama {
     };
   }
 
-  /** The buffer holding logits rows [0, logitsRows) of the last chunk computed (see {@link forwardLogits}). */
+  /**
+   * The buffer {@link forwardLogits} fills: rows [0, R) of whole-vocabulary logits, `vocab` floats each.
+   */
   get logitsBuffer(): Tensor {
-    return this.#logits;
+    return this.#headBlocks().length === 1 ? this.#logits : this.#wholeLogits();
+  }
+
+  /**
+   * The groups of whole sequences the last recorded pass ran in (one unless its activations exceed a
+   * binding): {@link forwardLogits} takes rows within one group.
+   */
+  get passGroups(): readonly RowGroup[] {
+    return this.#lastGroups;
   }
 
   /** Rows per logits chunk. */
   get logitsRows(): number {
     return this.opts.logitsRows;
+  }
+
+  /** Rows of whole-vocabulary logits {@link forwardLogits} computes at once. */
+  get fullLogitsRows(): number {
+    if (this.#headBlocks().length === 1) return this.opts.logitsRows;
+    return Math.min(this.opts.logitsRows, Math.floor(this.gpu.maxBinding / (4 * this.dims.vocabSize)));
   }
 
   #maxLoraRank(): number {
@@ -349,33 +406,76 @@ export class Llama {
     return r;
   }
 
-  /** Layer l's activations as views of N rows (x·Aᵀ at each adapter's rank). */
-  #layerViews(l: number, N: number): LayerActs {
-    const acts = this.#layers[this.opts.trainable ? l : 0];
+  /** The vocabulary projection's weight in row (vocabulary) blocks. */
+  #headBlocks(): readonly RowBlock[] {
+    return this.weights.value(lmHeadName(this.dims)).blocks;
+  }
+
+  /** Layer l's activations for a pass, as views of its N rows (x·Aᵀ at each adapter's rank). */
+  #layerViews(l: number, p: { index: number; N: number }): LayerActs {
+    const ckpt = this.opts.gradientCheckpointing;
+    // Inference and checkpointing reuse one slot for every layer and every group (they run in turn).
+    const perLayer = this.#slots > 1;
+    const acts = this.#actsAt(perLayer ? l : 0, perLayer ? p.index : 0);
+    const widths = layerWidths(this.dims);
     const loraXa = new Map<LinearName, Tensor>();
     for (const [which, xa] of acts.loraXa) {
       const lora = this.weights.lora?.(linearName(l, which));
-      if (lora) loraXa.set(which, prefix(xa, N * lora.rank));
+      if (lora) loraXa.set(which, prefix(xa, p.N * lora.rank));
     }
-    return { ...firstRows(acts, layerWidths(this.dims), N), loraXa };
+    const x = ckpt ? prefix(this.#inputAt(l, p.index), p.N * widths.x) : undefined;
+    return { ...firstRows({ ...acts, ...(x ? { x } : {}) }, widths, p.N), loraXa };
   }
 
-  /** The number of rows of a B×T pass, checked against the workspace. */
-  #rows(B: number, T: number): number {
+  /** The input of layer `l + 1` (the last layer's output goes to the final norm). */
+  #nextInput(l: number, p: Pass): Tensor {
+    if (l + 1 < this.dims.numLayers) return this.#layerViews(l + 1, p).x;
+    return prefix(this.#finalAt(p.index).resid, p.N * this.dims.hiddenSize);
+  }
+
+  /**
+   * The groups a B×T pass runs in: one group reading `io` directly when the pass fits an activation block,
+   * else groups of whole sequences, each with its own per-row inputs ({@link groupInputCopies} fills them).
+   */
+  #passes(B: number, T: number, io: StepBuffers, kv?: KvCacheView): Pass[] {
     const N = B * T;
     if (N > this.opts.maxTokens) {
       throw new RangeError(`batch of ${N} tokens exceeds maxTokens ${this.opts.maxTokens}`);
     }
-    return N;
+    const groups = rowGroups(B, T, this.blockRows);
+    this.#lastGroups = groups;
+    if (groups.length === 1) return [{ ...groups[0], T, io, kv, inputs: io }];
+    if (kv) {
+      throw new RangeError(
+        `a pass of ${B}×${T} tokens with a KV cache needs ${groups.length} activation blocks; ` +
+          `generation runs in one (${this.blockRows} rows)`,
+      );
+    }
+    return groups.map((g) => {
+      const inputs = this.#groupInputs[g.index] ??= Object.fromEntries(
+        GROUP_INPUTS.map((key) => [key, this.#own(this.blockRows, "u32", `group${g.index}.${key}`)]),
+      ) as GroupInputs;
+      return { ...g, T, io, inputs };
+    });
   }
 
-  /** The RoPE kernels' shared arguments for N rows (tables, positions, head size). */
-  #ropeArgs(io: StepBuffers, N: number) {
+  /** Copies each group's rows of ids, positions and key mask out of the step's buffers. */
+  #groupInputCopies(passes: Pass[]): Dispatch[] {
+    if (passes.length === 1) return [];
+    return passes.flatMap((p) =>
+      GROUP_INPUTS.map((key) =>
+        copy(this.gpu, { src: p.io[key], dst: p.inputs[key], n: p.N, srcOffset: p.r0 })
+      )
+    );
+  }
+
+  /** The RoPE kernels' shared arguments for a pass (tables, positions, head size). */
+  #ropeArgs(p: Pass) {
     return {
-      positions: io.positions,
+      positions: p.inputs.positions,
       cos: this.rope.cos,
       sin: this.rope.sin,
-      rows: N,
+      rows: p.N,
       headDim: this.dims.headDim,
     };
   }
@@ -388,19 +488,15 @@ export class Llama {
    * Inputs must already be written into `io.ids`, `io.positions`, `io.keyMask` and `io.targets`.
    */
   forward(B: number, T: number, io: StepBuffers): Dispatch[] {
-    const out = this.forwardHidden(B, T, io);
-    const V = this.dims.vocabSize;
-    for (const { r0, R } of chunks(B * T, this.opts.logitsRows)) {
-      out.push(this.#logitsChunk(r0, R));
-      out.push(logprobsForward(this.gpu, {
-        logits: prefix(this.#logits, R * V),
-        targets: io.targets,
-        lse: io.lse,
-        logp: io.logp,
-        rows: R,
-        vocab: V,
-        rowOffset: r0,
-      }));
+    const passes = this.#passes(B, T, io);
+    const out = this.#groupInputCopies(passes);
+    for (const p of passes) {
+      out.push(...this.#hiddenForward(p));
+      const normed = this.#finalAt(p.index).normed;
+      for (const { r0, R } of rowChunks(p.N, this.opts.logitsRows)) {
+        const hidden = rowsView(normed, r0, R, this.dims.hiddenSize);
+        out.push(...this.#vocabLogprobs(hidden, R, { ...io, rowOffset: p.r0 + r0 }));
+      }
     }
     return out;
   }
@@ -410,36 +506,43 @@ export class Llama {
    * keys and values go into the cache and attention reads from it (generation).
    */
   forwardHidden(B: number, T: number, io: StepBuffers, kv?: KvCacheView): Dispatch[] {
-    const d = this.dims, N = this.#rows(B, T);
-    const fin = firstRows(this.#final, finalWidths(d), N);
-    const out: Dispatch[] = [embeddingForward(this.gpu, {
-      ids: io.ids,
-      table: this.weights.value("model.embed_tokens.weight"),
-      out: this.#layerViews(0, N).x,
-      rows: N,
-      dim: d.hiddenSize,
-    })];
+    const passes = this.#passes(B, T, io, kv);
+    return [...this.#groupInputCopies(passes), ...passes.flatMap((p) => this.#hiddenForward(p))];
+  }
+
+  /** One group from token ids to the final norm's output. */
+  #hiddenForward(p: Pass): Dispatch[] {
+    const d = this.dims;
+    const fin = firstRows(this.#finalAt(p.index), finalWidths(d), p.N);
+    const x0 = this.#layerViews(0, p).x;
+    const out: Dispatch[] = this.weights.value("model.embed_tokens.weight").blocks.map((block) =>
+      embeddingForward(this.gpu, {
+        ids: p.inputs.ids,
+        table: block.tensor,
+        firstId: block.row0,
+        out: x0,
+        rows: p.N,
+        dim: d.hiddenSize,
+      })
+    );
     for (let l = 0; l < d.numLayers; l++) {
-      // The next layer's input. In inference all layers share one buffer set, so this is the layer's own x,
-      // free again once `mid` holds x + attention.
-      const next = l + 1 < d.numLayers ? this.#layerViews(l + 1, N).x : fin.resid;
-      out.push(...this.#layerForward(l, { B, T, N, io, kv }, this.#layerViews(l, N), next));
+      // In inference all layers share one buffer set, so the next input is the layer's own x, free again
+      // once `mid` holds x + attention.
+      out.push(...this.#layerForward(l, p, this.#layerViews(l, p), this.#nextInput(l, p)));
     }
     out.push(this.#normForward("model.norm.weight", { x: fin.resid, y: fin.normed, rstd: fin.rstd }));
     return out;
   }
 
-  /** One decoder layer, from `a.x` to `next` (= a.x + attention + MLP), saving what backward needs in `a`. */
-  #layerForward(
-    l: number,
-    p: Pass,
-    a: LayerActs,
-    next: Tensor,
-  ): Dispatch[] {
+  /**
+   * One decoder layer, from `a.x` to `next` (= a.x + attention + MLP), saving what backward needs in `a`.
+   * Without `next` (recomputing for the backward pass) it stops once the MLP's activation is saved.
+   */
+  #layerForward(l: number, p: Pass, a: LayerActs, next?: Tensor): Dispatch[] {
     const d = this.dims, g = this.gpu, N = p.N, kv = p.kv;
     const linear = (which: LinearName, x: Tensor, y: Tensor) =>
       this.#linearForward(l, which, { x, y, rows: N, xa: a.loraXa.get(which) });
-    const rope = this.#ropeArgs(p.io, N);
+    const rope = this.#ropeArgs(p);
     const out: Dispatch[] = [];
     // Attention block.
     out.push(this.#normForward(layerNormName(l, "input_layernorm"), { x: a.x, y: a.xn1, rstd: a.rstd1 }));
@@ -451,7 +554,7 @@ export class Llama {
     if (kv) {
       // Generation: the new keys and values go into the cache at their positions; attention reads the cache.
       const width = d.numKvHeads * d.headDim;
-      const scatter = { positions: p.io.positions, rows: N, T: p.T, kvRows: kv.kvRows, width };
+      const scatter = { positions: p.inputs.positions, rows: N, T: p.T, kvRows: kv.kvRows, width };
       out.push(kvScatter(g, { ...scatter, src: a.k, cache: kv.k[l] }));
       out.push(kvScatter(g, { ...scatter, src: a.v, cache: kv.v[l] }));
     }
@@ -461,7 +564,7 @@ export class Llama {
       v: kv ? kv.v[l] : a.v,
       out: a.attn,
       lse: a.lse,
-      keyMask: kv ? kv.keyMask : p.io.keyMask,
+      keyMask: kv ? kv.keyMask : p.inputs.keyMask,
       B: p.B,
       Tq: p.T,
       Tk: kv ? kv.Tk : p.T,
@@ -481,6 +584,11 @@ export class Llama {
     out.push(...linear("gate_proj", a.xn2, a.gate));
     out.push(...linear("up_proj", a.xn2, a.up));
     out.push(swigluForward(g, { gate: a.gate, up: a.up, out: a.act, n: a.act.length }));
+    if (!next) {
+      // Recomputing: down_proj's output is not needed again, but its LoRA input projection is.
+      const xa = a.loraXa.get("down_proj");
+      return xa ? [...out, this.#loraDown(l, "down_proj", a.act, xa, N)] : out;
+    }
     out.push(...linear("down_proj", a.act, next));
     out.push(add(g, { a: next, b: a.mid, out: next, n: next.length }));
     return out;
@@ -490,14 +598,17 @@ export class Llama {
   #normForward(weightName: string, v: { x: Tensor; y: Tensor; rstd: Tensor }): Dispatch {
     return rmsnormForward(this.gpu, {
       ...v,
-      weight: this.weights.value(weightName),
+      weight: wholeTensor(this.weights.value(weightName)),
       rows: v.rstd.length,
       dim: this.dims.hiddenSize,
       eps: this.dims.rmsNormEps,
     });
   }
 
-  /** y = x·Wᵀ (+ bias) (+ scale·(x·Aᵀ)·Bᵀ, saving x·Aᵀ in `xa`) over `rows` rows. */
+  /**
+   * y = x·Wᵀ (+ bias) (+ scale·(x·Aᵀ)·Bᵀ, saving x·Aᵀ in `xa`) over `rows` rows. A weight split into row
+   * blocks gives each block's output columns separately, placed into y.
+   */
   #linearForward(
     l: number,
     which: LinearName,
@@ -506,24 +617,33 @@ export class Llama {
     const g = this.gpu, N = v.rows;
     const name = linearName(l, which);
     const [outF, inF] = linearShape(this.dims, which);
-    const out: Dispatch[] = [
-      matmul(g, {
-        a: v.x,
-        b: this.weights.value(`${name}.weight`),
-        c: v.y,
-        M: N,
-        N: outF,
-        K: inF,
-        transB: true,
-      }),
-    ];
+    const W = this.weights.value(`${name}.weight`);
+    const out: Dispatch[] = [];
+    if (W.blocks.length === 1) {
+      out.push(matmul(g, { a: v.x, b: W.blocks[0].tensor, c: v.y, M: N, N: outF, K: inF, transB: true }));
+    } else {
+      for (const block of W.blocks) {
+        const part = this.#linearPart(N * block.rows);
+        out.push(matmul(g, { a: v.x, b: block.tensor, c: part, M: N, N: block.rows, K: inF, transB: true }));
+        out.push(copyColumns(g, {
+          src: part,
+          dst: v.y,
+          rows: N,
+          cols: block.rows,
+          srcStride: block.rows,
+          dstStride: outF,
+          dstColumn: block.row0,
+        }));
+      }
+    }
     if (hasBias(this.dims, which)) {
-      out.push(addBias(g, { x: v.y, bias: this.weights.value(`${name}.bias`), rows: N, cols: outF }));
+      const bias = wholeTensor(this.weights.value(`${name}.bias`));
+      out.push(addBias(g, { x: v.y, bias, rows: N, cols: outF }));
     }
     const lora = this.weights.lora?.(name);
     if (lora) {
       const xa = v.xa!;
-      out.push(matmul(g, { a: v.x, b: lora.a, c: xa, M: N, N: lora.rank, K: inF, transB: true }));
+      out.push(this.#loraDown(l, which, v.x, xa, N));
       out.push(matmul(g, {
         a: xa,
         b: lora.b,
@@ -539,22 +659,117 @@ export class Llama {
     return out;
   }
 
-  /** Records logits for rows [r0, r0+R) into {@link logitsBuffer} (after {@link forwardHidden}). */
-  forwardLogits(r0: number, R: number): Dispatch {
-    return this.#logitsChunk(r0, R);
+  /** x·Aᵀ of linear `which`'s LoRA adapter into `xa` ([rows, rank]), which its backward pass reads. */
+  #loraDown(l: number, which: LinearName, x: Tensor, xa: Tensor, rows: number): Dispatch {
+    const lora = this.weights.lora!(linearName(l, which))!;
+    const inF = linearShape(this.dims, which)[1];
+    return matmul(this.gpu, { a: x, b: lora.a, c: xa, M: rows, N: lora.rank, K: inF, transB: true });
   }
 
-  #logitsChunk(r0: number, R: number): Dispatch {
-    const D = this.dims.hiddenSize, V = this.dims.vocabSize;
-    return matmul(this.gpu, {
-      a: rowsView(this.#final.normed, r0, R, D),
-      b: this.weights.value(lmHeadName(this.dims)),
-      c: prefix(this.#logits, R * V),
-      M: R,
-      N: V,
-      K: D,
-      transB: true,
+  /** `n` floats of the split-linear scratch ([blockRows, widest row block of any linear weight]). */
+  #linearPart(n: number): Tensor {
+    if (!this.#linearTmp) {
+      let widest = 0;
+      for (let l = 0; l < this.dims.numLayers; l++) {
+        for (const w of LINEAR_NAMES) {
+          const blocks = this.weights.value(`${linearName(l, w)}.weight`).blocks;
+          if (blocks.length > 1) widest = Math.max(widest, ...blocks.map((b) => b.rows));
+        }
+      }
+      this.#linearTmp = this.#own(this.blockRows * widest, "f32", "linear.part");
+    }
+    return prefix(this.#linearTmp, n);
+  }
+
+  /**
+   * Log-probs of R rows of final hidden states (`hidden`, [R, D]) at `rowOffset` of the per-row outputs:
+   * one projection and log-softmax when the vocabulary projection is one block, else per vocabulary block
+   * with the blocks' statistics merged.
+   */
+  #vocabLogprobs(
+    hidden: Tensor,
+    R: number,
+    o: { targets: Tensor; lse: Tensor; logp: Tensor; greedy?: Tensor; rowOffset: number },
+  ): Dispatch[] {
+    const g = this.gpu, D = this.dims.hiddenSize, V = this.dims.vocabSize;
+    const blocks = this.#headBlocks();
+    const project = (block: RowBlock) =>
+      matmul(g, {
+        a: hidden,
+        b: block.tensor,
+        c: prefix(this.#logits, R * block.rows),
+        M: R,
+        N: block.rows,
+        K: D,
+        transB: true,
+      });
+    const greedy = o.greedy ? { greedy: o.greedy } : {};
+    if (blocks.length === 1) {
+      return [
+        project(blocks[0]),
+        logprobsForward(g, { ...o, ...greedy, logits: prefix(this.#logits, R * V), rows: R, vocab: V }),
+      ];
+    }
+    const out: Dispatch[] = [];
+    const stats = prefix(this.#logitStats!, R * blocks.length * LOGPROBS_STAT_FIELDS);
+    blocks.forEach((block, b) => {
+      out.push(project(block));
+      out.push(logprobsBlockStats(g, {
+        logits: prefix(this.#logits, R * block.rows),
+        targets: o.targets,
+        stats,
+        rows: R,
+        cols: block.rows,
+        rowOffset: o.rowOffset,
+        firstColumn: block.row0,
+        block: b,
+        blocks: blocks.length,
+      }));
     });
+    out.push(logprobsMerge(g, {
+      ...o,
+      ...greedy,
+      stats,
+      rows: R,
+      blocks: blocks.length,
+      blockColumns: blocks[0].rows,
+      vocabSize: V,
+    }));
+    return out;
+  }
+
+  /**
+   * Records whole-vocabulary logits for rows [r0, r0+R) of the last pass recorded (after
+   * {@link forwardHidden}) into {@link logitsBuffer}; R at most {@link fullLogitsRows}, within one group.
+   */
+  forwardLogits(r0: number, R: number): Dispatch[] {
+    const D = this.dims.hiddenSize, V = this.dims.vocabSize;
+    const group = this.#lastGroups.find((grp) => r0 >= grp.r0 && r0 + R <= grp.r0 + grp.N);
+    if (!group) throw new RangeError(`rows [${r0}, ${r0 + R}) are not within one group of the last pass`);
+    if (R > this.fullLogitsRows) {
+      throw new RangeError(`${R} rows of logits exceed the ${this.fullLogitsRows} computed at once`);
+    }
+    const hidden = rowsView(this.#finalAt(group.index).normed, r0 - group.r0, R, D);
+    const blocks = this.#headBlocks();
+    const project = (block: RowBlock, c: Tensor) =>
+      matmul(this.gpu, { a: hidden, b: block.tensor, c, M: R, N: block.rows, K: D, transB: true });
+    if (blocks.length === 1) return [project(blocks[0], prefix(this.#logits, R * V))];
+    return blocks.flatMap((block) => [
+      project(block, prefix(this.#logits, R * block.rows)),
+      copyColumns(this.gpu, {
+        src: this.#logits,
+        dst: this.#wholeLogits(),
+        rows: R,
+        cols: block.rows,
+        srcStride: block.rows,
+        dstStride: V,
+        dstColumn: block.row0,
+      }),
+    ]);
+  }
+
+  #wholeLogits(): Tensor {
+    return this.#fullLogits ??= this.#own(this.fullLogitsRows * this.dims.vocabSize, "f32", "logits.whole");
   }
 
   /**
@@ -575,40 +790,30 @@ export class Llama {
     /** Rows of the last forward (B·T). */
     srcRows: number;
   }): Dispatch[] {
-    const D = this.dims.hiddenSize, V = this.dims.vocabSize;
-    this.#picked ??= this.#own(this.opts.maxTokens * D, "f32", "final.picked");
-    if (a.n > this.opts.maxTokens) {
-      throw new RangeError(`${a.n} scored rows exceed maxTokens ${this.opts.maxTokens}`);
+    const D = this.dims.hiddenSize;
+    const groups = this.#lastGroups;
+    const covered = groups.reduce((s, g) => s + g.N, 0);
+    if (covered !== a.srcRows) {
+      throw new RangeError(`srcRows ${a.srcRows} is not the ${covered} rows of the last forward pass`);
     }
-    const out: Dispatch[] = [gatherRows(this.gpu, {
-      src: prefix(this.#final.normed, a.srcRows * D),
-      index: a.index,
-      dst: prefix(this.#picked, a.n * D),
-      rows: a.n,
-      width: D,
-      srcRows: a.srcRows,
-    })];
-    for (const { r0, R } of chunks(a.n, this.opts.logitsRows)) {
-      const logits = prefix(this.#logits, R * V);
-      out.push(matmul(this.gpu, {
-        a: rowsView(this.#picked, r0, R, D),
-        b: this.weights.value(lmHeadName(this.dims)),
-        c: logits,
-        M: R,
-        N: V,
-        K: D,
-        transB: true,
-      }));
-      out.push(logprobsForward(this.gpu, {
-        logits,
-        targets: a.targets,
-        lse: a.lse,
-        logp: a.logp,
-        rows: R,
-        vocab: V,
-        rowOffset: r0,
-        ...(a.greedy ? { greedy: a.greedy } : {}),
-      }));
+    this.#picked ??= this.#own(this.opts.logitsRows * D, "f32", "final.picked");
+    const out: Dispatch[] = [];
+    for (const { r0, R } of rowChunks(a.n, this.opts.logitsRows)) {
+      const picked = prefix(this.#picked, R * D);
+      for (const g of groups) {
+        out.push(gatherRows(this.gpu, {
+          src: prefix(this.#finalAt(g.index).normed, g.N * D),
+          index: a.index,
+          indexOffset: r0,
+          dst: picked,
+          rows: R,
+          width: D,
+          srcRows: g.N,
+          srcRow0: g.r0,
+          outside: groups.length === 1 ? "zero" : "keep",
+        }));
+      }
+      out.push(...this.#vocabLogprobs(picked, R, { ...a, rowOffset: r0 }));
     }
     return out;
   }
@@ -629,58 +834,104 @@ export class Llama {
    * Must follow {@link forward} for the same batch in the same or an earlier submission.
    */
   backward(B: number, T: number, io: StepBuffers): Dispatch[] {
-    const d = this.dims, g = this.gpu, N = this.#rows(B, T), D = d.hiddenSize, V = d.vocabSize;
-    const G = this.#gradViews(N);
-    const fin = firstRows(this.#final, finalWidths(d), N);
-    const head = this.weights.value(lmHeadName(this.dims));
-    const headGrad = this.weights.grad(lmHeadName(this.dims));
+    // The forward pass copied each group's inputs; backward reads them again.
+    return this.#passes(B, T, io).flatMap((p) => this.#groupBackward(p));
+  }
+
+  /** Backward through one group, from d(log-prob) of its rows to every gradient. */
+  #groupBackward(p: Pass): Dispatch[] {
+    const d = this.dims, D = d.hiddenSize;
+    const G = this.#gradViews(p.N);
+    const fin = firstRows(this.#finalAt(p.index), finalWidths(d), p.N);
     const out: Dispatch[] = [];
     // Vocabulary projection, chunk by chunk: recompute logits, turn them into d(logits) in place.
-    for (const { r0, R } of chunks(N, this.opts.logitsRows)) {
-      const logits = prefix(this.#logits, R * V);
-      out.push(this.#logitsChunk(r0, R));
-      out.push(logprobsBackward(g, {
-        logits,
-        targets: io.targets,
-        lse: io.lse,
-        dlogp: io.dlogp,
-        rows: R,
-        vocab: V,
-        rowOffset: r0,
+    for (const { r0, R } of rowChunks(p.N, this.opts.logitsRows)) {
+      out.push(...this.#vocabBackward({
+        hidden: rowsView(fin.normed, r0, R, D),
+        dhidden: rowsView(G.dxn, r0, R, D),
+        R,
+        io: p.io,
+        rowOffset: p.r0 + r0,
       }));
-      out.push(matmul(g, { a: logits, b: head, c: rowsView(G.dxn, r0, R, D), M: R, N: D, K: V }));
-      if (headGrad) {
-        const normed = rowsView(fin.normed, r0, R, D);
-        out.push(
-          matmul(g, { a: logits, b: normed, c: headGrad, M: V, N: D, K: R, transA: true, accumulate: true }),
-        );
-      }
     }
     out.push(
       ...this.#normBackward("model.norm.weight", { dy: G.dxn, x: fin.resid, rstd: fin.rstd, dx: G.dres }),
     );
-    // Decoder layers, last first; dres carries d(residual stream) from one to the next.
+    // Decoder layers, last first; dres carries d(residual stream) from one to the next. With checkpointing
+    // each layer's activations are recomputed from its saved input first.
     for (let l = d.numLayers - 1; l >= 0; l--) {
-      out.push(...this.#layerBackward(l, { B, T, N, io }, this.#layerViews(l, N), G));
+      const a = this.#layerViews(l, p);
+      if (this.opts.gradientCheckpointing) out.push(...this.#layerForward(l, p, a));
+      out.push(...this.#layerBackward(l, p, a, G));
     }
     const embGrad = this.weights.grad("model.embed_tokens.weight");
     if (embGrad) {
-      out.push(...embeddingBackward(g, { ids: io.ids, dout: G.dres, dtable: embGrad, rows: N, dim: D }));
+      out.push(
+        ...embeddingBackward(this.gpu, {
+          ids: p.inputs.ids,
+          dout: G.dres,
+          dtable: embGrad,
+          rows: p.N,
+          dim: D,
+        }),
+      );
     }
     return out;
   }
 
-  /** Backward through one decoder layer: `G.dres` holds d(layer output) on entry, d(layer input) on exit. */
-  #layerBackward(
-    l: number,
-    p: Pass,
-    a: LayerActs,
-    G: GradBuffers,
+  /**
+   * Backward through the vocabulary projection for R rows, one vocabulary block at a time: the block's
+   * logits are recomputed and become d(logits) in place, then d(hidden) += d(logits)·W and
+   * dW += d(logits)ᵀ·hidden.
+   */
+  #vocabBackward(
+    v: { hidden: Tensor; dhidden: Tensor; R: number; io: StepBuffers; rowOffset: number },
   ): Dispatch[] {
+    const g = this.gpu, D = this.dims.hiddenSize, V = this.dims.vocabSize, R = v.R;
+    const head = this.weights.value(lmHeadName(this.dims));
+    const headGrad = this.weights.grad(lmHeadName(this.dims));
+    const out: Dispatch[] = [];
+    head.blocks.forEach((block, b) => {
+      const logits = prefix(this.#logits, R * block.rows);
+      out.push(
+        matmul(g, { a: v.hidden, b: block.tensor, c: logits, M: R, N: block.rows, K: D, transB: true }),
+      );
+      out.push(logprobsBackward(g, {
+        logits,
+        targets: v.io.targets,
+        lse: v.io.lse,
+        dlogp: v.io.dlogp,
+        rows: R,
+        vocab: block.rows,
+        rowOffset: v.rowOffset,
+        firstColumn: block.row0,
+        vocabSize: V,
+      }));
+      out.push(
+        matmul(g, { a: logits, b: block.tensor, c: v.dhidden, M: R, N: D, K: block.rows, accumulate: b > 0 }),
+      );
+      if (headGrad) {
+        out.push(matmul(g, {
+          a: logits,
+          b: v.hidden,
+          c: headGrad.blocks[b].tensor,
+          M: block.rows,
+          N: D,
+          K: R,
+          transA: true,
+          accumulate: true,
+        }));
+      }
+    });
+    return out;
+  }
+
+  /** Backward through one decoder layer: `G.dres` holds d(layer output) on entry, d(layer input) on exit. */
+  #layerBackward(l: number, p: Pass, a: LayerActs, G: GradBuffers): Dispatch[] {
     const d = this.dims, g = this.gpu, N = p.N;
     const back = (which: LinearName, v: { dy: Tensor; x: Tensor; dx: Tensor; accumulate?: boolean }) =>
       this.#linearBackward(l, which, { ...v, rows: N, xa: a.loraXa.get(which) });
-    const rope = this.#ropeArgs(p.io, N);
+    const rope = this.#ropeArgs(p);
     const out: Dispatch[] = [];
     // MLP block: next = mid + down(silu(gate(xn2))·up(xn2)).
     out.push(...back("down_proj", { dy: G.dres, x: a.act, dx: G.dact }));
@@ -717,7 +968,7 @@ export class Llama {
       dq: G.dq,
       dk: G.dk,
       dv: G.dv,
-      keyMask: p.io.keyMask,
+      keyMask: p.inputs.keyMask,
       B: p.B,
       T: p.T,
       heads: d.numHeads,
@@ -750,10 +1001,11 @@ export class Llama {
     weightName: string,
     v: { dy: Tensor; x: Tensor; rstd: Tensor; dx: Tensor; accumulate?: boolean },
   ): Dispatch[] {
+    const grad = this.weights.grad(weightName);
     return rmsnormBackward(this.gpu, {
       ...v,
-      weight: this.weights.value(weightName),
-      dweight: this.weights.grad(weightName) ?? this.#scratchNormGrad(),
+      weight: wholeTensor(this.weights.value(weightName)),
+      dweight: grad ? wholeTensor(grad) : this.#scratchNormGrad(),
       rows: v.rstd.length,
       dim: this.dims.hiddenSize,
       accumulate: v.accumulate ?? false,
@@ -768,7 +1020,8 @@ export class Llama {
 
   /**
    * From dy of a linear layer: dx (= dy·W, or added to dx with `accumulate`, plus the LoRA path),
-   * dW += dyᵀ·x, dbias += Σ dy, and LoRA's dA, dB (from x·Aᵀ saved in `xa`).
+   * dW += dyᵀ·x, dbias += Σ dy, and LoRA's dA, dB (from x·Aᵀ saved in `xa`). A weight split into row
+   * blocks takes each block's columns of dy on their own.
    */
   #linearBackward(
     l: number,
@@ -779,15 +1032,39 @@ export class Llama {
     const name = linearName(l, which);
     const [outF, inF] = linearShape(this.dims, which);
     const W = this.weights.value(`${name}.weight`);
-    const out: Dispatch[] = [
-      matmul(g, { a: dy, b: W, c: dx, M: N, N: inF, K: outF, accumulate: v.accumulate ?? false }),
-    ];
     const dW = this.weights.grad(`${name}.weight`);
-    if (dW) {
-      out.push(matmul(g, { a: dy, b: x, c: dW, M: outF, N: inF, K: N, transA: true, accumulate: true }));
-    }
+    const out: Dispatch[] = [];
+    W.blocks.forEach((block, b) => {
+      let dyPart = dy;
+      if (W.blocks.length > 1) {
+        dyPart = this.#linearPart(N * block.rows);
+        out.push(copyColumns(g, {
+          src: dy,
+          dst: dyPart,
+          rows: N,
+          cols: block.rows,
+          srcStride: outF,
+          srcColumn: block.row0,
+          dstStride: block.rows,
+        }));
+      }
+      const accumulate = b > 0 || (v.accumulate ?? false);
+      out.push(matmul(g, { a: dyPart, b: block.tensor, c: dx, M: N, N: inF, K: block.rows, accumulate }));
+      if (dW) {
+        out.push(matmul(g, {
+          a: dyPart,
+          b: x,
+          c: dW.blocks[b].tensor,
+          M: block.rows,
+          N: inF,
+          K: N,
+          transA: true,
+          accumulate: true,
+        }));
+      }
+    });
     const db = hasBias(this.dims, which) ? this.weights.grad(`${name}.bias`) : undefined;
-    if (db) out.push(biasBackward(g, { dy, dbias: db, rows: N, cols: outF }));
+    if (db) out.push(biasBackward(g, { dy, dbias: wholeTensor(db), rows: N, cols: outF }));
     const lora = this.weights.lora?.(name);
     if (lora) {
       const r = lora.rank, xa = v.xa!;

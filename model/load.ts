@@ -4,12 +4,13 @@
  * @module
  */
 import { f16ToF32 } from "../gpu/half.ts";
-import type { Gpu, Tensor } from "../gpu/runtime.ts";
+import type { Gpu } from "../gpu/runtime.ts";
+import { readRowPieces, readRows, type RowBlocks, writeRows } from "../gpu/row_blocks.ts";
 import { assertWithinSlidingWindow, type ModelConfig } from "../io/hf_config.ts";
-import { openModelFolder, type SaveDType, saveModelFolder } from "../io/hf_model.ts";
+import { type ModelFolder, openModelFolder, type SaveDType, saveModelFolder } from "../io/hf_model.ts";
 import { llamaParamSpecs, type ParamSpec } from "../io/llama_architecture.ts";
 import { Llama, type LoraAdapter, type WeightSource } from "./llama.ts";
-import { checkFiniteWeights, checkUnusedWeights } from "./load_checks.ts";
+import { checkFiniteWeights, checkUnusedWeights, countNonFinite, nonFiniteWeightsError } from "./load_checks.ts";
 import { ParamSet } from "./params.ts";
 import { ropeTables } from "./rope.ts";
 
@@ -34,6 +35,8 @@ export interface LoadOptions {
   ignoreUnusedWeights?: boolean;
   /** Receives loading warnings (default: stderr). */
   warn?: (message: string) => void;
+  /** Keep only each layer's input and recompute the layer in the backward pass (see `LlamaOptions`). */
+  gradientCheckpointing?: boolean;
 }
 
 /** A model on the GPU with its parameters and where it came from. */
@@ -60,13 +63,73 @@ export function paramDtype(spec: ParamSpec, frozenF16: boolean): "f32" | "f16" {
   return frozenF16 && spec.shape.length === 2 ? "f16" : "f32";
 }
 
+/** Elements read, converted and uploaded at once: 4 Mi (16 MiB as f32), whatever the tensor's size. */
+export const LOAD_PIECE_ELEMENTS = 1 << 22;
+
+/** Bytes of queued uploads after which loading waits for the GPU, so staging memory is reused. */
+const FLUSH_BYTES = 64 * 2 ** 20;
+
+/**
+ * Uploads tensors from a model folder piece by piece: each piece of at most {@link LOAD_PIECE_ELEMENTS}
+ * whole rows is read from its shard, converted (BF16 → f16 bits or f32) and written, and the queue is
+ * drained every {@link FLUSH_BYTES}, because WebGPU keeps a staging copy of every write until it runs.
+ * Host memory thus stays at a few pieces however large the checkpoint.
+ */
+class PieceUploader {
+  readonly #gpu: Gpu;
+  #queued = 0;
+  constructor(gpu: Gpu) {
+    this.#gpu = gpu;
+  }
+
+  /** Reads `name` from `folder` into `t` (f16 bits for an f16 tensor, else f32). */
+  async fromFolder(folder: ModelFolder, name: string, t: RowBlocks): Promise<void> {
+    const rowsPerPiece = Math.max(1, Math.floor(LOAD_PIECE_ELEMENTS / t.cols));
+    const nonFinite = { count: 0, first: -1 };
+    for (let row0 = 0; row0 < t.rows; row0 += rowsPerPiece) {
+      const range = { start: row0 * t.cols, count: Math.min(rowsPerPiece, t.rows - row0) * t.cols };
+      const data = t.dtype === "f16"
+        ? await folder.readF16Bits(name, range)
+        : await folder.readF32(name, range);
+      const found = countNonFinite(data);
+      if (found.count > 0 && nonFinite.first < 0) nonFinite.first = range.start + found.first;
+      nonFinite.count += found.count;
+      writeRows(this.#gpu, t, data, row0);
+      this.#queued += data.byteLength;
+      if (this.#queued >= FLUSH_BYTES) await this.flush();
+    }
+    if (nonFinite.count > 0) throw nonFiniteWeightsError(name, `${folder.dir}/${folder.fileOf(name)}`, nonFinite);
+  }
+
+  /** Submits the queued writes and waits for them. */
+  async flush(): Promise<void> {
+    this.#gpu.run([]);
+    await this.#gpu.sync();
+    this.#queued = 0;
+  }
+}
+
+/**
+ * Uploads every parameter of `params` from a model folder, tensor by tensor and piece by piece: a BF16
+ * checkpoint becomes f16 bits or f32 a few million elements at a time, never a whole f32 copy on the host.
+ * @example
+ * ```ts
+ * await uploadParams(gpu, await openModelFolder("models/llama"), params);
+ * ```
+ */
+export async function uploadParams(gpu: Gpu, folder: ModelFolder, params: ParamSet): Promise<void> {
+  const upload = new PieceUploader(gpu);
+  for (const spec of params.specs) await upload.fromFolder(folder, spec.name, params.blocks(spec.name));
+  await upload.flush();
+}
+
 /** A {@link WeightSource} over a parameter set (and optional LoRA adapters). */
 export function weightSource(
   params: ParamSet,
   lora?: (linear: string) => LoraAdapter | undefined,
 ): WeightSource {
   return {
-    value: (name) => params.value(name),
+    value: (name) => params.blocks(name),
     grad: (name) => (params.trainable ? params.grads.get(name) : undefined),
     lora,
   };
@@ -97,21 +160,20 @@ export async function loadLlama(
     label: "params",
     dtypeOf: (s) => paramDtype(s, f16),
   });
-  for (const spec of specs) {
-    const t = params.value(spec.name);
-    if (folder) {
-      const w = t.dtype === "f16" ? await folder.readF16Bits(spec.name) : await folder.readF32(spec.name);
-      checkFiniteWeights(spec.name, w, `${folder.dir}/${folder.fileOf(spec.name)}`);
-      gpu.write(t, w);
-    } else {
-      const w = (source as { weights: Map<string, Float32Array> }).weights.get(spec.name);
+  if (folder) {
+    await uploadParams(gpu, folder, params);
+  } else {
+    const weights = (source as { weights: Map<string, Float32Array> }).weights;
+    for (const spec of specs) {
+      const t = params.blocks(spec.name);
+      const w = weights.get(spec.name);
       if (!w) throw new Error(`weights lack "${spec.name}"`);
-      if (w.length !== t.length) {
-        throw new Error(`"${spec.name}" has ${w.length} values, expected ${t.length}`);
+      if (w.length !== t.rows * t.cols) {
+        throw new Error(`"${spec.name}" has ${w.length} values, expected ${t.rows * t.cols}`);
       }
       if (t.dtype === "f16") throw new Error("frozen f16 weights load from a folder only");
       checkFiniteWeights(spec.name, w, "the weights given");
-      gpu.write(t, w);
+      writeRows(gpu, t, w);
     }
   }
   const maxPositions = opts.maxPositions ?? Math.min(config.maxPositionEmbeddings, 4096);
@@ -127,8 +189,29 @@ export async function loadLlama(
     maxTokens: opts.maxTokens,
     trainable: opts.trainable || Boolean(opts.lora),
     logitsRows: opts.logitsRows,
+    gradientCheckpointing: opts.gradientCheckpointing,
   });
   return { config, params, model, dir: typeof source === "string" ? source : undefined };
+}
+
+/**
+ * One line saying how the model's tensors were laid out against the binding limit: the parameters split
+ * into row blocks (if any), the rows of one activation block, and the logits chunk.
+ * @example
+ * ```ts
+ * console.log(describeLayout(loaded));
+ * // "row blocks: model.embed_tokens.weight ×9, lm_head.weight ×9; activations in blocks of 4096 rows; logits 523 rows at a time"
+ * ```
+ */
+export function describeLayout(loaded: { params: ParamSet; model: Llama }): string {
+  const split = loaded.params.specs
+    .map((s) => ({ name: s.name, blocks: loaded.params.blocks(s.name).blocks.length }))
+    .filter((s) => s.blocks > 1);
+  const shown = split.slice(0, 4).map((s) => `${s.name} ×${s.blocks}`).join(", ");
+  const more = split.length > 4 ? ` and ${split.length - 4} more` : "";
+  const m = loaded.model;
+  return `${split.length ? `row blocks: ${shown}${more}` : "every parameter in one binding"}; ` +
+    `activations in blocks of ${m.blockRows} rows; logits ${m.logitsRows} rows at a time`;
 }
 
 /**
@@ -155,8 +238,7 @@ export function unloadLlama(loaded: LoadedLlama): void {
  */
 export async function readParams(gpu: Gpu, params: ParamSet): Promise<Map<string, Float32Array>> {
   const names = params.specs.map((s) => s.name);
-  const tensors: Tensor[] = names.map((n) => params.value(n));
-  const data = await gpu.readMany(tensors);
+  const data = await readRows(gpu, names.map((n) => params.blocks(n)));
   const out = new Map<string, Float32Array>();
   names.forEach((n, i) => {
     const d = data[i];
@@ -166,12 +248,28 @@ export async function readParams(gpu: Gpu, params: ParamSet): Promise<Map<string
 }
 
 /**
+ * One parameter's values as f32 pieces of whole rows, read from the GPU piece by piece (f16-held values
+ * widened), so saving streams whatever the tensor's size.
+ * @example
+ * ```ts
+ * for await (const piece of paramPieces(gpu, loaded.params, "lm_head.weight")) console.log(piece.length);
+ * ```
+ */
+export async function* paramPieces(gpu: Gpu, params: ParamSet, name: string): AsyncGenerator<Float32Array> {
+  for await (const { data } of readRowPieces(gpu, params.blocks(name), LOAD_PIECE_ELEMENTS)) {
+    yield data instanceof Float32Array ? data : f16ToF32(data as Uint16Array);
+  }
+}
+
+/**
  * Saves the model's current weights as a Hugging Face folder (config + safetensors + the source folder's
- * tokenizer and generation files), atomically.
+ * tokenizer and generation files), atomically. Weights stream from the GPU tensor by tensor, piece by
+ * piece: neither the model nor any one tensor is ever whole on the host.
  *
  * `opts.dtype` is the stored weight type (default F32); `opts.copyFrom` the folder whose tokenizer and
  * generation files are copied (default: the folder the model was loaded from); `opts.weights` saves these
- * values instead of reading the GPU's back.
+ * values instead of reading the GPU's back, and `opts.tensors` takes each tensor's pieces from a function
+ * (a LoRA merge, say).
  * @example
  * ```ts
  * await saveLlama(gpu, loaded, "runs/sft/final", { dtype: "BF16" });
@@ -181,12 +279,16 @@ export async function saveLlama(
   gpu: Gpu,
   loaded: LoadedLlama,
   dir: string,
-  opts: { dtype?: SaveDType; copyFrom?: string; weights?: Map<string, Float32Array> } = {},
+  opts: {
+    dtype?: SaveDType;
+    copyFrom?: string;
+    weights?: Map<string, Float32Array>;
+    tensors?: (name: string) => AsyncIterable<Float32Array>;
+  } = {},
 ): Promise<void> {
-  const weights = opts.weights ?? await readParams(gpu, loaded.params);
   await saveModelFolder(dir, {
     config: loaded.config.raw,
-    tensors: weights,
+    tensors: opts.weights ?? opts.tensors ?? ((name) => paramPieces(gpu, loaded.params, name)),
     dtype: opts.dtype ?? "F32",
     copyFrom: opts.copyFrom ?? loaded.dir,
   });

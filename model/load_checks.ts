@@ -105,16 +105,15 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /**
- * Throws when a weight read from `where` holds NaN or an infinity, naming the tensor, the file and the first
- * bad index: a model broken before training, which training would otherwise report as a diverging loss.
- * `values` are f32 values, or f16 bit patterns (frozen f16 weights).
+ * Counts NaN and infinite values in `values` (f32 values, or f16 bit patterns of frozen f16 weights) and
+ * says where the first one is: the test {@link checkFiniteWeights} applies to a tensor read piece by piece.
  *
  * @example
  * ```ts
- * checkFiniteWeights("model.norm.weight", await folder.readF32("model.norm.weight"), "models/base/model.safetensors");
+ * countNonFinite(new Float32Array([1, NaN, Infinity])); // { count: 2, first: 1 }
  * ```
  */
-export function checkFiniteWeights(name: string, values: Float32Array | Uint16Array, where: string): void {
+export function countNonFinite(values: Float32Array | Uint16Array): { count: number; first: number } {
   let first = -1, count = 0;
   if (values instanceof Float32Array) {
     for (let i = 0; i < values.length; i++) {
@@ -133,10 +132,38 @@ export function checkFiniteWeights(name: string, values: Float32Array | Uint16Ar
       }
     }
   }
-  if (count > 0) {
-    throw new ModelFolderError(
-      `${where}: tensor "${name}" holds ${count} NaN or infinite value(s) (the first at index ${first}): ` +
-        "the weights are broken as stored, before any training",
-    );
-  }
+  return { count, first };
+}
+
+/**
+ * The error for a weight read from `where` that holds NaN or an infinity, naming the tensor, the file and the
+ * first bad index: a model broken before training, which training would otherwise report as a diverging loss.
+ *
+ * @example
+ * ```ts
+ * const err = nonFiniteWeightsError("model.norm.weight", "models/base/model.safetensors", { count: 1, first: 7 });
+ * ```
+ */
+export function nonFiniteWeightsError(
+  name: string,
+  where: string,
+  found: { count: number; first: number },
+): ModelFolderError {
+  return new ModelFolderError(
+    `${where}: tensor "${name}" holds ${found.count} NaN or infinite value(s) (the first at index ${found.first}): ` +
+      "the weights are broken as stored, before any training",
+  );
+}
+
+/**
+ * Throws {@link nonFiniteWeightsError} when a whole weight tensor holds NaN or an infinity.
+ *
+ * @example
+ * ```ts
+ * checkFiniteWeights("model.norm.weight", await folder.readF32("model.norm.weight"), "models/base/model.safetensors");
+ * ```
+ */
+export function checkFiniteWeights(name: string, values: Float32Array | Uint16Array, where: string): void {
+  const found = countNonFinite(values);
+  if (found.count > 0) throw nonFiniteWeightsError(name, where, found);
 }

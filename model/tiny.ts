@@ -37,22 +37,14 @@ export const TINY_ARCHITECTURE = {
 export const TINY_VOCAB = 2048;
 
 /**
- * Makes sure `dir` holds the tiny base model (config, weights, tokenizer), building it when missing.
- * Returns true when it was built now.
+ * The tiny model's `config.json`, as {@link ensureTinyBase} writes it.
  * @example
  * ```ts
- * await ensureTinyBase("runs/tiny-base");
+ * tinyConfig().vocab_size; // 2048
  * ```
  */
-export async function ensureTinyBase(dir: string, seed = 0): Promise<boolean> {
-  if (await isFile(`${dir}/config.json`) && await isFile(`${dir}/tokenizer.json`)) return false;
-  const texts: string[] = [];
-  for (const url of Object.values(BUNDLED_DATA)) {
-    const ds = await loadDataset(url.pathname);
-    for (const row of ds.rows) texts.push(...rowTexts(row));
-  }
-  const tokenizer = trainBpeTokenizer(texts, { vocabSize: TINY_VOCAB });
-  const config = {
+export function tinyConfig(): Record<string, unknown> {
+  return {
     architectures: ["LlamaForCausalLM"],
     model_type: "llama",
     ...TINY_ARCHITECTURE,
@@ -68,8 +60,27 @@ export async function ensureTinyBase(dir: string, seed = 0): Promise<boolean> {
     torch_dtype: "float32",
     use_cache: true,
   };
+}
+
+/**
+ * Makes sure `dir` holds the tiny base model (config, weights, tokenizer), building it when missing.
+ * Returns true when it was built now.
+ * @example
+ * ```ts
+ * await ensureTinyBase("runs/tiny-base");
+ * ```
+ */
+export async function ensureTinyBase(dir: string, seed = 0): Promise<boolean> {
+  if (await isFile(`${dir}/config.json`) && await isFile(`${dir}/tokenizer.json`)) return false;
+  const texts: string[] = [];
+  for (const url of Object.values(BUNDLED_DATA)) {
+    const ds = await loadDataset(url.pathname);
+    for (const row of ds.rows) texts.push(...rowTexts(row));
+  }
+  const tokenizer = trainBpeTokenizer(texts, { vocabSize: TINY_VOCAB });
+  const config = tinyConfig();
   const dims = parseModelConfig(config, "the tiny model's config");
-  const weights = initLlamaWeights(dims, { seed, initializerRange: config.initializer_range });
+  const weights = initLlamaWeights(dims, { seed, initializerRange: config.initializer_range as number });
   // Tokenizer files go into a staging folder that saveModelFolder copies from, so the model folder
   // appears complete or not at all.
   const staging = `${dir}.tokenizer-staging`;

@@ -12,9 +12,15 @@ import {
   PRESETS,
   presetSettings,
   type ReproduceSettings,
+  stageTrainConfig,
+  trainedObjectives,
   type TrainingSettings,
   validateSettings,
 } from "./settings.ts";
+import { Gpu } from "../gpu/runtime.ts";
+import { dryRun, type DryRunOptions, readModelConfig } from "../train/dry_run.ts";
+import { formatBytes, parseByteSize } from "../io/bytes.ts";
+import { llamaParamSpecs, numel } from "../io/llama_architecture.ts";
 
 const OPTIONS = {
   help: { type: "boolean", short: "h" },
@@ -49,7 +55,11 @@ const OPTIONS = {
   "lora-r": { type: "string" },
   "lora-alpha": { type: "string" },
   "f16-base": { type: "boolean" },
+  "gradient-checkpointing": { type: "boolean" },
   seed: { type: "string" },
+  "dry-run": { type: "boolean" },
+  "gpu-memory": { type: "string" },
+  "max-binding": { type: "string" },
 } as const;
 
 /** Words of `text` in lines of at most `width` characters, every line but the first indented by `indent`. */
@@ -125,6 +135,13 @@ training (every objective unless named)
   --max-steps N | --epochs N, --batch-size N, --grad-accum N, --max-length N, --seed N
   --sft-lr X, --orpo-lr X, --dpo-lr X
   --lora-r N [--lora-alpha X] [--f16-base]   LoRA on all linear layers, merged for evaluation
+  --gradient-checkpointing keep only each layer's input, recompute the layer in the backward pass
+
+memory
+  --dry-run                plan each training stage's GPU memory from the base model's config alone
+                           (config.json from the Hub for a repo id), say whether it fits, run nothing
+  --gpu-memory SIZE        the GPU's memory for --dry-run, e.g. 80GB (WebGPU does not report it)
+  --max-binding SIZE       plan for another adapter's binding limit, e.g. 2GiB for an H100
 `;
 }
 
@@ -167,6 +184,7 @@ function sharedTraining(values: Values): TrainingSettings {
     t.merge = true;
   } else if (values["lora-alpha"] !== undefined) throw new Error("--lora-alpha needs --lora-r");
   if (values["f16-base"]) t.f16Base = true;
+  if (values["gradient-checkpointing"]) t.gradientCheckpointing = true;
   return t;
 }
 
@@ -195,6 +213,13 @@ function judgeOf(values: Values, s: ReproduceSettings): ReproduceSettings["judge
  * ```
  */
 export function parseReproduceArgs(args: string[]): ReproduceSettings | undefined {
+  return parseReproduceCommand(args)?.settings;
+}
+
+/** The settings and, with `--dry-run`, what the plan is for. `undefined` means --help. */
+function parseReproduceCommand(
+  args: string[],
+): { settings: ReproduceSettings; dryRun?: DryRunOptions } | undefined {
   const { values, positionals } = parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true });
   if (values.help) return undefined;
   if (positionals.length) {
@@ -224,7 +249,50 @@ export function parseReproduceArgs(args: string[]): ReproduceSettings | undefine
     s.train[objective] = { ...s.train[objective], ...shared, ...(lr !== undefined ? { lr } : {}) };
   }
   validateSettings(s);
-  return s;
+  const bytes = (flag: "gpu-memory" | "max-binding") =>
+    values[flag] === undefined ? undefined : parseByteSize(values[flag]!, `--${flag}`);
+  if (!values["dry-run"]) {
+    if (values["gpu-memory"] !== undefined || values["max-binding"] !== undefined) {
+      throw new Error("--gpu-memory and --max-binding go with --dry-run");
+    }
+    return { settings: s };
+  }
+  const dryRun = { memoryBytes: bytes("gpu-memory"), maxBindingBytes: bytes("max-binding") };
+  return { settings: s, dryRun: { ...dryRun, tinyIfMissing: s.buildTinyBase } };
+}
+
+/**
+ * `--dry-run`: the memory plan of every training stage (SFT, ORPO, and DPO with --dpo) from the base
+ * model's config alone; nothing runs. Returns the lines to print and whether every stage fits.
+ *
+ * @example
+ * ```ts
+ * const { lines, fits } = await reproduceDryRun(presetSettings("llama-3.1-8b-lora", "runs/l8"), { memoryBytes: 80e9 });
+ * ```
+ */
+export async function reproduceDryRun(
+  s: ReproduceSettings,
+  opts: DryRunOptions,
+): Promise<{ lines: string[]; fits: boolean }> {
+  const gpu = opts.gpu ?? await Gpu.create();
+  try {
+    const lines: string[] = [];
+    let fits = true;
+    for (const objective of trainedObjectives(s)) {
+      const stage = await dryRun(stageTrainConfig(s, objective, ["-"]), { ...opts, gpu });
+      lines.push(...stage.lines);
+      fits &&= stage.fits;
+    }
+    const config = await readModelConfig(s.model, opts);
+    const f32Weights = llamaParamSpecs(config).reduce((sum, p) => sum + 4 * numel(p.shape), 0);
+    lines.push(
+      `[evaluation] KoBEST and the answers load each model in f32: ${formatBytes(f32Weights)} of weights ` +
+        `plus inference activations (not planned)`,
+    );
+    return { lines, fits };
+  } finally {
+    if (!opts.gpu) gpu.destroy();
+  }
 }
 
 /**
@@ -257,16 +325,27 @@ export function formatResult(r: ReproduceResult): string {
  * ```
  */
 export async function runReproduceTask(args: string[]): Promise<number> {
-  let settings: ReproduceSettings | undefined;
+  let command: ReturnType<typeof parseReproduceCommand>;
   try {
-    settings = parseReproduceArgs(args);
+    command = parseReproduceCommand(args);
   } catch (e) {
     console.error(`error: ${(e as Error).message}\n\n${reproduceUsage()}`);
     return 2;
   }
-  if (!settings) {
+  if (!command) {
     console.log(reproduceUsage());
     return 0;
+  }
+  const settings = command.settings;
+  if (command.dryRun) {
+    try {
+      const { lines, fits } = await reproduceDryRun(settings, command.dryRun);
+      console.log(`preset ${settings.preset}, base ${settings.model}\n${lines.join("\n")}`);
+      return fits ? 0 : 1;
+    } catch (e) {
+      console.error(`error: ${(e as Error).message}`);
+      return 1;
+    }
   }
   console.error(`[reproduce] preset ${settings.preset}, base ${settings.model}, out ${settings.out}`);
   console.error(`[reproduce] needs: ${settings.needs}`);

@@ -133,6 +133,9 @@ const LORA_TRAINING: TrainingSettings = {
   merge: true,
 };
 
+/** LoRA on a 7–8B base: the activations of 32 wide layers are recomputed rather than kept. */
+const LARGE_LORA_TRAINING: TrainingSettings = { ...LORA_TRAINING, gradientCheckpointing: true };
+
 /** Settings shared by the real-model presets: all of KoBEST from the Hub, all prompts, no judge by default. */
 function realDefaults(model: string, train: Record<Objective, TrainingSettings>): Preset["settings"] {
   return {
@@ -158,11 +161,11 @@ function fullTraining(): Record<Objective, TrainingSettings> {
   };
 }
 
-function loraTraining(): Record<Objective, TrainingSettings> {
+function loraTraining(base: TrainingSettings = LORA_TRAINING): Record<Objective, TrainingSettings> {
   return {
-    sft: { ...LORA_TRAINING, lr: 2e-4 },
-    orpo: { ...LORA_TRAINING, lr: 1e-5, beta: 0.1, orpoNll: "whole" },
-    dpo: { ...LORA_TRAINING, lr: 1e-5, beta: 0.1 },
+    sft: { ...base, lr: 2e-4 },
+    orpo: { ...base, lr: 1e-5, beta: 0.1, orpoNll: "whole" },
+    dpo: { ...base, lr: 1e-5, beta: 0.1 },
   };
 }
 
@@ -238,6 +241,27 @@ export const PRESETS: Record<string, Preset> = {
       "estimated, not measured",
     settings: realDefaults("meta-llama/Llama-3.2-1B", loraTraining()),
   },
+  "llama-2-7b-lora": {
+    name: "llama-2-7b-lora",
+    summary: "LoRA (r 16, α 32, all linear layers, f16 frozen base, gradient checkpointing, merged for " +
+      "evaluation) on meta-llama/Llama-2-7b-hf, the paper's base family (gated on the Hub: accept the " +
+      "licence, set HF_TOKEN)",
+    needs: "training planned by --dry-run for an H100 (2 GiB bindings): SFT 15.37 GiB at 4 × 512 tokens, " +
+      "ORPO and DPO 17.34 GiB at 4 pairs × 512 (f16 base 12.55 GiB, activations kept per layer input); " +
+      "evaluation loads each merged model in f32 (25.1 GiB of weights): one 40–80 GB GPU; planned, not " +
+      "measured",
+    settings: realDefaults("meta-llama/Llama-2-7b-hf", loraTraining(LARGE_LORA_TRAINING)),
+  },
+  "llama-3.1-8b-lora": {
+    name: "llama-3.1-8b-lora",
+    summary: "LoRA (r 16, α 32, all linear layers, f16 frozen base, gradient checkpointing, merged for " +
+      "evaluation) on meta-llama/Llama-3.1-8B (128k vocabulary; gated on the Hub: accept the licence, " +
+      "set HF_TOKEN)",
+    needs: "training planned by --dry-run for an H100 (2 GiB bindings): SFT 17.86 GiB at 4 × 512 tokens, " +
+      "ORPO and DPO 19.89 GiB at 4 pairs × 512 (f16 base 14.96 GiB, a 1002 MiB embedding); evaluation " +
+      "loads each merged model in f32 (29.9 GiB of weights): one 40–80 GB GPU; planned, not measured",
+    settings: realDefaults("meta-llama/Llama-3.1-8B", loraTraining(LARGE_LORA_TRAINING)),
+  },
   "qwen2.5-1.5b-lora": {
     name: "qwen2.5-1.5b-lora",
     summary: "LoRA on Qwen/Qwen2.5-1.5B (28 layers, 152k vocabulary)",
@@ -298,18 +322,39 @@ export function validateSettings(s: ReproduceSettings): void {
   if (s.judge.kind === "llm" && !(s.judge.url && s.judge.model)) {
     fail("judge-model", "a model name with --judge-url", s.judge.model);
   }
-  for (const objective of ["sft", "orpo", ...(s.dpo ? ["dpo" as const] : [])] as const) {
+  for (const objective of trainedObjectives(s)) {
     // The trainer would reject these only when the stage starts, possibly hours in: check them now.
-    const config = withDefaults(objective, {
-      ...s.train[objective],
-      model: s.model,
-      data: ["-"],
-      out: s.out,
-    });
     try {
-      validateConfig(config);
+      validateConfig(stageTrainConfig(s, objective, ["-"]));
     } catch (e) {
       throw new Error(`${objective} training: ${(e as Error).message}`);
     }
   }
+}
+
+/**
+ * The objectives a reproduction trains: SFT and ORPO, and DPO when asked.
+ * @example
+ * ```ts
+ * trainedObjectives(presetSettings("tiny", "runs/x")); // ["sft", "orpo"]
+ * ```
+ */
+export function trainedObjectives(s: ReproduceSettings): Objective[] {
+  return ["sft", "orpo", ...(s.dpo ? ["dpo" as const] : [])];
+}
+
+/**
+ * The training configuration of one stage, on `data` (the stage fills in the real files and folder).
+ * @example
+ * ```ts
+ * const cfg = stageTrainConfig(settings, "orpo", ["runs/x/data/preference.jsonl"]);
+ * ```
+ */
+export function stageTrainConfig(s: ReproduceSettings, objective: Objective, data: string[]): TrainConfig {
+  return withDefaults(objective, {
+    ...s.train[objective],
+    model: s.model,
+    data,
+    out: `${s.out}/${objective}`,
+  });
 }

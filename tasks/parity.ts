@@ -2,31 +2,53 @@
 /**
  * `deno task parity <fixture-dir>`: checks the WGSL model against an oracle fixture made by Hugging Face
  * transformers and prints one line per quantity, then `parity: K/N within tolerance`. Exits 1 if any is out.
+ * `--max-binding BYTES` holds every binding to that size, so tensors split into row blocks and passes into
+ * groups as they would on a smaller adapter.
  * @module
  */
 import { parseArgs } from "node:util";
 import { Gpu } from "../gpu/runtime.ts";
+import { parseByteSize } from "../io/bytes.ts";
 import { runParity } from "../train/parity.ts";
 
-const USAGE = `usage: deno task parity <fixture-dir>
+const USAGE = `usage: deno task parity [--max-binding BYTES] <fixture-dir>
 
 Loads <fixture-dir>/model (a Hugging Face folder), recomputes every quantity in
-<fixture-dir>/expected.safetensors (see meta.json there) and compares.`;
+<fixture-dir>/expected.safetensors (see meta.json there) and compares.
+
+  --max-binding BYTES  hold every GPU binding to at most BYTES (e.g. 20000, 64KiB, 1MiB), below the
+                       adapter's own limit: weights, logits and activations then split as they would on a
+                       smaller adapter`;
 
 if (import.meta.main) {
   const { positionals, values } = parseArgs({
     args: Deno.args,
     allowPositionals: true,
-    options: { help: { type: "boolean", short: "h" } },
+    options: { help: { type: "boolean", short: "h" }, "max-binding": { type: "string" } },
   });
   if (values.help || positionals.length !== 1) {
     console.log(USAGE);
     Deno.exit(values.help ? 0 : 2);
   }
-  const gpu = await Gpu.create();
+  let maxBindingBytes: number | undefined;
+  try {
+    maxBindingBytes = values["max-binding"] === undefined
+      ? undefined
+      : parseByteSize(values["max-binding"], "--max-binding");
+  } catch (e) {
+    console.error(`error: ${(e as Error).message}\n\n${USAGE}`);
+    Deno.exit(2);
+  }
+  const gpu = await Gpu.create({ maxBindingBytes });
   console.log(`adapter: ${gpu.describe()}`);
   const t0 = performance.now();
-  const lines = await runParity(gpu, positionals[0]);
+  let lines;
+  try {
+    lines = await runParity(gpu, positionals[0], { log: (line) => console.log(line) });
+  } catch (e) {
+    console.error(`error: ${(e as Error).message}`);
+    Deno.exit(1);
+  }
   const width = Math.max(...lines.map((l) => l.name.length));
   for (const l of lines) {
     console.log(

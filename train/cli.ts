@@ -9,6 +9,8 @@ import type { DpoLossType, ObjectiveKind } from "../kernels/objective.ts";
 import { BUNDLED_DATA, ensureTinyBase } from "../model/tiny.ts";
 import { reportHint } from "../report/hint.ts";
 import { type TrainConfig, validateConfig, withDefaults } from "./config.ts";
+import { dryRun, type DryRunOptions } from "./dry_run.ts";
+import { parseByteSize } from "../io/bytes.ts";
 import { parseLoraTargets } from "./lora.ts";
 import type { Schedule } from "./schedule.ts";
 import { train, type TrainResult } from "./trainer.ts";
@@ -59,6 +61,10 @@ const OPTIONS = {
   resume: { type: "boolean" },
   "overwrite-output-dir": { type: "boolean" },
   "ignore-unused-weights": { type: "boolean" },
+  "gradient-checkpointing": { type: "boolean" },
+  "dry-run": { type: "boolean" },
+  "gpu-memory": { type: "string" },
+  "max-binding": { type: "string" },
 } as const;
 
 /** Help text of one objective's task. */
@@ -123,6 +129,14 @@ LoRA
   --merge                  also write the merged full model to <out>/merged
   --f16-base               hold the frozen base's linear weights in f16
 
+memory
+  --gradient-checkpointing keep only each layer's input, recompute the layer in the backward pass
+  --dry-run                read the model's config only (a folder, or config.json from the Hub), print the
+                           GPU memory plan part by part against the adapter's limits, say whether it fits
+                           (exit 1 if not), and train nothing
+  --gpu-memory SIZE        with --dry-run: the adapter's memory, e.g. 80GB (WebGPU does not report it)
+  --max-binding SIZE       with --dry-run: plan for another adapter's binding limit (e.g. 2GiB for an H100)
+
 logging and checkpoints
   --log-every N, --eval-every N, --save-every N, --save-total-limit N
   --save-dtype F32|BF16|F16  dtype of the final model (checkpoints stay F32)
@@ -181,7 +195,7 @@ export function embeddedDefault(
 export function parseTrainArgs(
   objective: ObjectiveKind,
   args: string[],
-): { config: TrainConfig; embedded: boolean } | undefined {
+): { config: TrainConfig; embedded: boolean; dryRun?: DryRunOptions } | undefined {
   const { values, positionals } = parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true });
   if (values.help) return undefined;
   if (positionals.length) {
@@ -250,9 +264,18 @@ export function parseTrainArgs(
   // The embedded default run owns runs/<objective>-tiny: running it again replaces it, unless resuming.
   if (embedded && values.out === undefined && !values.resume) p.overwriteOutputDir = true;
   set("ignoreUnusedWeights", values["ignore-unused-weights"]);
+  set("gradientCheckpointing", values["gradient-checkpointing"]);
+  const bytes = (flag: "gpu-memory" | "max-binding") =>
+    values[flag] === undefined ? undefined : parseByteSize(values[flag]!, `--${flag}`);
+  if (!values["dry-run"] && (values["gpu-memory"] !== undefined || values["max-binding"] !== undefined)) {
+    throw new Error("--gpu-memory and --max-binding go with --dry-run");
+  }
+  const dryRun = values["dry-run"]
+    ? { memoryBytes: bytes("gpu-memory"), maxBindingBytes: bytes("max-binding"), tinyIfMissing: embedded }
+    : undefined;
   const config = withDefaults(objective, p);
   validateConfig(config);
-  return { config, embedded };
+  return { config, embedded, ...(dryRun ? { dryRun } : {}) };
 }
 
 /**
@@ -272,6 +295,16 @@ export async function runTrainingTask(objective: ObjectiveKind, args: string[]):
     return 0;
   }
   const { config, embedded } = parsed;
+  if (parsed.dryRun) {
+    try {
+      const { lines, fits } = await dryRun(config, parsed.dryRun);
+      console.log(lines.join("\n"));
+      return fits ? 0 : 1;
+    } catch (e) {
+      console.error(`error: ${(e as Error).message}`);
+      return 1;
+    }
+  }
   if (embedded && await ensureTinyBase(config.model)) {
     console.error(`[${objective}] built the tiny base model in ${config.model}`);
   }

@@ -79,6 +79,11 @@ export interface TrainConfig {
   merge: boolean;
   /** With LoRA: hold the frozen base's linear weights in f16. */
   f16Base: boolean;
+  /**
+   * Keep only each decoder layer's input for the backward pass and recompute the layer there (TRL's
+   * `gradient_checkpointing`): less memory for a second forward's compute; gradients are unchanged.
+   */
+  gradientCheckpointing: boolean;
   /** Write a metrics line every N optimizer steps (default 1). */
   logEvery: number;
   /** Evaluate every N steps (default 0: only at the end, when there is eval data). */
@@ -147,6 +152,7 @@ export function withDefaults(
     padMultiple: 8,
     merge: false,
     f16Base: false,
+    gradientCheckpointing: false,
     logEvery: 1,
     evalEvery: 0,
     saveEvery: 0,

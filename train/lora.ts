@@ -5,6 +5,11 @@
  *
  * @module
  */
+import { f16ToF32 } from "../gpu/half.ts";
+import type { Gpu } from "../gpu/runtime.ts";
+import { readRowPieces, wholeTensor } from "../gpu/row_blocks.ts";
+import { matmul } from "../kernels/matmul.ts";
+import { LOAD_PIECE_ELEMENTS, paramPieces } from "../model/load.ts";
 import { writeJsonAtomic } from "../io/atomic.ts";
 import { SafetensorsFile, writeSafetensors } from "../io/safetensors.ts";
 import type { LoraAdapter } from "../model/llama.ts";
@@ -106,13 +111,13 @@ export function loraAdapters(params: ParamSet, spec: LoraSpec): (linear: string)
   const scale = loraScale(spec);
   return (linear) => {
     const n = loraNames(linear);
-    const a = params.values.get(n.a);
-    if (!a) return undefined;
+    if (!params.values.has(n.a)) return undefined;
+    const grad = (name: string) => (params.trainable ? wholeTensor(params.blocks(name, "grad")) : undefined);
     return {
-      a,
+      a: params.value(n.a),
       b: params.value(n.b),
-      gradA: params.grads.get(n.a),
-      gradB: params.grads.get(n.b),
+      gradA: grad(n.a),
+      gradB: grad(n.b),
       rank: spec.r,
       scale,
     };
@@ -245,4 +250,57 @@ export function mergeLora(
     out.set(`${linear}.weight`, merged);
   }
   return out;
+}
+
+/**
+ * The merged model's tensors for `saveLlama`'s `tensors`, as f32 pieces of whole rows: W + scale·B·A for
+ * every adapted linear layer, the base weights as they are otherwise. The base streams from the GPU piece
+ * by piece and each piece's B·A is a matmul on the GPU, so neither a whole base model nor a whole tensor is
+ * ever on the host. {@link mergeLora} is the same merge on host arrays.
+ * @example
+ * ```ts
+ * await saveLlama(gpu, loaded, "runs/sft/merged", { tensors: mergedLoraPieces(gpu, loaded.params, adapter, spec) });
+ * ```
+ */
+export function mergedLoraPieces(
+  gpu: Gpu,
+  base: ParamSet,
+  lora: Map<string, Float32Array>,
+  spec: LoraSpec,
+): (name: string) => AsyncIterable<Float32Array> {
+  const scale = loraScale(spec), r = spec.r;
+  return async function* (name: string) {
+    const linear = name.endsWith(".weight") ? name.slice(0, -".weight".length) : "";
+    const a = lora.get(`${linear}.lora_A`), b = lora.get(`${linear}.lora_B`);
+    if (!a || !b) {
+      yield* paramPieces(gpu, base, name);
+      return;
+    }
+    const w = base.blocks(name);
+    const inF = w.cols;
+    if (a.length !== r * inF || b.length !== w.rows * r) {
+      throw new Error(
+        `"${linear}": adapter [${b.length / r}x${r}]·[${r}x${a.length / r}] does not fit the weight`,
+      );
+    }
+    const tA = gpu.upload(a, `${linear}.lora_A`);
+    // A piece's B·A is an f32 [rows, in] tensor: pieces stay within one binding as f32.
+    const piece = Math.min(LOAD_PIECE_ELEMENTS, Math.floor(gpu.maxBinding / 4));
+    try {
+      for await (const { row0, data } of readRowPieces(gpu, w, piece)) {
+        const rows = data.length / inF;
+        const tB = gpu.upload(b.subarray(row0 * r, (row0 + rows) * r), `${linear}.lora_B`);
+        const delta = gpu.tensor(rows * inF, "f32", "lora.merge.delta");
+        gpu.run([matmul(gpu, { a: tB, b: tA, c: delta, M: rows, N: inF, K: r, alpha: scale })]);
+        const d = await gpu.read(delta);
+        tB.buffer.destroy();
+        delta.buffer.destroy();
+        const merged = data instanceof Float32Array ? data : f16ToF32(data as Uint16Array);
+        for (let i = 0; i < merged.length; i++) merged[i] += d[i];
+        yield merged;
+      }
+    } finally {
+      tA.buffer.destroy();
+    }
+  };
 }

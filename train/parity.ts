@@ -11,6 +11,7 @@
  * @module
  */
 import { type Gpu, prefix, type Tensor } from "../gpu/runtime.ts";
+import { readRows, type RowBlocks, writeRows } from "../gpu/row_blocks.ts";
 import { SafetensorsFile } from "../io/safetensors.ts";
 import {
   OBJECTIVE_HYPER_LENGTH,
@@ -18,7 +19,7 @@ import {
   objectiveDispatches,
   objectiveHyper,
 } from "../kernels/objective.ts";
-import { type LoadedLlama, loadLlama, readParams } from "../model/load.ts";
+import { describeLayout, type LoadedLlama, loadLlama, readParams } from "../model/load.ts";
 import type { StepBuffers } from "../model/llama.ts";
 import { lossAlignedMasks } from "./batching.ts";
 import { AdamW, type TokenBatch, writeBatch } from "./step.ts";
@@ -116,14 +117,19 @@ function concat(a: ArrayLike<number>, b: ArrayLike<number>): number[] {
 }
 
 /**
- * Runs every check the fixture supports and returns one line per quantity.
+ * Runs every check the fixture supports and returns one line per quantity; `log` receives a line on how
+ * the model was laid out against the device's binding limit.
  * @example
  * ```ts
- * const lines = await runParity(gpu, "../shared/fixtures/llama-tiny-public");
+ * const lines = await runParity(gpu, "../shared/fixtures/llama-tiny-public", { log: console.log });
  * console.log(lines.filter((l) => l.ok).length, "/", lines.length);
  * ```
  */
-export async function runParity(gpu: Gpu, fixtureDir: string): Promise<ParityLine[]> {
+export async function runParity(
+  gpu: Gpu,
+  fixtureDir: string,
+  opts: { log?: (line: string) => void } = {},
+): Promise<ParityLine[]> {
   const modelDir = `${fixtureDir}/model`;
   const exp = await openExpected(`${fixtureDir}/expected.safetensors`);
   const meta = JSON.parse(await Deno.readTextFile(`${fixtureDir}/meta.json`)) as {
@@ -142,6 +148,7 @@ export async function runParity(gpu: Gpu, fixtureDir: string): Promise<ParityLin
     1,
   );
   const loaded = await loadLlama(gpu, modelDir, { trainable: true, maxTokens, maxPositions });
+  opts.log?.(`layout: ${describeLayout(loaded)}`);
   const original = await readParams(gpu, loaded.params);
   const io = loaded.model.allocStep();
   const metrics = gpu.tensor(16, "f32", "metrics");
@@ -152,7 +159,7 @@ export async function runParity(gpu: Gpu, fixtureDir: string): Promise<ParityLin
   const out: ParityLine[] = [];
 
   const restore = () => {
-    for (const [name, w] of original) gpu.write(loaded.params.value(name), w);
+    for (const [name, w] of original) writeRows(gpu, loaded.params.blocks(name), w);
   };
   /** Compares every `<prefix>.grad.*` (or `adamw.param.*`) tensor with the model's. */
   const compareParams = async (prefix: string, which: "grad" | "value") => {
@@ -164,7 +171,7 @@ export async function runParity(gpu: Gpu, fixtureDir: string): Promise<ParityLin
     });
     const missing = names.filter((_, i) => !ours[i]);
     if (missing.length) throw new Error(`fixture tensors with no model parameter: ${missing.join(", ")}`);
-    const got = await gpu.readMany(ours as Tensor[]);
+    const got = await readRows(gpu, ours as RowBlocks[]);
     for (let i = 0; i < names.length; i++) {
       out.push(
         line(
@@ -225,7 +232,7 @@ export async function runParity(gpu: Gpu, fixtureDir: string): Promise<ParityLin
       for (const n of exp.names().filter((n) => n.startsWith("sft.grad."))) {
         const p = n.slice("sft.grad.".length);
         if (tied && p === "lm_head.weight") continue; // tied: HF reports the shared grad under the embedding
-        gpu.write(loaded.params.grads.get(p)!, await exp.f32(n));
+        writeRows(gpu, loaded.params.blocks(p, "grad"), await exp.f32(n));
       }
       opt.setStep(1, optimizerSettings.lr);
       gpu.run(opt.step());
@@ -361,7 +368,7 @@ function scalarLine(name: string, ours: number, expected: number): ParityLine {
   );
 }
 
-/** Forward pass returning logits for every row, chunk by chunk. */
+/** Forward pass returning logits for every row, chunk by chunk within each group of the pass. */
 async function fullLogits(
   gpu: Gpu,
   loaded: LoadedLlama,
@@ -373,11 +380,13 @@ async function fullLogits(
   writeBatch(gpu, io, batch);
   gpu.run(model.forwardHidden(batch.B, batch.T, io));
   const out = new Float32Array(N * V);
-  for (let r0 = 0; r0 < N; r0 += model.logitsRows) {
-    const R = Math.min(model.logitsRows, N - r0);
-    gpu.run([model.forwardLogits(r0, R)]);
-    const chunk = await gpu.read(model.logitsBuffer);
-    out.set(chunk.subarray(0, R * V), r0 * V);
+  for (const group of model.passGroups) {
+    for (let r0 = group.r0; r0 < group.r0 + group.N; r0 += model.fullLogitsRows) {
+      const R = Math.min(model.fullLogitsRows, group.r0 + group.N - r0);
+      gpu.run(model.forwardLogits(r0, R));
+      const chunk = await gpu.read(model.logitsBuffer);
+      out.set(chunk.subarray(0, R * V), r0 * V);
+    }
   }
   return out;
 }

@@ -8,6 +8,7 @@
  * @module
  */
 import { Gpu, prefix } from "../gpu/runtime.ts";
+import { readRows, writeRows } from "../gpu/row_blocks.ts";
 import { writeJsonAtomic } from "../io/atomic.ts";
 import { openModelFolder } from "../io/hf_model.ts";
 import { resolveModelPath } from "../io/hub.ts";
@@ -42,7 +43,7 @@ import {
   loraAdapters,
   loraParamSpecs,
   type LoraSpec,
-  mergeLora,
+  mergedLoraPieces,
   saveLoraAdapter,
 } from "./lora.ts";
 import { learningRate, warmupSteps } from "./schedule.ts";
@@ -407,6 +408,7 @@ async function loadTrainable(
       maxTokens,
       maxPositions,
       ...checks,
+      gradientCheckpointing: cfg.gradientCheckpointing,
     });
     loaded.dir = modelDir; // tokenizer and generation files come from the base model's folder
     return { loaded, sets: [loaded.params] };
@@ -427,6 +429,7 @@ async function loadTrainable(
     frozenF16: cfg.f16Base,
     lora: loraAdapters(params, spec),
     ...checks,
+    gradientCheckpointing: cfg.gradientCheckpointing,
   });
   return { loaded, sets: [params], lora: { spec, params } };
 }
@@ -442,8 +445,8 @@ function writeMoments(
     for (const spec of set.specs) {
       const mm = m.get(spec.name), vv = v.get(spec.name);
       if (!mm || !vv) throw new Error(`${where}/optimizer.safetensors lacks the moments of "${spec.name}"`);
-      gpu.write(set.m.get(spec.name)!, mm);
-      gpu.write(set.v.get(spec.name)!, vv);
+      writeRows(gpu, set.blocks(spec.name, "m"), mm);
+      writeRows(gpu, set.blocks(spec.name, "v"), vv);
     }
   }
 }
@@ -455,7 +458,10 @@ async function readMoments(
   const m = new Map<string, Float32Array>(), v = new Map<string, Float32Array>();
   for (const set of sets) {
     const names = set.specs.map((s) => s.name);
-    const data = await gpu.readMany([...names.map((n) => set.m.get(n)!), ...names.map((n) => set.v.get(n)!)]);
+    const data = await readRows(gpu, [
+      ...names.map((n) => set.blocks(n, "m")),
+      ...names.map((n) => set.blocks(n, "v")),
+    ]);
     names.forEach((n, i) => {
       m.set(n, data[i] as Float32Array);
       v.set(n, data[names.length + i] as Float32Array);
@@ -508,12 +514,11 @@ async function writeFinal(
   const adapter = await readParams(gpu, t.lora.params);
   await saveLoraAdapter(finalDir, adapter, t.lora.spec, cfg.model);
   if (!cfg.merge) return {};
-  const base = await readParams(gpu, t.loaded.params);
   const mergedDir = `${cfg.out}/merged`;
   await saveLlama(gpu, t.loaded, mergedDir, {
     dtype: cfg.saveDtype,
     copyFrom: modelDir,
-    weights: mergeLora(base, adapter, t.lora.spec),
+    tensors: mergedLoraPieces(gpu, t.loaded.params, adapter, t.lora.spec),
   });
   return { mergedDir };
 }

@@ -89,8 +89,11 @@ async function withTorchLog<T>(fn: (path: string) => Promise<T>): Promise<T> {
 
 Deno.test("bench:train --quick: full fine-tuning, memory and the ratios to torch fp32 and bf16", async () => {
   const report = await withTorchLog((torch) => quickReport("train_step.ts", ["--torch", torch]));
-  checkReport(report, "train_step", ["vsTorchFp32", "vsTorchBf16"]);
+  checkReport(report, "train_step", ["vsTorchFp32", "vsTorchBf16", "planOverPeak"]);
   const f = report.figures;
+  // The memory plan --dry-run prints is the measured peak, within 10 %.
+  assertAlmostEquals(report.ratios.planOverPeak, f.planBytes / f.peakBytes, 1e-9);
+  assert(Math.abs(report.ratios.planOverPeak - 1) <= 0.1, `plan/peak ${report.ratios.planOverPeak}`);
   assertAlmostEquals(
     f.tokensPerSec,
     (2 * 64) / (f.stepMs / 1000),
@@ -109,7 +112,7 @@ Deno.test("bench:train --quick --lora 16 --f16-base: adapters only, the ratio to
   const report = await withTorchLog((torch) =>
     quickReport("train_step.ts", ["--lora", "16", "--f16-base", "--torch", torch])
   );
-  checkReport(report, "train_step", ["vsTorchLora"]);
+  checkReport(report, "train_step", ["vsTorchLora", "planOverPeak"]);
   const f = report.figures;
   assert(f.trainableParameters < f.parameters / 5, `${f.trainableParameters} of ${f.parameters} trainable`);
   // Frozen f16 linear weights plus f32 embeddings: well under f32 values with gradients and moments.

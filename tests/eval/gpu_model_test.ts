@@ -1,4 +1,5 @@
 import { GpuLogprobModel } from "../../eval/gpu_model.ts";
+import { Gpu } from "../../gpu/runtime.ts";
 import { loadLlama } from "../../model/load.ts";
 import { writeBatch } from "../../train/step.ts";
 import { assertEquals } from "../asserts.ts";
@@ -22,7 +23,7 @@ Deno.test("gpu model: scored log-probs and greedy flags equal a direct forward p
   for (const [qi, q] of queries.entries()) {
     const T = q.ids.length - 1;
     writeBatch(gpu, io, { B: 1, T, ids: q.ids.slice(0, T), attentionMask: new Array(T).fill(1) });
-    gpu.run([...loaded.model.forwardHidden(1, T, io), loaded.model.forwardLogits(0, T)]);
+    gpu.run([...loaded.model.forwardHidden(1, T, io), ...loaded.model.forwardLogits(0, T)]);
     const logits = await gpu.readF32(loaded.model.logitsBuffer);
     const want: number[] = [], greedy: number[] = [];
     for (let t = q.scoreFrom; t < T; t++) {
@@ -45,3 +46,36 @@ Deno.test("gpu model: scored log-probs and greedy flags equal a direct forward p
   }]);
   assertEquals(Array.from(g.greedy), [1, 1, 1, 1, 1]);
 });
+
+Deno.test(
+  "gpu model: scoring over a split vocabulary projection and one sequence per group gives the same results",
+  GPU_TEST,
+  async () => {
+    const queries = [
+      { ids: [1, 17, 300, 45, 45, 2, 9, 88], scoreFrom: 4 },
+      { ids: [337, 188, 18, 351, 250, 283, 49, 154, 99, 99, 99, 460], scoreFrom: 6 },
+      { ids: [1, 400, 401, 402, 403, 404, 405, 406, 407, 408, 409, 410, 411], scoreFrom: 2 },
+    ];
+    const score = async (gpu: Gpu) => {
+      const loaded = await loadLlama(gpu, MODEL, { trainable: false, maxTokens: 4 * 64, maxPositions: 64 });
+      return {
+        loaded,
+        scores: await new GpuLogprobModel(gpu, loaded, { maxLength: 64 }).tokenLogprobs(queries),
+      };
+    };
+    const whole = await score(await testGpu());
+    // 50,000-byte bindings: one 64-token sequence per group, the LM head in three vocabulary blocks.
+    const gpu = await Gpu.create({ maxBindingBytes: 50000 });
+    try {
+      const split = await score(gpu);
+      assertEquals(split.loaded.params.blocks("lm_head.weight").blocks.length, 3);
+      assertEquals(split.loaded.model.passGroups.length, 3);
+      split.scores.forEach((s, i) => {
+        assertClose(s.logprobs, whole.scores[i].logprobs, `query ${i} log-probs`, 1e-5, 1e-5);
+        assertEquals(Array.from(s.greedy), Array.from(whole.scores[i].greedy), `query ${i} greedy`);
+      });
+    } finally {
+      gpu.destroy();
+    }
+  },
+);

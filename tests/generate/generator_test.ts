@@ -1,4 +1,5 @@
 import { Generator } from "../../generate/generator.ts";
+import { Gpu } from "../../gpu/runtime.ts";
 import { loadLlama } from "../../model/load.ts";
 import { assert, assertEquals, assertRejects } from "../asserts.ts";
 import { GPU_TEST, testGpu } from "../helpers.ts";
@@ -6,8 +7,8 @@ import { readFixture } from "../kernels/fixture_reader.ts";
 
 const FIXTURE = new URL("../../../shared/fixtures/llama-tiny-public/", import.meta.url);
 
-async function fixtureGenerator(slots = 4, stepsPerSubmit = 5) {
-  const gpu = await testGpu();
+async function fixtureGenerator(slots = 4, stepsPerSubmit = 5, gpu?: Gpu) {
+  gpu ??= await testGpu();
   const loaded = await loadLlama(gpu, new URL("model", FIXTURE).pathname, {
     trainable: false,
     maxTokens: 128,
@@ -27,6 +28,25 @@ Deno.test(
     const r = await gen.generate({ promptIds: prompt, maxNewTokens: output.length - prompt.length });
     assertEquals(r.ids, output.slice(prompt.length));
     assertEquals([r.finishReason, r.promptTokens], ["length", prompt.length]);
+  },
+);
+
+Deno.test(
+  "generator: with the vocabulary projection split into row blocks (bindings of 100,000 bytes) it still does",
+  GPU_TEST,
+  async () => {
+    const expected = await readFixture(new URL("expected.safetensors", FIXTURE));
+    const prompt = Array.from(expected.get("gen.prompt_ids")!.data);
+    const output = Array.from(expected.get("gen.output_ids")!.data);
+    const gpu = await Gpu.create({ maxBindingBytes: 100000 });
+    try {
+      const gen = await fixtureGenerator(4, 5, gpu);
+      assertEquals(gen.model.weights.value("lm_head.weight").blocks.length, 2);
+      const r = await gen.generate({ promptIds: prompt, maxNewTokens: output.length - prompt.length });
+      assertEquals(r.ids, output.slice(prompt.length));
+    } finally {
+      gpu.destroy();
+    }
   },
 );
 

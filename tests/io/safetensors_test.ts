@@ -1,5 +1,6 @@
 import {
   bf16BitsToF32,
+  bf16ToF16,
   bf16ToF32,
   f16BitsToF32,
   f16ToF32,
@@ -257,4 +258,45 @@ Deno.test("safetensors: writing refuses data that does not fit the shape or dtyp
   // A failed write leaves neither the target nor a temporary file behind.
   const dir = path.slice(0, path.lastIndexOf("/"));
   assertEquals([...Deno.readDirSync(dir)].length, 0);
+});
+
+Deno.test("safetensors: a tensor written in pieces gives the same bytes as written whole", async () => {
+  const values = randn(7 * 5, 4);
+  async function* pieces(sizes: number[]) {
+    let at = 0;
+    for (const n of sizes) {
+      yield values.slice(at, at + n);
+      at += n;
+    }
+  }
+  for (const dtype of ["F32", "BF16", "F16"] as const) {
+    const whole = await tempFile(), split = await tempFile();
+    const extra = { dtype: "F32" as const, shape: [2], data: new Float32Array([1, 2]) };
+    await writeSafetensors(whole, { w: { dtype, shape: [7, 5], data: values }, b: extra });
+    await writeSafetensors(split, { w: { dtype, shape: [7, 5], data: () => pieces([10, 5, 20]) }, b: extra });
+    assertEquals(await Deno.readFile(split), await Deno.readFile(whole), dtype);
+  }
+  const path = await tempFile();
+  await assertRejects(
+    () => writeSafetensors(path, { w: { dtype: "F32", shape: [7, 5], data: () => pieces([10, 5]) } }),
+    SafetensorsError,
+    'tensor "w": pieces hold 15 values, its shape 35',
+  );
+  await assertRejects(
+    () => writeSafetensors(path, { w: { dtype: "F32", shape: [2, 2], data: () => pieces([3, 3]) } }),
+    SafetensorsError,
+    "pieces hold more than its 4 values",
+  );
+});
+
+Deno.test("safetensors: BF16 read as f16 bits equals the round trip through f32, for every bf16 value", async () => {
+  const all = Uint16Array.from({ length: 65536 }, (_, i) => i);
+  assertEquals(bf16ToF16(all), f32ToF16(bf16ToF32(all)));
+  const path = await tempFile();
+  await writeSafetensors(path, { w: { dtype: "BF16", shape: [65536], data: all } });
+  const st = await SafetensorsFile.open(path);
+  assertEquals(
+    await st.readF16Bits("w", { start: 1000, count: 3000 }),
+    f32ToF16(bf16ToF32(all.slice(1000, 4000))),
+  );
 });

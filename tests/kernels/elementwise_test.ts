@@ -5,6 +5,7 @@ import {
   biasBackward,
   castF32ToF16,
   copy,
+  copyColumns,
   fill,
   gatherRows,
   scale,
@@ -14,6 +15,7 @@ import {
   addRef,
   biasBackwardRef,
   castF32ToF16Ref,
+  copyColumnsRef,
   copyRef,
   gatherRowsRef,
   scaleRef,
@@ -228,5 +230,83 @@ Deno.test(
       }),
     ]);
     assertEquals(await gpu.read(dst), gatherRowsRef(src, index, width, srcRows));
+  },
+);
+
+Deno.test(
+  "elementwise: gatherRows over two blocks of the row space fills one output, each row from its block",
+  GPU_TEST,
+  async () => {
+    const gpu = await testGpu();
+    const width = 5, first = 7, second = 6;
+    const a = randn(first * width, 1), b = randn(second * width, 2);
+    // A chunk of a longer index: 3 leading entries are skipped.
+    const index = new Uint32Array([0, 0, 0, 12, 0, 7, 6, 13, 8]);
+    const rows = index.length - 3;
+    const dst = gpu.upload(new Float32Array(rows * width).fill(-1));
+    const tIndex = gpu.upload(index);
+    const common = { index: tIndex, dst, rows, width, indexOffset: 3, outside: "keep" as const };
+    gpu.run([
+      gatherRows(gpu, { ...common, src: gpu.upload(a), srcRows: first }),
+      gatherRows(gpu, { ...common, src: gpu.upload(b), srcRows: second, srcRow0: first }),
+    ]);
+    const chunk = index.subarray(3);
+    let expected = gatherRowsRef(a, chunk, width, first, 0, new Float32Array(rows * width).fill(-1));
+    expected = gatherRowsRef(b, chunk, width, second, first, expected);
+    const got = await gpu.read(dst);
+    assertEquals(got, expected);
+    // Index 13 is past both blocks: the row keeps what was there.
+    assertEquals([...got.subarray(4 * width, 5 * width)], new Array(width).fill(-1));
+  },
+);
+
+Deno.test(
+  "elementwise: copyColumns moves a column block between matrices of other widths",
+  GPU_TEST,
+  async () => {
+    const gpu = await testGpu();
+    for (
+      const [rows, cols, srcStride, srcColumn, dstStride, dstColumn] of [[7, 13, 13, 0, 50, 29], [
+        5,
+        3,
+        17,
+        11,
+        3,
+        0,
+      ], [1, 1, 1, 0, 9, 8]]
+    ) {
+      const src = randn(rows * srcStride, rows + cols);
+      const dst = randn(rows * dstStride, 3);
+      const tDst = gpu.upload(dst);
+      gpu.run([
+        copyColumns(gpu, {
+          src: gpu.upload(src),
+          dst: tDst,
+          rows,
+          cols,
+          srcStride,
+          srcColumn,
+          dstStride,
+          dstColumn,
+        }),
+      ]);
+      assertEquals(
+        await gpu.read(tDst),
+        copyColumnsRef(src, dst, rows, cols, srcStride, srcColumn, dstStride, dstColumn),
+        `${rows}x${cols} from column ${srcColumn} of ${srcStride} to column ${dstColumn} of ${dstStride}`,
+      );
+    }
+    const a = gpu.tensor(40), b = gpu.tensor(40);
+    assertThrows(
+      () =>
+        copyColumns(gpu, { src: a, dst: b, rows: 4, cols: 6, srcStride: 10, srcColumn: 5, dstStride: 10 }),
+      RangeError,
+      "run past a row",
+    );
+    assertThrows(
+      () => copyColumns(gpu, { src: a, dst: b, rows: 5, cols: 6, srcStride: 10, dstStride: 10 }),
+      RangeError,
+      '"src"',
+    );
   },
 );

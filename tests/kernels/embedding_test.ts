@@ -1,5 +1,6 @@
 import { f16ToF32, f32ToF16 } from "../../gpu/half.ts";
 import { slice } from "../../gpu/runtime.ts";
+import type { RowBlocks } from "../../gpu/row_blocks.ts";
 import { embeddingBackward, embeddingForward } from "../../kernels/embedding.ts";
 import { embeddingBackwardRef, embeddingForwardRef } from "../../kernels/embedding_ref.ts";
 import { assertEquals, assertThrows } from "../asserts.ts";
@@ -101,3 +102,50 @@ Deno.test("embedding: an f16 table (odd length) reads exactly the rounded values
   const want = embeddingForwardRef(ids, f16ToF32(bits), dim, new Float32Array(rows * dim).fill(7));
   assertEquals(await gpu.read(out), want);
 });
+
+Deno.test(
+  "embedding: a gradient held in row blocks of awkward sizes sums each id's rows into its block",
+  GPU_TEST,
+  async () => {
+    const gpu = await testGpu();
+    const rows = 23, dim = 33, sizes = [5, 5, 3]; // 13 table rows in three blocks
+    const vocab = sizes.reduce((a, b) => a + b, 0);
+    // Repeated ids in every block, ids on block edges, and ids past the table (skipped).
+    const ids = Uint32Array.from({ length: rows }, (_, r) => [4, 5, 9, 10, 12, 0, 13, 4, 0xfffffffe][r % 9]);
+    const table = randn(vocab * dim, 6), dout = randn(rows * dim, 7), prior = randn(vocab * dim, 8);
+    let row0 = 0;
+    const blocks = sizes.map((n) => {
+      const block = {
+        row0,
+        rows: n,
+        tensor: gpu.upload(prior.slice(row0 * dim, (row0 + n) * dim), `grad[${row0}]`),
+        table: gpu.upload(table.slice(row0 * dim, (row0 + n) * dim)),
+      };
+      row0 += n;
+      return block;
+    });
+    const dtable: RowBlocks = {
+      rows: vocab,
+      cols: dim,
+      dtype: "f32",
+      shape: [vocab, dim],
+      label: "grad",
+      blocks,
+    };
+    const tIds = gpu.upload(ids), out = gpu.upload(new Float32Array(rows * dim).fill(-9));
+    gpu.run([
+      ...blocks.map((b) =>
+        embeddingForward(gpu, { ids: tIds, table: b.table, out, rows, dim, firstId: b.row0 })
+      ),
+      ...embeddingBackward(gpu, { ids: tIds, dout: gpu.upload(dout), dtable, rows, dim }),
+    ]);
+    const got = await gpu.readMany([out, ...blocks.map((b) => b.tensor)]) as Float32Array[];
+    assertEquals([...got[0]], [
+      ...embeddingForwardRef(ids, table, dim, new Float32Array(rows * dim).fill(-9)),
+    ]);
+    const whole = new Float32Array(vocab * dim);
+    blocks.forEach((b, i) => whole.set(got[i + 1], b.row0 * dim));
+    const expected = embeddingBackwardRef(ids, dout, vocab, dim).map((g, i) => g + prior[i]);
+    assertClose(whole, expected, "dtable in three blocks (accumulated)");
+  },
+);

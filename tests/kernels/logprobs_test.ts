@@ -1,5 +1,16 @@
-import { logprobsBackward, logprobsForward, NO_TARGET } from "../../kernels/logprobs.ts";
-import { logprobsBackwardRef, logprobsForwardRef } from "../../kernels/logprobs_ref.ts";
+import {
+  LOGPROBS_STAT_FIELDS,
+  logprobsBackward,
+  logprobsBlockStats,
+  logprobsForward,
+  logprobsMerge,
+  NO_TARGET,
+} from "../../kernels/logprobs.ts";
+import {
+  logprobsBackwardRef,
+  logprobsBlockStatsRef,
+  logprobsForwardRef,
+} from "../../kernels/logprobs_ref.ts";
 import { assert, assertEquals, assertThrows } from "../asserts.ts";
 import { assertClose, GPU_TEST, randn, rng, testGpu, uniform } from "../helpers.ts";
 import { FIXTURE_DIR, fixtureTensor, readFixture } from "./fixture_reader.ts";
@@ -281,3 +292,141 @@ Deno.test(
     );
   },
 );
+
+/** Columns [c0, c0 + cols) of a [rows, vocab] array, as one block's own [rows, cols] array. */
+function columns(x: Float32Array, rows: number, vocab: number, c0: number, cols: number): Float32Array {
+  const out = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) out.set(x.subarray(r * vocab + c0, r * vocab + c0 + cols), r * cols);
+  return out;
+}
+
+for (const [rows, vocab, blockColumns, rowOffset] of [[13, 517, 130, 5], [3, 1000, 999, 2], [5, 300, 7, 0]]) {
+  Deno.test(
+    `logprobs: ${rows} rows × vocab ${vocab} in blocks of ${blockColumns} columns give the whole row's results`,
+    GPU_TEST,
+    async () => {
+      const gpu = await testGpu();
+      const logits = randn(rows * vocab, rows * vocab, 4);
+      const blocks = Math.ceil(vocab / blockColumns);
+      // A tie across two blocks (the earlier one wins), targets in the first, last and middle blocks.
+      logits[vocab + 1] = logits[vocab + vocab - 1] = 50;
+      const chunkTargets = randomTargets(rows, vocab, vocab + 1, 4);
+      chunkTargets[0] = vocab - 1;
+      chunkTargets[1] = 1;
+      const total = rowOffset + rows + 1;
+      const targets = new Uint32Array(total);
+      targets.set(chunkTargets, rowOffset);
+      const dlogp = randn(total, 5, 2);
+      const tTargets = gpu.upload(targets), tDlogp = gpu.upload(dlogp);
+      const stats = gpu.tensor(rows * blocks * LOGPROBS_STAT_FIELDS, "f32", "stats");
+      const lse = gpu.upload(new Float32Array(total).fill(SENTINEL));
+      const logp = gpu.upload(new Float32Array(total).fill(SENTINEL));
+      const greedy = gpu.upload(new Uint32Array(total).fill(SENTINEL));
+      const parts = Array.from({ length: blocks }, (_, b) => {
+        const c0 = b * blockColumns, cols = Math.min(blockColumns, vocab - c0);
+        return { c0, cols, host: columns(logits, rows, vocab, c0, cols) };
+      });
+      const tensors = parts.map((p) => gpu.upload(p.host));
+      gpu.run([
+        ...parts.map((p, b) =>
+          logprobsBlockStats(gpu, {
+            logits: tensors[b],
+            targets: tTargets,
+            stats,
+            rows,
+            cols: p.cols,
+            rowOffset,
+            firstColumn: p.c0,
+            block: b,
+            blocks,
+          })
+        ),
+        logprobsMerge(gpu, {
+          stats,
+          targets: tTargets,
+          lse,
+          logp,
+          greedy,
+          rows,
+          rowOffset,
+          blocks,
+          blockColumns,
+          vocabSize: vocab,
+        }),
+      ]);
+      const gStats = await gpu.read(stats);
+      parts.forEach((p, b) => {
+        const ref = logprobsBlockStatsRef(p.host, chunkTargets, rows, p.cols, p.c0);
+        const field = (f: number) =>
+          Array.from({ length: rows }, (_, r) => gStats[(r * blocks + b) * LOGPROBS_STAT_FIELDS + f]);
+        assertClose(field(0), ref.max, `block ${b} max`);
+        assertClose(field(1), ref.sum, `block ${b} sum`, 1e-4);
+        assertClose(field(2), ref.target, `block ${b} target logit`);
+        const argmax = field(3).map((v) => new Uint32Array(new Float32Array([v]).buffer)[0]);
+        assertEquals(argmax, [...ref.argmax], `block ${b} argmax`);
+      });
+      const ref = logprobsForwardRef(logits, chunkTargets, rows, vocab);
+      const [gLse, gLogp, gGreedy] = (await gpu.readMany([lse, logp, greedy])) as [
+        Float32Array,
+        Float32Array,
+        Uint32Array,
+      ];
+      assertClose(gLse.subarray(rowOffset, rowOffset + rows), ref.lse, "merged lse");
+      assertClose(gLogp.subarray(rowOffset, rowOffset + rows), ref.logp, "merged logp");
+      assertEquals([...gGreedy.subarray(rowOffset, rowOffset + rows)], [...ref.greedy], "merged greedy");
+      assertEquals([gLse[0], gLogp[total - 1]], [rowOffset ? SENTINEL : gLse[0], SENTINEL], "rows outside");
+      // Backward block by block, each from the whole row's lse.
+      gpu.run(parts.map((p, b) =>
+        logprobsBackward(gpu, {
+          logits: tensors[b],
+          targets: tTargets,
+          lse,
+          dlogp: tDlogp,
+          rows,
+          vocab: p.cols,
+          rowOffset,
+          firstColumn: p.c0,
+          vocabSize: vocab,
+        })
+      ));
+      const refGrad = Float32Array.from(
+        logprobsBackwardRef(logits, chunkTargets, dlogp.subarray(rowOffset, rowOffset + rows), rows, vocab),
+      );
+      const grads = await gpu.readMany(tensors);
+      parts.forEach((p, b) =>
+        assertClose(
+          grads[b] as Float32Array,
+          columns(refGrad, rows, vocab, p.c0, p.cols),
+          `block ${b} dlogits`,
+        )
+      );
+    },
+  );
+}
+
+Deno.test("logprobs: block arguments that do not cover the vocabulary are refused", GPU_TEST, async () => {
+  const gpu = await testGpu();
+  const t = gpu.tensor(64, "u32"), f = gpu.tensor(4 * 3 * LOGPROBS_STAT_FIELDS);
+  const base = { stats: f, targets: t, lse: gpu.tensor(4), logp: gpu.tensor(4), rows: 4, rowOffset: 0 };
+  assertThrows(
+    () => logprobsMerge(gpu, { ...base, blocks: 3, blockColumns: 10, vocabSize: 31 }),
+    RangeError,
+    "do not cover",
+  );
+  assertThrows(
+    () =>
+      logprobsBackward(gpu, {
+        logits: gpu.tensor(40),
+        targets: t,
+        lse: gpu.tensor(4),
+        dlogp: gpu.tensor(4),
+        rows: 4,
+        vocab: 10,
+        rowOffset: 0,
+        firstColumn: 25,
+        vocabSize: 30,
+      }),
+    RangeError,
+    "run past",
+  );
+});

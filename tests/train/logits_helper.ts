@@ -27,7 +27,7 @@ export async function runParityLogits(gpu: Gpu, dir: string, adapterDir?: string
   const io = loaded.model.allocStep();
   const T = ids.length;
   writeBatch(gpu, io, { B: 1, T, ids, attentionMask: ids.map(() => 1) });
-  gpu.run([...loaded.model.forwardHidden(1, T, io), loaded.model.forwardLogits(0, T)]);
+  gpu.run([...loaded.model.forwardHidden(1, T, io), ...loaded.model.forwardLogits(0, T)]);
   const logits = await gpu.readF32(loaded.model.logitsBuffer);
   return logits.slice(0, T * loaded.config.vocabSize);
 }

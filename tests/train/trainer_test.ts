@@ -1,3 +1,4 @@
+import { readRows } from "../../gpu/row_blocks.ts";
 import type { Gpu } from "../../gpu/runtime.ts";
 import { loadDataset, type PreferenceRow, type SftRow } from "../../io/datasets.ts";
 import type { ObjectiveKind } from "../../kernels/objective.ts";
@@ -43,7 +44,7 @@ async function stepOnce(gpu: Gpu, objective: ObjectiveKind, groups: number[][]) 
     return microBatch(collatePreference(g.map((i) => ex[i]), g, opts), settings, ref);
   });
   const { values } = await runner.step(mbs, 1e-3, 1);
-  const grads = await gpu.readMany(loaded.params.specs.map((s) => loaded.params.grads.get(s.name)!));
+  const grads = await readRows(gpu, loaded.params.specs.map((s) => loaded.params.blocks(s.name, "grad")));
   return { values, grads: grads as Float32Array[] };
 }
 
