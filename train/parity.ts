@@ -19,9 +19,10 @@ import {
   objectiveHyper,
 } from "../kernels/objective.ts";
 import { type LoadedLlama, loadLlama, readParams } from "../model/load.ts";
+import { type TokenBatch, writeBatch } from "../model/inputs.ts";
 import type { StepBuffers } from "../model/llama.ts";
 import { lossAlignedMasks } from "./batching.ts";
-import { AdamW, type TokenBatch, writeBatch } from "./step.ts";
+import { AdamW } from "./step.ts";
 
 /** One checked quantity. */
 export interface ParityLine {

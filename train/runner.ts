@@ -14,9 +14,10 @@ import {
   objectiveHyper,
   type ObjectiveKind,
 } from "../kernels/objective.ts";
+import { writeBatch } from "../model/inputs.ts";
 import type { Llama, StepBuffers } from "../model/llama.ts";
 import type { Batch } from "./batching.ts";
-import { type AdamW, writeBatch } from "./step.ts";
+import type { AdamW } from "./step.ts";
 
 /** The objective's settings. */
 export interface ObjectiveSettings {

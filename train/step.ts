@@ -1,7 +1,5 @@
 /**
- * The pieces of one training step that sit between the model and the trainer: writing a padded batch
- * into the model's step buffers, the loss-aligned masks, and AdamW over every trainable arena (with
- * global-norm clipping), all as recorded dispatches.
+ * AdamW over every trainable arena (with global-norm clipping), as recorded dispatches.
  *
  * @module
  */
@@ -9,57 +7,7 @@ import type { Dispatch, Gpu, Tensor } from "../gpu/runtime.ts";
 import { adamw, ADAMW_HYPER_LENGTH, adamwHyper } from "../kernels/adamw.ts";
 import { fill } from "../kernels/elementwise.ts";
 import { gradNormSquared } from "../kernels/gradnorm.ts";
-import type { StepBuffers } from "../model/llama.ts";
 import type { ParamSet } from "../model/params.ts";
-import { lossAlignedMasks } from "./batching.ts";
-
-/** A right-padded batch of B sequences of T tokens, batch-major (a `Batch` from batching.ts fits). */
-export interface TokenBatch {
-  B: number;
-  T: number;
-  ids: ArrayLike<number>;
-  /** 1 for real tokens, 0 for padding. */
-  attentionMask: ArrayLike<number>;
-  /** Next-token targets per row; derived from `ids` when absent. */
-  targets?: ArrayLike<number>;
-  /** Position of each token; default `t` (right padding keeps positions 0..len−1). */
-  positions?: ArrayLike<number>;
-}
-
-/**
- * Writes a batch's ids, positions, key mask and next-token targets into the model's step buffers (queued
- * before the next submit).
- * @example
- * ```ts
- * writeBatch(gpu, io, { B: 1, T: 3, ids: [1, 5, 2], attentionMask: [1, 1, 1] });
- * ```
- */
-export function writeBatch(gpu: Gpu, io: StepBuffers, b: TokenBatch): void {
-  const N = b.B * b.T;
-  if (b.ids.length !== N || b.attentionMask.length !== N) {
-    throw new RangeError(
-      `batch of ${b.B}×${b.T} needs ${N} ids and mask values, got ${b.ids.length}/${b.attentionMask.length}`,
-    );
-  }
-  const ids = Uint32Array.from(b.ids, (id, r) => {
-    if (!(id >= 0)) throw new RangeError(`token id ${id} at row ${r} is not a token id`);
-    return id;
-  });
-  const targets = b.targets ? Uint32Array.from(b.targets) : lossAlignedMasks(
-    Int32Array.from(b.ids),
-    Uint32Array.from(b.attentionMask),
-    new Uint32Array(N),
-    b.B,
-    b.T,
-  ).targets;
-  gpu.write(io.ids, ids);
-  gpu.write(
-    io.positions,
-    b.positions ? Uint32Array.from(b.positions) : Uint32Array.from({ length: N }, (_, r) => r % b.T),
-  );
-  gpu.write(io.keyMask, Uint32Array.from(b.attentionMask, (m) => (m ? 1 : 0)));
-  gpu.write(io.targets, targets);
-}
 
 /** AdamW settings (torch.optim.AdamW's names). */
 export interface AdamWOptions {

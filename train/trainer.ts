@@ -11,6 +11,7 @@ import { Gpu, prefix } from "../gpu/runtime.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../io/atomic.ts";
 import { openModelFolder } from "../io/hf_model.ts";
 import { resolveModelPath } from "../io/hub.ts";
+import { writeBatch } from "../model/inputs.ts";
 import { type LoadedLlama, loadLlama, readParams, saveLlama } from "../model/load.ts";
 import type { StepBuffers } from "../model/llama.ts";
 import { ParamSet } from "../model/params.ts";
@@ -46,7 +47,7 @@ import {
 } from "./lora.ts";
 import { learningRate, warmupSteps } from "./schedule.ts";
 import { type MicroBatch, microBatch, StepRunner } from "./runner.ts";
-import { AdamW, writeBatch } from "./step.ts";
+import { AdamW } from "./step.ts";
 
 /** Where a run reports progress and messages (stderr by default). */
 export interface TrainLogger {
