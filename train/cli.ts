@@ -7,7 +7,7 @@
 import { parseArgs } from "node:util";
 import type { DpoLossType, ObjectiveKind } from "../kernels/objective.ts";
 import { BUNDLED_DATA, ensureTinyBase } from "../model/tiny.ts";
-import { reportHint } from "../report/hint.ts";
+import { reportHint } from "./report_hint.ts";
 import { type TrainConfig, validateConfig, withDefaults } from "./config.ts";
 import { parseLoraTargets } from "./lora.ts";
 import type { Schedule } from "./schedule.ts";
