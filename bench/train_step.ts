@@ -17,7 +17,7 @@ import { Gpu } from "../gpu/runtime.ts";
 import { collateSft } from "../train/batching.ts";
 import { uniformGenerator } from "../model/init.ts";
 import { microBatch, StepRunner } from "../train/runner.ts";
-import { AdamW } from "../train/step.ts";
+import { AdamW } from "../train/optimizer.ts";
 import {
   adapterSummary,
   type BenchReport,

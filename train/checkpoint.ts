@@ -15,6 +15,7 @@ import {
 } from "../io/atomic.ts";
 import { pathExists } from "../io/fs.ts";
 import { SafetensorsFile, writeSafetensors } from "../io/safetensors.ts";
+import type { AdamWMoments } from "./optimizer.ts";
 
 /** What `trainer_state.json` holds. */
 export interface TrainerState {
@@ -66,7 +67,7 @@ export async function listCheckpoints(out: string): Promise<{ dir: string; step:
 export async function saveCheckpoint(
   dir: string,
   writeModel: (tmp: string) => Promise<void>,
-  moments: { m: Map<string, Float32Array>; v: Map<string, Float32Array> },
+  moments: AdamWMoments,
   state: TrainerState,
 ): Promise<void> {
   const tmp = await makeTempSiblingDir(dir);
@@ -88,11 +89,7 @@ export async function saveCheckpoint(
 }
 
 /** Reads `trainer_state.json` and the AdamW moments of a checkpoint. */
-export async function loadCheckpointState(dir: string): Promise<{
-  state: TrainerState;
-  m: Map<string, Float32Array>;
-  v: Map<string, Float32Array>;
-}> {
+export async function loadCheckpointState(dir: string): Promise<{ state: TrainerState } & AdamWMoments> {
   const path = `${dir}/trainer_state.json`;
   let state: TrainerState;
   try {

@@ -22,7 +22,7 @@ import { type LoadedLlama, loadLlama, readParams } from "../model/load.ts";
 import { type TokenBatch, writeBatch } from "../model/inputs.ts";
 import type { StepBuffers } from "../model/llama.ts";
 import { lossAlignedMasks } from "./batching.ts";
-import { AdamW } from "./step.ts";
+import { AdamW } from "./optimizer.ts";
 
 /** One checked quantity. */
 export interface ParityLine {

@@ -17,7 +17,7 @@ import {
 import { writeBatch } from "../model/inputs.ts";
 import type { Llama, StepBuffers } from "../model/llama.ts";
 import type { Batch } from "./batching.ts";
-import type { AdamW } from "./step.ts";
+import type { AdamW } from "./optimizer.ts";
 
 /** The objective's settings. */
 export interface ObjectiveSettings {

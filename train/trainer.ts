@@ -47,7 +47,7 @@ import {
 } from "./lora.ts";
 import { learningRate, warmupSteps } from "./schedule.ts";
 import { type MicroBatch, microBatch, StepRunner } from "./runner.ts";
-import { AdamW } from "./step.ts";
+import { AdamW } from "./optimizer.ts";
 
 /** Where a run reports progress and messages (stderr by default). */
 export interface TrainLogger {
@@ -211,7 +211,7 @@ async function trainLocked(
         `${resumeFrom.dir} was written by a run with other data or settings; use another --out, or drop --resume`,
       );
     }
-    writeMoments(gpu, trainable.sets, saved.m, saved.v, resumeFrom.dir);
+    opt.writeMoments(saved, `${resumeFrom.dir}/optimizer.safetensors`);
     state = { ...saved.state, max_steps: totalSteps };
     log.info(`[${cfg.objective}] resuming from ${resumeFrom.dir} at step ${state.global_step}`);
   }
@@ -290,7 +290,7 @@ async function trainLocked(
     }
     const stopping = opts.stopAfter !== undefined && stepsThisProcess >= opts.stopAfter;
     if ((cfg.saveEvery > 0 && state.global_step % cfg.saveEvery === 0) || last || stopping) {
-      await writeCheckpoint(gpu, trainable, cfg, modelDir, state);
+      await writeCheckpoint(gpu, trainable, opt, cfg, modelDir, state);
       await pruneCheckpoints(cfg.out, cfg.saveTotalLimit);
     }
     if (stopping) {
@@ -451,47 +451,15 @@ async function loadTrainable(
   return { loaded, sets: [params], lora: { spec, params } };
 }
 
-function writeMoments(
-  gpu: Gpu,
-  sets: ParamSet[],
-  m: Map<string, Float32Array>,
-  v: Map<string, Float32Array>,
-  where: string,
-): void {
-  for (const set of sets) {
-    for (const spec of set.specs) {
-      const mm = m.get(spec.name), vv = v.get(spec.name);
-      if (!mm || !vv) throw new Error(`${where}/optimizer.safetensors lacks the moments of "${spec.name}"`);
-      gpu.write(set.m.get(spec.name)!, mm);
-      gpu.write(set.v.get(spec.name)!, vv);
-    }
-  }
-}
-
-async function readMoments(
-  gpu: Gpu,
-  sets: ParamSet[],
-): Promise<{ m: Map<string, Float32Array>; v: Map<string, Float32Array> }> {
-  const m = new Map<string, Float32Array>(), v = new Map<string, Float32Array>();
-  for (const set of sets) {
-    const names = set.specs.map((s) => s.name);
-    const data = await gpu.readMany([...names.map((n) => set.m.get(n)!), ...names.map((n) => set.v.get(n)!)]);
-    names.forEach((n, i) => {
-      m.set(n, data[i] as Float32Array);
-      v.set(n, data[names.length + i] as Float32Array);
-    });
-  }
-  return { m, v };
-}
-
 async function writeCheckpoint(
   gpu: Gpu,
   t: Trainable,
+  opt: AdamW,
   cfg: TrainConfig,
   modelDir: string,
   state: TrainerState,
 ): Promise<void> {
-  const moments = await readMoments(gpu, t.sets);
+  const moments = await opt.readMoments();
   await saveCheckpoint(
     checkpointDir(cfg.out, state.global_step),
     async (tmp) => {

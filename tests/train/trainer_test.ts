@@ -8,7 +8,7 @@ import { collatePreference, collateSft } from "../../train/batching.ts";
 import { withDefaults } from "../../train/config.ts";
 import { buildPreferenceExamples, buildSftExamples } from "../../train/examples.ts";
 import { microBatch, StepRunner } from "../../train/runner.ts";
-import { AdamW } from "../../train/step.ts";
+import { AdamW } from "../../train/optimizer.ts";
 import { train } from "../../train/trainer.ts";
 import { assert, assertEquals, assertRejects } from "../asserts.ts";
 import { assertClose, GPU_TEST, testGpu } from "../helpers.ts";

@@ -1,5 +1,7 @@
 /**
- * AdamW over every trainable arena (with global-norm clipping), as recorded dispatches.
+ * The optimizer: AdamW over every trainable arena with global-norm clipping (torch.optim.AdamW after
+ * torch.nn.utils.clip_grad_norm_), as recorded dispatches, and its state (the moments) in and out for
+ * checkpoints.
  *
  * @module
  */
@@ -22,6 +24,12 @@ export interface AdamWOptions {
   maxGradNorm?: number;
 }
 
+/** AdamW's state: the first (m) and second (v) moment of every parameter, by Hugging Face name. */
+export interface AdamWMoments {
+  m: Map<string, Float32Array>;
+  v: Map<string, Float32Array>;
+}
+
 /**
  * AdamW over every trainable arena of one or more parameter sets: one gradient-norm reduction and one
  * dispatch per arena chunk. The step-dependent values live in `hyper`, so the dispatches are recorded once.
@@ -30,7 +38,7 @@ export interface AdamWOptions {
  * ```ts
  * const opt = new AdamW(gpu, [params], { weightDecay: 0.01, maxGradNorm: 1 });
  * opt.setStep(1, 1e-4);
- * gpu.run(opt.step());
+ * gpu.run([...opt.zeroGrads(), ...forwardAndBackward, ...opt.step()]);
  * ```
  */
 export class AdamW {
@@ -103,5 +111,34 @@ export class AdamW {
       this.#step = out;
     }
     return this.#step;
+  }
+
+  /** The moments m and v of every parameter, by name (the state a checkpoint saves). */
+  async readMoments(): Promise<AdamWMoments> {
+    const m = new Map<string, Float32Array>(), v = new Map<string, Float32Array>();
+    for (const set of this.sets) {
+      const names = set.specs.map((s) => s.name);
+      const data = await this.gpu.readMany([
+        ...names.map((n) => set.m.get(n)!),
+        ...names.map((n) => set.v.get(n)!),
+      ]);
+      names.forEach((n, i) => {
+        m.set(n, data[i] as Float32Array);
+        v.set(n, data[names.length + i] as Float32Array);
+      });
+    }
+    return { m, v };
+  }
+
+  /** Writes saved moments back; `source` names where they came from when one is missing. */
+  writeMoments({ m, v }: AdamWMoments, source: string): void {
+    for (const set of this.sets) {
+      for (const spec of set.specs) {
+        const mm = m.get(spec.name), vv = v.get(spec.name);
+        if (!mm || !vv) throw new Error(`${source} lacks the moments of "${spec.name}"`);
+        this.gpu.write(set.m.get(spec.name)!, mm);
+        this.gpu.write(set.v.get(spec.name)!, vv);
+      }
+    }
   }
 }
