@@ -16,7 +16,8 @@ import { parseArgs } from "node:util";
 import { Gpu } from "../gpu/runtime.ts";
 import { collateSft } from "../train/batching.ts";
 import { uniformGenerator } from "../model/init.ts";
-import { microBatch, StepRunner } from "../train/runner.ts";
+import { microBatch } from "../train/objectives.ts";
+import { StepRunner } from "../train/runner.ts";
 import { AdamW } from "../train/optimizer.ts";
 import {
   adapterSummary,

@@ -9,6 +9,7 @@ import type { DpoLossType, ObjectiveKind } from "../kernels/objective.ts";
 import { BUNDLED_DATA, ensureTinyBase } from "../model/tiny.ts";
 import { reportHint } from "./report_hint.ts";
 import { type TrainConfig, validateConfig, withDefaults } from "./config.ts";
+import { OBJECTIVES } from "./objectives.ts";
 import { parseLoraTargets } from "./lora.ts";
 import type { Schedule } from "./schedule.ts";
 import { train, type TrainResult } from "./trainer.ts";
@@ -63,15 +64,11 @@ const OPTIONS = {
 
 /** Help text of one objective's task. */
 export function trainUsage(objective: ObjectiveKind): string {
-  const what = {
-    sft: "supervised fine-tuning",
-    dpo: "Direct Preference Optimization",
-    orpo: "Odds Ratio Preference Optimization",
-  }[objective];
-  const data = objective === "sft"
+  const { title, data: rows, defaultLr } = OBJECTIVES[objective];
+  const data = rows === "sft"
     ? "JSONL/JSON/CSV/TSV rows with `text`, `prompt`/`completion` or `messages`"
     : "JSONL/JSON/CSV/TSV rows with `prompt`/`chosen`/`rejected` (text or chat lists)";
-  return `deno task ${objective} [flags]  — ${what} on WebGPU
+  return `deno task ${objective} [flags]  — ${title} on WebGPU
 
 With neither --model nor --data, trains the embedded default: a tiny Korean Llama (built on first use in
 runs/tiny-base) on the bundled data in data/, saving to runs/${objective}-tiny/final. Other flags still apply.
@@ -98,9 +95,7 @@ optimisation
   --batch-size N           ${objective === "sft" ? "sequences" : "pairs"} per micro-batch (default 8)
   --grad-accum N           micro-batches per optimizer step (default 1)
   --epochs N | --max-steps N
-  --lr X                   peak learning rate (default ${
-    { sft: "2e-5", dpo: "1e-6", orpo: "1e-6" }[objective]
-  })
+  --lr X                   peak learning rate (default ${defaultLr.toExponential()})
   --schedule S             linear | cosine | constant | constant_with_warmup (default linear)
   --warmup-steps N | --warmup-ratio F
   --weight-decay X         AdamW decay of weights (not biases or norms; default 0)

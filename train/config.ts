@@ -6,6 +6,7 @@
  */
 import type { DpoLossType, ObjectiveKind } from "../kernels/objective.ts";
 import type { LinearName } from "../io/llama_architecture.ts";
+import { OBJECTIVES } from "./objectives.ts";
 import { type Schedule, SCHEDULES } from "./schedule.ts";
 
 /** Everything a run needs. Saved as `train_config.json` in the run folder. */
@@ -100,9 +101,6 @@ export interface TrainConfig {
   ignoreUnusedWeights: boolean;
 }
 
-/** Learning rates TRL's configs default to. */
-const DEFAULT_LR: Record<ObjectiveKind, number> = { sft: 2e-5, dpo: 1e-6, orpo: 1e-6 };
-
 /**
  * A complete configuration from partial settings, with TRL-like defaults; given fields win.
  * @example
@@ -131,7 +129,7 @@ export function withDefaults(
     gradAccum: 1,
     epochs: 1,
     maxSteps: 0,
-    lr: DEFAULT_LR[objective],
+    lr: OBJECTIVES[objective].defaultLr,
     schedule: "linear",
     warmupSteps: 0,
     warmupRatio: 0,

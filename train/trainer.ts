@@ -7,13 +7,12 @@
  *
  * @module
  */
-import { Gpu, prefix } from "../gpu/runtime.ts";
+import { Gpu } from "../gpu/runtime.ts";
+import type { ObjectiveKind } from "../kernels/objective.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../io/atomic.ts";
 import { openModelFolder } from "../io/hf_model.ts";
 import { resolveModelPath } from "../io/hub.ts";
-import { writeBatch } from "../model/inputs.ts";
 import { type LoadedLlama, loadLlama, readParams, saveLlama } from "../model/load.ts";
-import type { StepBuffers } from "../model/llama.ts";
 import { ParamSet } from "../model/params.ts";
 import { loadTokenizer } from "../text/tokenizer.ts";
 import {
@@ -35,7 +34,6 @@ import {
 } from "./checkpoint.ts";
 import { type TrainConfig, validateConfig } from "./config.ts";
 import { maxTokenId, prepareData, type PreparedData } from "./data.ts";
-import type { PreferenceExample } from "./examples.ts";
 import {
   initLora,
   loadLoraAdapter,
@@ -46,7 +44,8 @@ import {
   saveLoraAdapter,
 } from "./lora.ts";
 import { learningRate, warmupSteps } from "./schedule.ts";
-import { type MicroBatch, microBatch, StepRunner } from "./runner.ts";
+import { dpoReference, type MicroBatch, microBatch, OBJECTIVES } from "./objectives.ts";
+import { StepRunner } from "./runner.ts";
 import { AdamW } from "./optimizer.ts";
 
 /** Where a run reports progress and messages (stderr by default). */
@@ -219,14 +218,21 @@ async function trainLocked(
   const metricsFile = `${cfg.out}/metrics.jsonl`;
   await truncateMetrics(metricsFile, state.global_step);
 
-  // --- DPO's reference log-probs, once, from the starting weights
-  const reference = cfg.objective === "dpo" && data.kind === "preference"
-    ? await referenceLogps(gpu, trainable.loaded, data, batching, cfg, fingerprint, log)
-    : undefined;
-
   const settings = { objective: cfg.objective, beta: cfg.beta, lossType: cfg.lossType, orpoNll: cfg.orpoNll };
   const runner = new StepRunner(gpu, model, opt, settings, rowsPerBatch);
   const names = runner.metricNames;
+
+  // --- DPO's reference log-probs, once, from the starting weights
+  const reference = cfg.objective === "dpo" && data.kind === "preference"
+    ? await dpoReference(
+      runner,
+      data,
+      batching,
+      `${cfg.out}/${REFERENCE_FILE}`,
+      fingerprint,
+      (m) => log.info(m),
+    )
+    : undefined;
   const evaluate = () =>
     runner.evaluate(
       [...batchesOf(data, { ...batching, epochs: 1 }, { epoch: 0, batch: 0 }, true)].map((b) =>
@@ -353,17 +359,20 @@ function formatDuration(s: number): string {
   return m > 0 ? `${m}m${String(sec).padStart(2, "0")}s` : `${sec}s`;
 }
 
-function progressLine(kind: string, r: Record<string, number>, state: TrainerState, total: number): string {
+function progressLine(
+  kind: ObjectiveKind,
+  r: Record<string, number>,
+  state: TrainerState,
+  total: number,
+): string {
   const rate = state.global_step / Math.max(state.elapsed_s, 1e-9);
   const eta = (total - state.global_step) / rate;
-  const extra = kind === "sft"
-    ? ""
-    : ` margin ${(r["rewards/margins"] ?? 0).toFixed(3)} acc ${(r["rewards/accuracies"] ?? 0).toFixed(2)}`;
-  return `[${kind}] step ${state.global_step}/${total} loss ${r.loss.toFixed(4)}${
-    r.nll_loss !== undefined ? ` nll ${r.nll_loss.toFixed(4)}` : ""
-  }${extra} lr ${r.learning_rate.toExponential(2)} | ${
-    Math.round(r.tokens_per_second).toLocaleString("en-US")
-  } tok/s | ETA ${formatDuration(eta)}`;
+  const shown = OBJECTIVES[kind].progress.map(([label, metric, digits]) =>
+    ` ${label} ${r[metric].toFixed(digits)}`
+  );
+  return `[${kind}] step ${state.global_step}/${total} loss ${r.loss.toFixed(4)}${shown.join("")} lr ${
+    r.learning_rate.toExponential(2)
+  } | ${Math.round(r.tokens_per_second).toLocaleString("en-US")} tok/s | ETA ${formatDuration(eta)}`;
 }
 
 async function appendLine(file: string, record: Record<string, number>): Promise<void> {
@@ -525,64 +534,4 @@ function* batchesOf(
       next: nb >= perEpoch ? { epoch: position.epoch + 1, batch: 0 } : { epoch: position.epoch, batch: nb },
     };
   }
-}
-
-/**
- * Summed completion log-probs of every pair under the starting weights (DPO's frozen reference model),
- * computed once and cached in the run folder (`reference_logps.json`), keyed by the run's fingerprint.
- */
-async function referenceLogps(
-  gpu: Gpu,
-  loaded: LoadedLlama,
-  data: PreparedData & { kind: "preference" },
-  batching: BatchingOptions,
-  cfg: TrainConfig,
-  fingerprint: string,
-  log: TrainLogger,
-): Promise<{ train: Float32Array; eval: Float32Array }> {
-  const file = `${cfg.out}/${REFERENCE_FILE}`;
-  try {
-    const cached = JSON.parse(await Deno.readTextFile(file)) as {
-      fingerprint: string;
-      train: number[];
-      eval: number[];
-    };
-    if (cached.fingerprint === fingerprint) {
-      return { train: Float32Array.from(cached.train), eval: Float32Array.from(cached.eval) };
-    }
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) {
-      log.info(`[dpo] ignoring unreadable ${file}: ${(e as Error).message}`);
-    }
-  }
-  const t0 = performance.now();
-  const model = loaded.model;
-  const io: StepBuffers = model.allocStep();
-  const compute = async (examples: PreferenceExample[]) => {
-    const out = new Float32Array(2 * examples.length);
-    const once = { ...batching, epochs: 1, shuffle: false };
-    for (const { batch } of preferenceBatches(examples, once)) {
-      const { B, T } = batch;
-      writeBatch(gpu, io, batch);
-      gpu.run(model.forward(B, T, io));
-      const logp = await gpu.read(prefix(io.logp, B * T));
-      const pairs = B / 2;
-      for (let s = 0; s < B; s++) {
-        let total = 0;
-        for (let t = 0; t < T; t++) if (batch.lossMask[s * T + t]) total += logp[s * T + t];
-        const ex = batch.exampleIndices[s % pairs];
-        out[2 * ex + (s < pairs ? 0 : 1)] = total;
-      }
-    }
-    return out;
-  };
-  const train = await compute(data.train);
-  const evalRef = await compute(data.eval);
-  await writeJsonAtomic(file, { fingerprint, train: [...train], eval: [...evalRef] });
-  log.info(
-    `[dpo] reference log-probs of ${data.train.length + data.eval.length} pairs in ${
-      ((performance.now() - t0) / 1000).toFixed(1)
-    } s`,
-  );
-  return { train, eval: evalRef };
 }
