@@ -5,6 +5,7 @@
  * @module
  */
 import type { DpoLossType, ObjectiveKind } from "../kernels/objective.ts";
+import type { SaveDType } from "../io/hf_model.ts";
 import type { LinearName } from "../io/llama_architecture.ts";
 import { OBJECTIVES } from "./objectives.ts";
 import { type Schedule, SCHEDULES } from "./schedule.ts";
@@ -89,7 +90,7 @@ export interface TrainConfig {
   /** Keep at most this many checkpoints (oldest removed); 0 keeps all. */
   saveTotalLimit: number;
   /** Weight dtype of the final model (default F32); checkpoints stay F32. */
-  saveDtype: "F32" | "F16" | "BF16";
+  saveDtype: SaveDType;
   /** Continue from the newest checkpoint in `out` (an error when there is none). */
   resume: boolean;
   /**

@@ -8,12 +8,9 @@
  * @module
  */
 import { Gpu } from "../gpu/runtime.ts";
-import type { ObjectiveKind } from "../kernels/objective.ts";
-import { writeFileAtomic, writeJsonAtomic } from "../io/atomic.ts";
-import { openModelFolder } from "../io/hf_model.ts";
+import { writeFileAtomic } from "../io/atomic.ts";
 import { resolveModelPath } from "../io/hub.ts";
-import { type LoadedLlama, loadLlama, readParams, saveLlama } from "../model/load.ts";
-import { ParamSet } from "../model/params.ts";
+import type { ObjectiveKind } from "../kernels/objective.ts";
 import { loadTokenizer } from "../text/tokenizer.ts";
 import {
   type Batch,
@@ -23,30 +20,27 @@ import {
   sftBatches,
 } from "./batching.ts";
 import {
-  checkpointDir,
-  earlierRun,
-  loadCheckpointState,
+  type Checkpoint,
+  checkRunFolder,
+  freshTrainerState,
   lockRunFolder,
-  pruneCheckpoints,
   removeStaleRunTemps,
+  resumeCheckpoint,
+  RUN_FILES,
+  runFingerprint,
   saveCheckpoint,
+  saveFinal,
+  startingCheckpoint,
   type TrainerState,
+  writeRunConfig,
 } from "./checkpoint.ts";
 import { type TrainConfig, validateConfig } from "./config.ts";
 import { maxTokenId, prepareData, type PreparedData } from "./data.ts";
-import {
-  initLora,
-  loadLoraAdapter,
-  loraAdapters,
-  loraParamSpecs,
-  type LoraSpec,
-  mergeLora,
-  saveLoraAdapter,
-} from "./lora.ts";
-import { learningRate, warmupSteps } from "./schedule.ts";
 import { dpoReference, type MicroBatch, microBatch, OBJECTIVES } from "./objectives.ts";
-import { StepRunner } from "./runner.ts";
 import { AdamW } from "./optimizer.ts";
+import { StepRunner } from "./runner.ts";
+import { learningRate, warmupSteps } from "./schedule.ts";
+import { loadTrainable } from "./trainable.ts";
 
 /** Where a run reports progress and messages (stderr by default). */
 export interface TrainLogger {
@@ -92,15 +86,6 @@ export interface TrainOptions {
   stopAfter?: number;
 }
 
-interface Trainable {
-  loaded: LoadedLlama;
-  /** Parameter sets the optimizer updates (the model's, or the LoRA adapters'). */
-  sets: ParamSet[];
-  lora?: { spec: LoraSpec; params: ParamSet };
-}
-
-const REFERENCE_FILE = "reference_logps.json";
-
 /**
  * Trains a model as `cfg` says and returns where the result went.
  * @example
@@ -124,33 +109,27 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
 async function trainLocked(
   cfg: TrainConfig,
   opts: TrainOptions,
-  checkpoints: { dir: string; step: number }[],
+  checkpoints: Checkpoint[],
 ): Promise<TrainResult> {
   const log = opts.log ?? stderrLogger;
+  const say = (m: string) => log.info(`[${cfg.objective}] ${m}`);
   const gpu = opts.gpu ?? await Gpu.create();
-  log.info(`[${cfg.objective}] adapter: ${gpu.describe()}`);
+  say(`adapter: ${gpu.describe()}`);
   const stale = await removeStaleRunTemps(cfg.out);
   if (stale.removed.length > 0) {
-    log.info(
-      `[${cfg.objective}] removed ${stale.removed.length} stale temporary folder(s) left by an interrupted ` +
+    say(
+      `removed ${stale.removed.length} stale temporary folder(s) left by an interrupted ` +
         `save (${(stale.bytes / 1e6).toFixed(1)} MB): ${stale.removed.join(", ")}`,
     );
   }
+
+  // --- the data
   const modelDir = await resolveModelPath(cfg.model);
   const tok = await loadTokenizer(modelDir, { chatTemplate: cfg.chatTemplate });
   const data = await prepareData(cfg, tok);
-  log.info(
-    `[${cfg.objective}] ${data.train.length} training and ${data.eval.length} evaluation examples` +
-      (data.stats.truncated ? `, ${data.stats.truncated} truncated` : "") +
-      (data.stats.dropped ? `, ${data.stats.dropped} dropped (nothing left to learn after truncation)` : "") +
-      (data.skippedRows ? `, ${data.skippedRows} bad rows skipped` : "") +
-      (data.stats.promptMismatches
-        ? `, ${data.stats.promptMismatches} prompt(s) whose last token merges into the completion (split at ` +
-          "the prompt's own tokens, as TRL does)"
-        : ""),
-  );
+  say(describeData(data));
 
-  // --- the schedule of the run
+  // --- the schedule: steps, batches, warm-up
   const padId = tok.padId ?? tok.eosId ?? 0;
   const perEpoch = batchesPerEpoch(data.train.length, { batchSize: cfg.batchSize, seed: cfg.seed, padId });
   const stepsPerEpoch = Math.max(1, Math.floor(perEpoch / cfg.gradAccum));
@@ -164,22 +143,18 @@ async function trainLocked(
     epochs,
   };
   const warmup = warmupSteps(totalSteps, cfg.warmupSteps, cfg.warmupRatio);
-  const fingerprint = await fingerprintOf(cfg, data);
+  const fingerprint = await runFingerprint(cfg, data);
 
-  // --- the model, its trainable parameters, and where a resumed run starts
-  if (!cfg.resume && checkpoints.length > 0) {
-    // --overwrite-output-dir: the old checkpoints would otherwise be mistaken for this run's.
-    for (const c of checkpoints) await Deno.remove(c.dir, { recursive: true });
-    log.info(
-      `[${cfg.objective}] removed ${checkpoints.length} checkpoint(s) of an earlier run in ${cfg.out}`,
-    );
-    checkpoints.length = 0;
-  }
-  const resumeFrom = checkpoints[checkpoints.length - 1];
+  // --- the model and its optimizer, from the base model or the newest checkpoint
+  const start = await startingCheckpoint(cfg, checkpoints);
+  if (start.deleted > 0) say(`removed ${start.deleted} checkpoint(s) of an earlier run in ${cfg.out}`);
   const maxT = Math.ceil(cfg.maxLength / cfg.padMultiple) * cfg.padMultiple;
   const rowsPerBatch = cfg.batchSize * (data.kind === "preference" ? 2 : 1);
-  const trainable = await loadTrainable(gpu, cfg, modelDir, resumeFrom?.dir, rowsPerBatch * maxT, maxT, log);
-  const model = trainable.loaded.model;
+  const trainable = await loadTrainable(gpu, cfg, modelDir, start.from?.dir, {
+    maxTokens: rowsPerBatch * maxT,
+    maxPositions: maxT,
+    warn: (m) => say(`warning: ${m}`),
+  });
   const vocab = trainable.loaded.config.vocabSize;
   const highest = maxTokenId(data);
   if (highest >= vocab) {
@@ -194,41 +169,24 @@ async function trainLocked(
     weightDecay: cfg.weightDecay,
     maxGradNorm: cfg.maxGradNorm > 0 ? cfg.maxGradNorm : undefined,
   });
-  let state: TrainerState = {
-    global_step: 0,
-    epoch: 0,
-    data_position: { epoch: 0, batch: 0 },
-    max_steps: totalSteps,
-    tokens_seen: 0,
-    elapsed_s: 0,
-    fingerprint,
-  };
-  if (resumeFrom) {
-    const saved = await loadCheckpointState(resumeFrom.dir);
-    if (saved.state.fingerprint !== fingerprint) {
-      throw new Error(
-        `${resumeFrom.dir} was written by a run with other data or settings; use another --out, or drop --resume`,
-      );
-    }
-    opt.writeMoments(saved, `${resumeFrom.dir}/optimizer.safetensors`);
-    state = { ...saved.state, max_steps: totalSteps };
-    log.info(`[${cfg.objective}] resuming from ${resumeFrom.dir} at step ${state.global_step}`);
+  let state = freshTrainerState(totalSteps, fingerprint);
+  if (start.from) {
+    state = { ...await resumeCheckpoint(start.from.dir, opt, fingerprint), max_steps: totalSteps };
+    say(`resuming from ${start.from.dir} at step ${state.global_step}`);
   }
-  await writeJsonAtomic(`${cfg.out}/train_config.json`, { ...cfg, model_path: modelDir }, { indent: 2 });
-  const metricsFile = `${cfg.out}/metrics.jsonl`;
+  await writeRunConfig(cfg, modelDir);
+  const metricsFile = `${cfg.out}/${RUN_FILES.metrics}`;
   await truncateMetrics(metricsFile, state.global_step);
 
+  // --- the objective: its step runner, and DPO's reference log-probs (once, from the starting weights)
   const settings = { objective: cfg.objective, beta: cfg.beta, lossType: cfg.lossType, orpoNll: cfg.orpoNll };
-  const runner = new StepRunner(gpu, model, opt, settings, rowsPerBatch);
-  const names = runner.metricNames;
-
-  // --- DPO's reference log-probs, once, from the starting weights
+  const runner = new StepRunner(gpu, trainable.loaded.model, opt, settings, rowsPerBatch);
   const reference = cfg.objective === "dpo" && data.kind === "preference"
     ? await dpoReference(
       runner,
       data,
       batching,
-      `${cfg.out}/${REFERENCE_FILE}`,
+      `${cfg.out}/${RUN_FILES.reference}`,
       fingerprint,
       (m) => log.info(m),
     )
@@ -240,21 +198,21 @@ async function trainLocked(
       ),
     );
 
-  // --- the loop
+  // --- the loop: one optimizer step of `gradAccum` micro-batches per iteration
   const result: TrainResult = {
-    finalDir: `${cfg.out}/final`,
+    finalDir: `${cfg.out}/${RUN_FILES.final}`,
     steps: state.global_step,
     totalSteps,
     metricsFile,
   };
-  const iterator = batchesOf(data, batching, state.data_position, false);
+  const batches = batchesOf(data, batching, state.data_position, false);
   const started = performance.now() - state.elapsed_s * 1000;
   let stepsThisProcess = 0;
   while (state.global_step < totalSteps) {
     const t0 = performance.now();
     const mbs: MicroBatch[] = [];
     for (let i = 0; i < cfg.gradAccum; i++) {
-      const next = iterator.next();
+      const next = batches.next();
       if (next.done) break;
       mbs.push(microBatch(next.value.batch, settings, reference?.train));
       state.data_position = next.value.next;
@@ -262,6 +220,7 @@ async function trainLocked(
     if (mbs.length === 0) break;
     const lr = learningRate(cfg.schedule, cfg.lr, state.global_step, warmup, totalSteps);
     const { values, gradNorm } = await runner.step(mbs, lr, state.global_step + 1);
+
     const tokens = sum(mbs.map((mb) => mb.batch.tokens));
     state.global_step++;
     stepsThisProcess++;
@@ -270,7 +229,7 @@ async function trainLocked(
     state.elapsed_s = (performance.now() - started) / 1000;
     const seconds = (performance.now() - t0) / 1000;
     const record: Record<string, number> = { step: state.global_step, epoch: round(state.epoch, 4) };
-    for (const n of names) record[n] = values[n];
+    for (const n of runner.metricNames) record[n] = values[n];
     Object.assign(record, {
       learning_rate: lr,
       grad_norm: gradNorm,
@@ -283,56 +242,68 @@ async function trainLocked(
     }
     result.firstLoss ??= record.loss;
     result.lastLoss = record.loss;
-    if (state.global_step % cfg.logEvery === 0 || state.global_step === totalSteps) {
+
+    const last = state.global_step === totalSteps;
+    const every = (n: number) => n > 0 && state.global_step % n === 0;
+    if (every(cfg.logEvery) || last) {
       await appendLine(metricsFile, record);
       log.progress(progressLine(cfg.objective, record, state, totalSteps));
     }
-    const last = state.global_step === totalSteps;
-    if (data.eval.length > 0 && ((cfg.evalEvery > 0 && state.global_step % cfg.evalEvery === 0) || last)) {
+    if (data.eval.length > 0 && (every(cfg.evalEvery) || last)) {
       const ev = await evaluate();
       result.lastEvalLoss = ev.eval_loss;
       await appendLine(metricsFile, { step: state.global_step, ...ev });
-      log.info(`[${cfg.objective}] step ${state.global_step} eval_loss ${ev.eval_loss.toFixed(4)}`);
+      say(`step ${state.global_step} eval_loss ${ev.eval_loss.toFixed(4)}`);
     }
     const stopping = opts.stopAfter !== undefined && stepsThisProcess >= opts.stopAfter;
-    if ((cfg.saveEvery > 0 && state.global_step % cfg.saveEvery === 0) || last || stopping) {
-      await writeCheckpoint(gpu, trainable, opt, cfg, modelDir, state);
-      await pruneCheckpoints(cfg.out, cfg.saveTotalLimit);
+    if (every(cfg.saveEvery) || last || stopping) {
+      await saveCheckpoint(gpu, cfg.out, trainable, opt, state, cfg.saveTotalLimit);
     }
     if (stopping) {
       result.steps = state.global_step;
       return result;
     }
   }
+
+  // --- the trained model
   result.steps = state.global_step;
-  const saved = await writeFinal(gpu, trainable, cfg, modelDir);
+  const saved = await saveFinal(gpu, cfg.out, trainable, { dtype: cfg.saveDtype, merge: cfg.merge });
   result.mergedDir = saved.mergedDir;
-  log.info(`[${cfg.objective}] saved ${result.finalDir}${saved.mergedDir ? ` and ${saved.mergedDir}` : ""}`);
+  say(`saved ${saved.finalDir}${saved.mergedDir ? ` and ${saved.mergedDir}` : ""}`);
   return result;
 }
 
-/**
- * Refuses a run folder that would lose or mix up work: a fresh run where an earlier run left checkpoints or
- * a model (unless `overwriteOutputDir`), and `resume` with no checkpoint. Returns the complete checkpoints.
- */
-async function checkRunFolder(cfg: TrainConfig): Promise<{ dir: string; step: number }[]> {
-  const { checkpoints, models } = await earlierRun(cfg.out);
-  if (cfg.resume && checkpoints.length === 0) {
-    throw new Error(
-      `--resume: ${cfg.out} holds no checkpoint to resume from` +
-        (models.length > 0 ? ` (only ${models.join(", ")})` : "") +
-        "; drop --resume to start a fresh run",
-    );
+/** The data's summary line: examples, and what truncation, bad rows and tokenization did to them. */
+function describeData(data: PreparedData): string {
+  return `${data.train.length} training and ${data.eval.length} evaluation examples` +
+    (data.stats.truncated ? `, ${data.stats.truncated} truncated` : "") +
+    (data.stats.dropped ? `, ${data.stats.dropped} dropped (nothing left to learn after truncation)` : "") +
+    (data.skippedRows ? `, ${data.skippedRows} bad rows skipped` : "") +
+    (data.stats.promptMismatches
+      ? `, ${data.stats.promptMismatches} prompt(s) whose last token merges into the completion (split at ` +
+        "the prompt's own tokens, as TRL does)"
+      : "");
+}
+
+/** Batches of the run's data kind, each with the position of the batch after it. */
+function* batchesOf(
+  data: PreparedData,
+  options: BatchingOptions,
+  from: { epoch: number; batch: number },
+  evalSet: boolean,
+): Generator<{ batch: Batch; next: { epoch: number; batch: number } }> {
+  const perEpoch = batchesPerEpoch(evalSet ? data.eval.length : data.train.length, options);
+  const opts = evalSet ? { ...options, shuffle: false } : options;
+  const source = data.kind === "sft"
+    ? sftBatches(evalSet ? data.eval : data.train, opts, from)
+    : preferenceBatches(evalSet ? data.eval : data.train, opts, from);
+  for (const { position, batch } of source) {
+    const nb = position.batch + 1;
+    yield {
+      batch,
+      next: nb >= perEpoch ? { epoch: position.epoch + 1, batch: 0 } : { epoch: position.epoch, batch: nb },
+    };
   }
-  if (!cfg.resume && !cfg.overwriteOutputDir && checkpoints.length + models.length > 0) {
-    const found = [...checkpoints.map((c) => c.dir), ...models];
-    throw new Error(
-      `${cfg.out} holds an earlier run (${found.slice(0, 3).join(", ")}${found.length > 3 ? ", …" : ""}): ` +
-        "pass --resume to continue it from its newest checkpoint, or --overwrite-output-dir to replace it " +
-        "(its checkpoints are deleted), or choose another --out",
-    );
-  }
-  return checkpoints;
 }
 
 /** Why a loss is NaN or infinite: on the first step of a run no update has happened, so not the rate. */
@@ -397,141 +368,4 @@ async function truncateMetrics(file: string, step: number): Promise<void> {
     }
   });
   await writeFileAtomic(file, keep.map((l) => l + "\n").join(""));
-}
-
-/** Settings a resumed run must share with the run that wrote the checkpoint. */
-async function fingerprintOf(cfg: TrainConfig, data: PreparedData): Promise<string> {
-  const sizes = data.kind === "sft"
-    ? data.train.map((e) => e.ids.length)
-    : data.train.map((e) => e.promptIds.length + e.chosenIds.length + e.rejectedIds.length);
-  const key = JSON.stringify({
-    objective: cfg.objective,
-    model: cfg.model,
-    batch: [cfg.batchSize, cfg.gradAccum, cfg.seed, cfg.maxLength, cfg.padMultiple],
-    lora: cfg.lora ?? null,
-    examples: data.train.length,
-    sizes,
-  });
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(key));
-  return [...new Uint8Array(digest)].slice(0, 12).map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-/** Loads the model (from the checkpoint when resuming full training) and its trainable parameters. */
-async function loadTrainable(
-  gpu: Gpu,
-  cfg: TrainConfig,
-  modelDir: string,
-  resumeDir: string | undefined,
-  maxTokens: number,
-  maxPositions: number,
-  log: TrainLogger,
-): Promise<Trainable> {
-  const checks = {
-    ignoreUnusedWeights: cfg.ignoreUnusedWeights,
-    warn: (m: string) => log.info(`[${cfg.objective}] warning: ${m}`),
-  };
-  if (!cfg.lora) {
-    const loaded = await loadLlama(gpu, resumeDir ?? modelDir, {
-      trainable: true,
-      maxTokens,
-      maxPositions,
-      ...checks,
-    });
-    loaded.dir = modelDir; // tokenizer and generation files come from the base model's folder
-    return { loaded, sets: [loaded.params] };
-  }
-  const spec: LoraSpec = cfg.lora;
-  const dims = (await openModelFolder(modelDir)).config;
-  const params = ParamSet.create(gpu, loraParamSpecs(dims, spec), { trainable: true, label: "lora" });
-  const init = resumeDir ? (await loadLoraAdapter(resumeDir)).weights : initLora(dims, spec, cfg.seed);
-  for (const p of params.specs) {
-    const w = init.get(p.name);
-    if (!w) throw new Error(`${resumeDir ?? "LoRA init"}: adapter lacks "${p.name}"`);
-    gpu.write(params.value(p.name), w);
-  }
-  const loaded = await loadLlama(gpu, modelDir, {
-    trainable: false,
-    maxTokens,
-    maxPositions,
-    frozenF16: cfg.f16Base,
-    lora: loraAdapters(params, spec),
-    ...checks,
-  });
-  return { loaded, sets: [params], lora: { spec, params } };
-}
-
-async function writeCheckpoint(
-  gpu: Gpu,
-  t: Trainable,
-  opt: AdamW,
-  cfg: TrainConfig,
-  modelDir: string,
-  state: TrainerState,
-): Promise<void> {
-  const moments = await opt.readMoments();
-  await saveCheckpoint(
-    checkpointDir(cfg.out, state.global_step),
-    async (tmp) => {
-      if (t.lora) {
-        await saveLoraAdapter(tmp, await readParams(gpu, t.lora.params), t.lora.spec, cfg.model);
-      } else {
-        // Checkpoints stay f32 so a resumed run continues exactly.
-        await saveLlama(gpu, t.loaded, `${tmp}/model-tmp`, { dtype: "F32", copyFrom: modelDir });
-        for await (const e of Deno.readDir(`${tmp}/model-tmp`)) {
-          await Deno.rename(
-            `${tmp}/model-tmp/${e.name}`,
-            `${tmp}/${e.name}`,
-          );
-        }
-        await Deno.remove(`${tmp}/model-tmp`);
-      }
-    },
-    moments,
-    state,
-  );
-}
-
-async function writeFinal(
-  gpu: Gpu,
-  t: Trainable,
-  cfg: TrainConfig,
-  modelDir: string,
-): Promise<{ mergedDir?: string }> {
-  const finalDir = `${cfg.out}/final`;
-  if (!t.lora) {
-    await saveLlama(gpu, t.loaded, finalDir, { dtype: cfg.saveDtype, copyFrom: modelDir });
-    return {};
-  }
-  const adapter = await readParams(gpu, t.lora.params);
-  await saveLoraAdapter(finalDir, adapter, t.lora.spec, cfg.model);
-  if (!cfg.merge) return {};
-  const base = await readParams(gpu, t.loaded.params);
-  const mergedDir = `${cfg.out}/merged`;
-  await saveLlama(gpu, t.loaded, mergedDir, {
-    dtype: cfg.saveDtype,
-    copyFrom: modelDir,
-    weights: mergeLora(base, adapter, t.lora.spec),
-  });
-  return { mergedDir };
-}
-
-/** Batches of the run's data kind, each with the position of the batch after it. */
-function* batchesOf(
-  data: PreparedData,
-  options: BatchingOptions,
-  from: { epoch: number; batch: number },
-  evalSet: boolean,
-): Generator<{ batch: Batch; next: { epoch: number; batch: number } }> {
-  const perEpoch = batchesPerEpoch(evalSet ? data.eval.length : data.train.length, options);
-  const opts = evalSet ? { ...options, shuffle: false } : options;
-  const source = data.kind === "sft"
-    ? sftBatches(evalSet ? data.eval : data.train, opts, from)
-    : preferenceBatches(evalSet ? data.eval : data.train, opts, from);
-  for (const { position, batch } of source) {
-    const nb = position.batch + 1;
-    yield {
-      batch,
-      next: nb >= perEpoch ? { epoch: position.epoch + 1, batch: 0 } : { epoch: position.epoch, batch: nb },
-    };
-  }
 }
