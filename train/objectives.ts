@@ -27,6 +27,27 @@ import type { PreparedData } from "./data.ts";
 import type { PreferenceExample } from "./examples.ts";
 import type { StepRunner } from "./runner.ts";
 
+/**
+ * DPO's loss variants.
+ * @example
+ * ```ts
+ * DPO_LOSS_TYPES.includes("ipo"); // true
+ * ```
+ */
+export const DPO_LOSS_TYPES: readonly DpoLossType[] = ["sigmoid", "ipo", "hinge"];
+
+/** What ORPO's NLL covers: the whole chosen sequence, prompt included (TRL), or its completion only. */
+export type OrpoNll = "whole" | "completion";
+
+/**
+ * Every {@link OrpoNll}.
+ * @example
+ * ```ts
+ * ORPO_NLL.includes("completion"); // true
+ * ```
+ */
+export const ORPO_NLL: readonly OrpoNll[] = ["whole", "completion"];
+
 /** The objective's settings. */
 export interface ObjectiveSettings {
   objective: ObjectiveKind;
@@ -34,7 +55,7 @@ export interface ObjectiveSettings {
   beta: number;
   lossType?: DpoLossType;
   /** ORPO: NLL over the whole chosen sequence (TRL) or the completion only. */
-  orpoNll?: "whole" | "completion";
+  orpoNll?: OrpoNll;
 }
 
 /** What an objective is beyond its kernel, as the command line and the progress line show it. */
