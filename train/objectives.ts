@@ -25,7 +25,6 @@ import type { StepBuffers } from "../model/llama.ts";
 import { type Batch, type BatchingOptions, preferenceBatches } from "./batching.ts";
 import type { PreparedData } from "./data.ts";
 import type { PreferenceExample } from "./examples.ts";
-import type { StepRunner } from "./runner.ts";
 
 /**
  * DPO's loss variants.
@@ -223,14 +222,15 @@ export interface ReferenceLogps {
 
 /**
  * Summed completion log-probs of every pair under the starting weights (DPO's frozen reference model),
- * computed once through `runner` before training and cached in `file`, keyed by the run's fingerprint.
+ * computed once before training through `runner` (a StepRunner: its forward pass, per-token log-probs) and
+ * cached in `file`, keyed by the run's fingerprint.
  * @example
  * ```ts
  * const reference = await dpoReference(runner, data, batching, "runs/dpo/reference_logps.json", fp, log);
  * ```
  */
 export async function dpoReference(
-  runner: StepRunner,
+  runner: { logps(batch: Batch): Promise<Float32Array> },
   data: PreparedData & { kind: "preference" },
   batching: BatchingOptions,
   file: string,
