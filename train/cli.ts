@@ -1,6 +1,7 @@
 /**
- * The command line shared by `deno task sft|dpo|orpo`: flags (TRL's names in kebab case), help text, and the
- * embedded default run used when neither `--model` nor `--data` is given.
+ * The command line shared by `deno task sft|dpo|orpo`: flags (TRL's names in kebab case, each read as
+ * config.ts's SETTINGS define it), help text, and the embedded default run used when neither `--model` nor
+ * `--data` is given.
  *
  * @module
  */
@@ -216,11 +217,8 @@ export function parseTrainArgs(
   const p: Partial<TrainConfig> & { model: string; data: string[]; out: string } = { ...base };
   if (values.out) p.out = values.out;
   for (const [key, setting] of Object.entries(SETTINGS) as [keyof TrainConfig, Setting<unknown>][]) {
-    const v = key === "lora"
-      ? loraFromFlags(values)
-      : setting.explicit
-      ? undefined
-      : flagValue(values, setting);
+    if (setting.explicit && key !== "lora") continue; // model, data and out: read above
+    const v = key === "lora" ? loraFromFlags(values) : flagValue(values, setting);
     if (v !== undefined) (p as Record<string, unknown>)[key] = v;
   }
   // The embedded default run owns runs/<objective>-tiny: running it again replaces it, unless resuming.
