@@ -81,6 +81,7 @@ export type { TrainLogger, TrainOptions, TrainResult } from "./train/trainer.ts"
 export { validateConfig, withDefaults } from "./train/config.ts";
 export type { TrainConfig } from "./train/config.ts";
 export type { DpoLossType, ObjectiveKind } from "./kernels/objective.ts";
+export type { OrpoNll } from "./train/objectives.ts";
 export { SCHEDULES } from "./train/schedule.ts";
 export type { Schedule } from "./train/schedule.ts";
 export { loadLoraAdapter, mergeLora, saveLoraAdapter } from "./train/lora.ts";

@@ -25,8 +25,9 @@ import { describeLayout } from "../model/load.ts";
 import { loraParamSpecs } from "../train/lora.ts";
 import { collateSft } from "../train/batching.ts";
 import { uniformGenerator } from "../model/init.ts";
-import { microBatch, StepRunner } from "../train/runner.ts";
-import { AdamW } from "../train/step.ts";
+import { microBatch } from "../train/objectives.ts";
+import { StepRunner } from "../train/runner.ts";
+import { AdamW } from "../train/optimizer.ts";
 import {
   formatBytes,
   formatCount,

@@ -9,7 +9,7 @@
 import { type Gpu, prefix, ProgramCache, type Tensor } from "../gpu/runtime.ts";
 import type { LoadedLlama } from "../model/load.ts";
 import type { StepBuffers } from "../model/llama.ts";
-import { writeBatch } from "../train/step.ts";
+import { writeBatch } from "../model/inputs.ts";
 import type { LogprobQuery, TokenLogprobModel, TokenLogprobs } from "./loglikelihood.ts";
 
 const LENGTH_BUCKET = 64;

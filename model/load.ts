@@ -10,7 +10,12 @@ import { assertWithinSlidingWindow, type ModelConfig } from "../io/hf_config.ts"
 import { type ModelFolder, openModelFolder, type SaveDType, saveModelFolder } from "../io/hf_model.ts";
 import { llamaParamSpecs, type ParamSpec } from "../io/llama_architecture.ts";
 import { Llama, type LoraAdapter, type WeightSource } from "./llama.ts";
-import { checkFiniteWeights, checkUnusedWeights, countNonFinite, nonFiniteWeightsError } from "./load_checks.ts";
+import {
+  checkFiniteWeights,
+  checkUnusedWeights,
+  countNonFinite,
+  nonFiniteWeightsError,
+} from "./load_checks.ts";
 import { ParamSet } from "./params.ts";
 import { ropeTables } from "./rope.ts";
 
@@ -98,7 +103,9 @@ class PieceUploader {
       this.#queued += data.byteLength;
       if (this.#queued >= FLUSH_BYTES) await this.flush();
     }
-    if (nonFinite.count > 0) throw nonFiniteWeightsError(name, `${folder.dir}/${folder.fileOf(name)}`, nonFinite);
+    if (nonFinite.count > 0) {
+      throw nonFiniteWeightsError(name, `${folder.dir}/${folder.fileOf(name)}`, nonFinite);
+    }
   }
 
   /** Submits the queued writes and waits for them. */

@@ -21,6 +21,7 @@
  */
 import { seededRandom, shuffled } from "../io/datasets.ts";
 import { NO_TARGET } from "../kernels/logprobs.ts";
+import { nextTokenTargets } from "../model/inputs.ts";
 import type { PreferenceExample, SftExample } from "./examples.ts";
 
 /**
@@ -320,16 +321,14 @@ export function lossAlignedMasks(
   B: number,
   T: number,
 ): { targets: Uint32Array; lossMask: Uint32Array } {
-  const targets = new Uint32Array(B * T).fill(NO_TARGET);
   const lossMask = new Uint32Array(B * T);
   for (let b = 0; b < B; b++) {
     for (let t = 0; t + 1 < T; t++) {
       const r = b * T + t;
-      targets[r] = ids[r + 1];
       lossMask[r] = labelMask[r + 1] && attentionMask[r + 1] ? 1 : 0;
     }
   }
-  return { targets, lossMask };
+  return { targets: nextTokenTargets(ids, B, T), lossMask };
 }
 
 function checkOptions(options: BatchingOptions): void {

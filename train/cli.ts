@@ -1,83 +1,64 @@
 /**
- * The command line shared by `deno task sft|dpo|orpo`: flags (TRL's names in kebab case), help text, and the
- * embedded default run used when neither `--model` nor `--data` is given.
+ * The command line shared by `deno task sft|dpo|orpo`: flags (TRL's names in kebab case, each read as
+ * config.ts's SETTINGS define it), help text, and the embedded default run used when neither `--model` nor
+ * `--data` is given.
  *
  * @module
  */
 import { parseArgs } from "node:util";
-import type { DpoLossType, ObjectiveKind } from "../kernels/objective.ts";
+import type { ObjectiveKind } from "../kernels/objective.ts";
 import { BUNDLED_DATA, ensureTinyBase } from "../model/tiny.ts";
-import { reportHint } from "../report/hint.ts";
-import { type TrainConfig, validateConfig, withDefaults } from "./config.ts";
-import { dryRun, type DryRunOptions } from "./dry_run.ts";
 import { parseByteSize } from "../io/bytes.ts";
+import { reportHint } from "./report_hint.ts";
+import { type Setting, SETTINGS, type TrainConfig, validateConfig, withDefaults } from "./config.ts";
+import { RUN_FILES } from "./checkpoint.ts";
+import { dryRun, type DryRunOptions } from "./dry_run.ts";
+import { DPO_LOSS_TYPES, OBJECTIVES } from "./objectives.ts";
+import { SCHEDULES } from "./schedule.ts";
 import { parseLoraTargets } from "./lora.ts";
-import type { Schedule } from "./schedule.ts";
 import { train, type TrainResult } from "./trainer.ts";
 
-const OPTIONS = {
-  help: { type: "boolean", short: "h" },
-  model: { type: "string" },
-  data: { type: "string", multiple: true },
-  "eval-data": { type: "string", multiple: true },
-  "eval-fraction": { type: "string" },
-  out: { type: "string" },
-  "chat-template": { type: "string" },
-  "skip-bad-rows": { type: "boolean" },
-  "max-length": { type: "string" },
-  "max-prompt-length": { type: "string" },
-  "no-completion-only-loss": { type: "boolean" },
-  "assistant-only-loss": { type: "boolean" },
-  "batch-size": { type: "string" },
-  "grad-accum": { type: "string" },
-  epochs: { type: "string" },
-  "max-steps": { type: "string" },
-  lr: { type: "string" },
-  schedule: { type: "string" },
-  "warmup-steps": { type: "string" },
-  "warmup-ratio": { type: "string" },
-  "weight-decay": { type: "string" },
-  "max-grad-norm": { type: "string" },
-  "adam-beta1": { type: "string" },
-  "adam-beta2": { type: "string" },
-  "adam-eps": { type: "string" },
-  seed: { type: "string" },
-  beta: { type: "string" },
-  lambda: { type: "string" },
-  "loss-type": { type: "string" },
-  "orpo-nll": { type: "string" },
-  "pad-multiple": { type: "string" },
+/** Flags of the LoRA adapters, assembled into the `lora` setting (see {@link loraFromFlags}). */
+const LORA_OPTIONS = {
   "lora-r": { type: "string" },
   "lora-alpha": { type: "string" },
   "lora-targets": { type: "string" },
   rslora: { type: "boolean" },
-  merge: { type: "boolean" },
-  "f16-base": { type: "boolean" },
-  "log-every": { type: "string" },
-  "eval-every": { type: "string" },
-  "save-every": { type: "string" },
-  "save-total-limit": { type: "string" },
-  "save-dtype": { type: "string" },
-  resume: { type: "boolean" },
-  "overwrite-output-dir": { type: "boolean" },
-  "ignore-unused-weights": { type: "boolean" },
-  "gradient-checkpointing": { type: "boolean" },
+} as const;
+
+/** Flags of a dry run: plan the memory instead of training (train/dry_run.ts); not training settings. */
+const DRY_RUN_OPTIONS = {
   "dry-run": { type: "boolean" },
   "gpu-memory": { type: "string" },
   "max-binding": { type: "string" },
 } as const;
 
+/** Every flag: help, each setting's flag and aliases (config.ts's SETTINGS), and the LoRA flags. */
+const OPTIONS: Record<string, { type: "string" | "boolean"; multiple?: boolean; short?: string }> = {
+  help: { type: "boolean", short: "h" },
+  ...Object.fromEntries(
+    (Object.values(SETTINGS) as Setting<unknown>[]).flatMap((s) =>
+      [s.flag, ...(s.aliases ?? [])].map((flag) => [flag, parseArgsOption(s)])
+    ),
+  ),
+  ...LORA_OPTIONS,
+  ...DRY_RUN_OPTIONS,
+};
+
+function parseArgsOption(s: Setting<unknown>): { type: "string" | "boolean"; multiple?: boolean } {
+  if (s.type === "boolean" || s.type === "negated") return { type: "boolean" };
+  return s.type === "strings" ? { type: "string", multiple: true } : { type: "string" };
+}
+
 /** Help text of one objective's task. */
 export function trainUsage(objective: ObjectiveKind): string {
-  const what = {
-    sft: "supervised fine-tuning",
-    dpo: "Direct Preference Optimization",
-    orpo: "Odds Ratio Preference Optimization",
-  }[objective];
-  const data = objective === "sft"
+  const { title, data: rows } = OBJECTIVES[objective];
+  // Defaults and names come from their one definition (config.ts, objectives.ts, checkpoint.ts).
+  const d = withDefaults(objective, { model: "", data: [], out: "" });
+  const data = rows === "sft"
     ? "JSONL/JSON/CSV/TSV rows with `text`, `prompt`/`completion` or `messages`"
     : "JSONL/JSON/CSV/TSV rows with `prompt`/`chosen`/`rejected` (text or chat lists)";
-  return `deno task ${objective} [flags]  — ${what} on WebGPU
+  return `deno task ${objective} [flags]  — ${title} on WebGPU
 
 With neither --model nor --data, trains the embedded default: a tiny Korean Llama (built on first use in
 runs/tiny-base) on the bundled data in data/, saving to runs/${objective}-tiny/final. Other flags still apply.
@@ -86,12 +67,12 @@ data and model
   --model DIR|ORG/NAME     base model: a Hugging Face folder or a Hub id (downloaded into HF_HOME)
   --data FILE              training data (repeatable): ${data}
   --eval-data FILE         held-out data (repeatable); otherwise --eval-fraction of --data
-  --eval-fraction F        share of rows held out for evaluation (default 0)
-  --out DIR                run folder: metrics.jsonl, checkpoint-*/, final/ (required with --model); a
+  --eval-fraction F        share of rows held out for evaluation (default ${d.evalFraction})
+  --out DIR                run folder: ${RUN_FILES.metrics}, ${RUN_FILES.checkpoint}*/, ${RUN_FILES.final}/ (required with --model); a
                            folder holding an earlier run needs --resume or --overwrite-output-dir
   --chat-template FILE     Jinja chat template for models without one
   --skip-bad-rows          skip invalid rows (counted) instead of stopping at the first
-  --max-length N           tokens per sequence (default 1024); longer ones are truncated
+  --max-length N           tokens per sequence (default ${d.maxLength}); longer ones are truncated
   --max-prompt-length N    prompt tokens kept (the end of the prompt)${
     objective === "sft"
       ? `
@@ -101,24 +82,24 @@ data and model
   }
 
 optimisation
-  --batch-size N           ${objective === "sft" ? "sequences" : "pairs"} per micro-batch (default 8)
-  --grad-accum N           micro-batches per optimizer step (default 1)
+  --batch-size N           ${
+    objective === "sft" ? "sequences" : "pairs"
+  } per micro-batch (default ${d.batchSize})
+  --grad-accum N           micro-batches per optimizer step (default ${d.gradAccum})
   --epochs N | --max-steps N
-  --lr X                   peak learning rate (default ${
-    { sft: "2e-5", dpo: "1e-6", orpo: "1e-6" }[objective]
-  })
-  --schedule S             linear | cosine | constant | constant_with_warmup (default linear)
+  --lr X                   peak learning rate (default ${d.lr.toExponential()})
+  --schedule S             ${SCHEDULES.join(" | ")} (default ${d.schedule})
   --warmup-steps N | --warmup-ratio F
-  --weight-decay X         AdamW decay of weights (not biases or norms; default 0)
-  --max-grad-norm X        clip the global gradient norm (default 1; 0 disables)
-  --adam-beta1/--adam-beta2/--adam-eps, --seed N (default 42), --pad-multiple N (default 8)${
+  --weight-decay X         AdamW decay of weights (not biases or norms; default ${d.weightDecay})
+  --max-grad-norm X        clip the global gradient norm (default ${d.maxGradNorm}; 0 disables)
+  --adam-beta1/--adam-beta2/--adam-eps, --seed N (default ${d.seed}), --pad-multiple N (default ${d.padMultiple})${
     objective === "dpo"
       ? `
-  --beta X                 DPO β (default 0.1)
-  --loss-type T            sigmoid | ipo | hinge (default sigmoid)`
+  --beta X                 DPO β (default ${d.beta})
+  --loss-type T            ${DPO_LOSS_TYPES.join(" | ")} (default ${d.lossType})`
       : objective === "orpo"
       ? `
-  --beta X | --lambda X    ORPO λ, TRL's beta (default 0.1)
+  --beta X | --lambda X    ORPO λ, TRL's beta (default ${d.beta})
   --orpo-nll whole|completion  NLL over the whole chosen sequence (TRL, default) or its answer only`
       : ""
   }
@@ -126,7 +107,7 @@ optimisation
 LoRA
   --lora-r N --lora-alpha X --lora-targets all-linear|q_proj,v_proj,…  train adapters (PEFT layout)
   --rslora                 alpha/√r scaling
-  --merge                  also write the merged full model to <out>/merged
+  --merge                  also write the merged full model to <out>/${RUN_FILES.merged}
   --f16-base               hold the frozen base's linear weights in f16
 
 memory
@@ -185,6 +166,39 @@ export function embeddedDefault(
   };
 }
 
+/** A setting's value from its flag (or an alias), or undefined when none is given. */
+function flagValue(values: Record<string, unknown>, s: Setting<unknown>): unknown {
+  const flag = [s.flag, ...(s.aliases ?? [])].find((f) => values[f] !== undefined);
+  if (flag === undefined) return undefined;
+  switch (s.type) {
+    case "number":
+      return numberFlag(values, flag);
+    case "negated":
+      return values[flag] ? false : undefined;
+    case "file":
+      return values[flag] ? Deno.readTextFileSync(values[flag] as string) : undefined;
+    default:
+      return values[flag];
+  }
+}
+
+/** The `lora` setting from `--lora-r` (which turns LoRA on), `--lora-alpha`, `--lora-targets`, `--rslora`. */
+function loraFromFlags(values: Record<string, unknown>): TrainConfig["lora"] {
+  const r = numberFlag(values, "lora-r");
+  if (r === undefined) {
+    if (values["lora-alpha"] !== undefined || values["lora-targets"] !== undefined) {
+      throw new Error("--lora-alpha and --lora-targets need --lora-r");
+    }
+    return undefined;
+  }
+  return {
+    r,
+    alpha: numberFlag(values, "lora-alpha") ?? 2 * r,
+    targets: parseLoraTargets((values["lora-targets"] as string | undefined) ?? "all-linear"),
+    rslora: Boolean(values.rslora),
+  };
+}
+
 /**
  * Parses a task's arguments into a run configuration; `undefined` means help was printed.
  * @example
@@ -196,7 +210,18 @@ export function parseTrainArgs(
   objective: ObjectiveKind,
   args: string[],
 ): { config: TrainConfig; embedded: boolean; dryRun?: DryRunOptions } | undefined {
-  const { values, positionals } = parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true });
+  const parsed = parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true });
+  const { positionals } = parsed;
+  const values = parsed.values as Record<string, unknown> & {
+    help?: boolean;
+    model?: string;
+    data?: string[];
+    out?: string;
+    resume?: boolean;
+    "dry-run"?: boolean;
+    "gpu-memory"?: string;
+    "max-binding"?: string;
+  };
   if (values.help) return undefined;
   if (positionals.length) {
     throw new Error(`unexpected argument ${JSON.stringify(positionals[0])}; flags start with --`);
@@ -212,59 +237,13 @@ export function parseTrainArgs(
     : { model: values.model!, data: values.data!, out: values.out! };
   const p: Partial<TrainConfig> & { model: string; data: string[]; out: string } = { ...base };
   if (values.out) p.out = values.out;
-  const set = <K extends keyof TrainConfig>(key: K, v: TrainConfig[K] | undefined) => {
-    if (v !== undefined) p[key] = v;
-  };
-  set("evalData", values["eval-data"]);
-  set("evalFraction", numberFlag(values, "eval-fraction"));
-  if (values["chat-template"]) p.chatTemplate = Deno.readTextFileSync(values["chat-template"]);
-  set("skipBadRows", values["skip-bad-rows"]);
-  set("maxLength", numberFlag(values, "max-length"));
-  set("maxPromptLength", numberFlag(values, "max-prompt-length"));
-  if (values["no-completion-only-loss"]) p.completionOnlyLoss = false;
-  set("assistantOnlyLoss", values["assistant-only-loss"]);
-  set("batchSize", numberFlag(values, "batch-size"));
-  set("gradAccum", numberFlag(values, "grad-accum"));
-  set("epochs", numberFlag(values, "epochs"));
-  set("maxSteps", numberFlag(values, "max-steps"));
-  set("lr", numberFlag(values, "lr"));
-  set("schedule", values.schedule as Schedule | undefined);
-  set("warmupSteps", numberFlag(values, "warmup-steps"));
-  set("warmupRatio", numberFlag(values, "warmup-ratio"));
-  set("weightDecay", numberFlag(values, "weight-decay"));
-  set("maxGradNorm", numberFlag(values, "max-grad-norm"));
-  set("adamBeta1", numberFlag(values, "adam-beta1"));
-  set("adamBeta2", numberFlag(values, "adam-beta2"));
-  set("adamEps", numberFlag(values, "adam-eps"));
-  set("seed", numberFlag(values, "seed"));
-  set("beta", numberFlag(values, "beta") ?? numberFlag(values, "lambda"));
-  set("lossType", values["loss-type"] as DpoLossType | undefined);
-  set("orpoNll", values["orpo-nll"] as "whole" | "completion" | undefined);
-  set("padMultiple", numberFlag(values, "pad-multiple"));
-  const r = numberFlag(values, "lora-r");
-  if (r !== undefined) {
-    p.lora = {
-      r,
-      alpha: numberFlag(values, "lora-alpha") ?? 2 * r,
-      targets: parseLoraTargets(values["lora-targets"] ?? "all-linear"),
-      rslora: Boolean(values.rslora),
-    };
-  } else if (values["lora-alpha"] !== undefined || values["lora-targets"] !== undefined) {
-    throw new Error("--lora-alpha and --lora-targets need --lora-r");
+  for (const [key, setting] of Object.entries(SETTINGS) as [keyof TrainConfig, Setting<unknown>][]) {
+    if (setting.explicit && key !== "lora") continue; // model, data and out: read above
+    const v = key === "lora" ? loraFromFlags(values) : flagValue(values, setting);
+    if (v !== undefined) (p as Record<string, unknown>)[key] = v;
   }
-  set("merge", values.merge);
-  set("f16Base", values["f16-base"]);
-  set("logEvery", numberFlag(values, "log-every"));
-  set("evalEvery", numberFlag(values, "eval-every"));
-  set("saveEvery", numberFlag(values, "save-every"));
-  set("saveTotalLimit", numberFlag(values, "save-total-limit"));
-  set("saveDtype", values["save-dtype"] as TrainConfig["saveDtype"] | undefined);
-  set("resume", values.resume);
-  set("overwriteOutputDir", values["overwrite-output-dir"]);
   // The embedded default run owns runs/<objective>-tiny: running it again replaces it, unless resuming.
   if (embedded && values.out === undefined && !values.resume) p.overwriteOutputDir = true;
-  set("ignoreUnusedWeights", values["ignore-unused-weights"]);
-  set("gradientCheckpointing", values["gradient-checkpointing"]);
   const bytes = (flag: "gpu-memory" | "max-binding") =>
     values[flag] === undefined ? undefined : parseByteSize(values[flag]!, `--${flag}`);
   if (!values["dry-run"] && (values["gpu-memory"] !== undefined || values["max-binding"] !== undefined)) {

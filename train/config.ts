@@ -1,11 +1,15 @@
 /**
  * A training run's configuration: every knob of `deno task sft|dpo|orpo`, with TRL's defaults and names
- * where TRL has them, validated with errors that name the flag.
+ * where TRL has them, validated with errors that name the flag. {@link TrainConfig} says what each setting
+ * means; {@link SETTINGS} is the one place that gives its flag, its default and the values it accepts, from
+ * which the defaults, the checks and the command line (cli.ts) are derived.
  *
  * @module
  */
 import type { DpoLossType, ObjectiveKind } from "../kernels/objective.ts";
+import type { SaveDType } from "../io/hf_model.ts";
 import type { LinearName } from "../io/llama_architecture.ts";
+import { DPO_LOSS_TYPES, OBJECTIVES, ORPO_NLL, type OrpoNll } from "./objectives.ts";
 import { type Schedule, SCHEDULES } from "./schedule.ts";
 
 /** Everything a run needs. Saved as `train_config.json` in the run folder. */
@@ -67,7 +71,7 @@ export interface TrainConfig {
   /** DPO's loss: `sigmoid` (default), `ipo` or `hinge`. */
   lossType: DpoLossType;
   /** ORPO's NLL: over the whole chosen sequence (TRL) or its completion only. */
-  orpoNll: "whole" | "completion";
+  orpoNll: OrpoNll;
   /** Round padded lengths up to this multiple, so few GPU programs are built. */
   padMultiple: number;
   /**
@@ -93,7 +97,7 @@ export interface TrainConfig {
   /** Keep at most this many checkpoints (oldest removed); 0 keeps all. */
   saveTotalLimit: number;
   /** Weight dtype of the final model (default F32); checkpoints stay F32. */
-  saveDtype: "F32" | "F16" | "BF16";
+  saveDtype: SaveDType;
   /** Continue from the newest checkpoint in `out` (an error when there is none). */
   resume: boolean;
   /**
@@ -105,8 +109,129 @@ export interface TrainConfig {
   ignoreUnusedWeights: boolean;
 }
 
-/** Learning rates TRL's configs default to. */
-const DEFAULT_LR: Record<ObjectiveKind, number> = { sft: 2e-5, dpo: 1e-6, orpo: 1e-6 };
+/** What values a setting accepts: the error's "expected …" and the test. */
+export interface SettingCheck<T> {
+  expected: string;
+  ok(value: T): boolean;
+}
+
+/**
+ * How the command line reads a setting's flag: a number, a string, a repeatable string, a flag that sets
+ * true (or, `negated`, false), or a file whose text is the value.
+ */
+export type SettingType = "number" | "string" | "strings" | "boolean" | "negated" | "file";
+
+/** One setting: its flag, its default and what it accepts. */
+export interface Setting<T> {
+  /** The command-line flag, without `--`; errors name it. */
+  flag: string;
+  /** Other flags for the same setting; the main flag wins when both are given. */
+  aliases?: readonly string[];
+  type: SettingType;
+  /** The value when none is given; none when absent (required, optional, or the objective's: `lr`). */
+  default?: T;
+  /** May be left undefined (its check applies only to a value). */
+  optional?: boolean;
+  /** Read by the command line itself, not by the generic flag reader (model, data, out, LoRA). */
+  explicit?: boolean;
+  check?: SettingCheck<T>;
+}
+
+const SAVE_DTYPES: readonly SaveDType[] = ["F32", "F16", "BF16"];
+
+const positiveInt: SettingCheck<number> = {
+  expected: "a positive integer",
+  ok: (v) => Number.isInteger(v) && v > 0,
+};
+const countFromZero: SettingCheck<number> = {
+  expected: "an integer ≥ 0",
+  ok: (v) => Number.isInteger(v) && v >= 0,
+};
+const fraction: SettingCheck<number> = { expected: "a number in [0, 1)", ok: (v) => v >= 0 && v < 1 };
+const nonNegative: SettingCheck<number> = { expected: "a number ≥ 0", ok: (v) => v >= 0 };
+const positive: SettingCheck<number> = { expected: "a number > 0", ok: (v) => v > 0 };
+function oneOf<T extends string>(values: readonly T[]): SettingCheck<T> {
+  return { expected: values.join(" | "), ok: (v) => values.includes(v) };
+}
+
+/**
+ * Every setting of a run but the objective: its flag, default and accepted values, in the order of
+ * {@link TrainConfig} (the order the command line reads them and {@link validateConfig} checks them).
+ * `lora` stands for the `--lora-*` flags, which the command line assembles.
+ * @example
+ * ```ts
+ * SETTINGS.batchSize.flag; // "batch-size"
+ * SETTINGS.batchSize.default; // 8
+ * ```
+ */
+export const SETTINGS = {
+  model: { flag: "model", type: "string", explicit: true },
+  data: {
+    flag: "data",
+    type: "strings",
+    explicit: true,
+    check: { expected: "at least one training file", ok: (v: string[]) => v.length > 0 },
+  },
+  evalData: { flag: "eval-data", type: "strings", default: [] },
+  evalFraction: { flag: "eval-fraction", type: "number", default: 0, check: fraction },
+  out: {
+    flag: "out",
+    type: "string",
+    explicit: true,
+    check: { expected: "a run folder", ok: (v: string) => !!v },
+  },
+  chatTemplate: { flag: "chat-template", type: "file", optional: true },
+  skipBadRows: { flag: "skip-bad-rows", type: "boolean", default: false },
+  maxLength: { flag: "max-length", type: "number", default: 1024, check: positiveInt },
+  maxPromptLength: { flag: "max-prompt-length", type: "number", optional: true, check: positiveInt },
+  completionOnlyLoss: { flag: "no-completion-only-loss", type: "negated", default: true },
+  assistantOnlyLoss: { flag: "assistant-only-loss", type: "boolean", default: false },
+  batchSize: { flag: "batch-size", type: "number", default: 8, check: positiveInt },
+  gradAccum: { flag: "grad-accum", type: "number", default: 1, check: positiveInt },
+  epochs: { flag: "epochs", type: "number", default: 1, check: countFromZero },
+  maxSteps: { flag: "max-steps", type: "number", default: 0, check: countFromZero },
+  lr: {
+    flag: "lr",
+    type: "number",
+    check: { expected: "a finite number ≥ 0", ok: (v: number) => v >= 0 && Number.isFinite(v) },
+  },
+  schedule: { flag: "schedule", type: "string", default: "linear", check: oneOf(SCHEDULES) },
+  warmupSteps: { flag: "warmup-steps", type: "number", default: 0, check: countFromZero },
+  warmupRatio: { flag: "warmup-ratio", type: "number", default: 0, check: fraction },
+  weightDecay: { flag: "weight-decay", type: "number", default: 0, check: nonNegative },
+  maxGradNorm: {
+    flag: "max-grad-norm",
+    type: "number",
+    default: 1,
+    check: { expected: "a number ≥ 0 (0 disables clipping)", ok: (v: number) => v >= 0 },
+  },
+  adamBeta1: { flag: "adam-beta1", type: "number", default: 0.9, check: fraction },
+  adamBeta2: { flag: "adam-beta2", type: "number", default: 0.999, check: fraction },
+  adamEps: { flag: "adam-eps", type: "number", default: 1e-8, check: positive },
+  seed: { flag: "seed", type: "number", default: 42 },
+  beta: {
+    flag: "beta",
+    aliases: ["lambda"],
+    type: "number",
+    default: 0.1,
+    check: { expected: "a number > 0", ok: (v: number) => v > 0 && Number.isFinite(v) },
+  },
+  lossType: { flag: "loss-type", type: "string", default: "sigmoid", check: oneOf(DPO_LOSS_TYPES) },
+  orpoNll: { flag: "orpo-nll", type: "string", default: "whole", check: oneOf(ORPO_NLL) },
+  padMultiple: { flag: "pad-multiple", type: "number", default: 8, check: positiveInt },
+  lora: { flag: "lora-r", type: "number", optional: true, explicit: true },
+  merge: { flag: "merge", type: "boolean", default: false },
+  f16Base: { flag: "f16-base", type: "boolean", default: false },
+  gradientCheckpointing: { flag: "gradient-checkpointing", type: "boolean", default: false },
+  logEvery: { flag: "log-every", type: "number", default: 1, check: positiveInt },
+  evalEvery: { flag: "eval-every", type: "number", default: 0, check: countFromZero },
+  saveEvery: { flag: "save-every", type: "number", default: 0, check: countFromZero },
+  saveTotalLimit: { flag: "save-total-limit", type: "number", default: 0, check: countFromZero },
+  saveDtype: { flag: "save-dtype", type: "string", default: "F32", check: oneOf(SAVE_DTYPES) },
+  resume: { flag: "resume", type: "boolean", default: false },
+  overwriteOutputDir: { flag: "overwrite-output-dir", type: "boolean", default: false },
+  ignoreUnusedWeights: { flag: "ignore-unused-weights", type: "boolean", default: false },
+} satisfies { readonly [K in Exclude<keyof TrainConfig, "objective">]-?: Setting<TrainConfig[K]> };
 
 /**
  * A complete configuration from partial settings, with TRL-like defaults; given fields win.
@@ -124,45 +249,13 @@ export function withDefaults(
   objective: ObjectiveKind,
   p: Partial<TrainConfig> & { model: string; data: string[]; out: string },
 ): TrainConfig {
-  return {
-    objective,
-    evalData: [],
-    evalFraction: 0,
-    skipBadRows: false,
-    maxLength: 1024,
-    completionOnlyLoss: true,
-    assistantOnlyLoss: false,
-    batchSize: 8,
-    gradAccum: 1,
-    epochs: 1,
-    maxSteps: 0,
-    lr: DEFAULT_LR[objective],
-    schedule: "linear",
-    warmupSteps: 0,
-    warmupRatio: 0,
-    weightDecay: 0,
-    maxGradNorm: 1,
-    adamBeta1: 0.9,
-    adamBeta2: 0.999,
-    adamEps: 1e-8,
-    seed: 42,
-    beta: 0.1,
-    lossType: "sigmoid",
-    orpoNll: "whole",
-    padMultiple: 8,
-    merge: false,
-    f16Base: false,
-    gradientCheckpointing: false,
-    logEvery: 1,
-    evalEvery: 0,
-    saveEvery: 0,
-    saveTotalLimit: 0,
-    saveDtype: "F32",
-    resume: false,
-    overwriteOutputDir: false,
-    ignoreUnusedWeights: false,
-    ...p,
-  };
+  const defaults: Record<string, unknown> = { objective };
+  for (const [key, s] of Object.entries(SETTINGS) as [string, Setting<unknown>][]) {
+    if (key === "lr") defaults.lr = OBJECTIVES[objective].defaultLr;
+    // Copies, so no two configurations share a default list.
+    else if (s.default !== undefined) defaults[key] = Array.isArray(s.default) ? [...s.default] : s.default;
+  }
+  return { ...defaults, ...p } as TrainConfig;
 }
 
 /**
@@ -177,48 +270,17 @@ export function validateConfig(c: TrainConfig): void {
   const fail = (flag: string, expected: string, got: unknown) => {
     throw new Error(`--${flag}: expected ${expected}, got ${JSON.stringify(got)}`);
   };
-  const positiveInt = (flag: string, v: number) =>
-    (Number.isInteger(v) && v > 0) || fail(flag, "a positive integer", v);
-  const nonNegInt = (flag: string, v: number) =>
-    (Number.isInteger(v) && v >= 0) || fail(flag, "an integer ≥ 0", v);
-  if (c.data.length === 0) fail("data", "at least one training file", c.data);
-  if (!c.out) fail("out", "a run folder", c.out);
-  positiveInt("max-length", c.maxLength);
-  if (c.maxPromptLength !== undefined) positiveInt("max-prompt-length", c.maxPromptLength);
-  positiveInt("batch-size", c.batchSize);
-  positiveInt("grad-accum", c.gradAccum);
-  nonNegInt("epochs", c.epochs);
-  nonNegInt("max-steps", c.maxSteps);
+  for (const [key, s] of Object.entries(SETTINGS) as [keyof TrainConfig, Setting<unknown>][]) {
+    const v = c[key];
+    if (s.check && !(s.optional && v === undefined) && !s.check.ok(v)) fail(s.flag, s.check.expected, v);
+  }
   if (c.epochs === 0 && c.maxSteps === 0) fail("epochs", "> 0 unless --max-steps is set", c.epochs);
-  if (!(c.lr >= 0 && Number.isFinite(c.lr))) fail("lr", "a finite number ≥ 0", c.lr);
-  if (!SCHEDULES.includes(c.schedule)) fail("schedule", SCHEDULES.join(" | "), c.schedule);
-  nonNegInt("warmup-steps", c.warmupSteps);
-  if (!(c.warmupRatio >= 0 && c.warmupRatio < 1)) fail("warmup-ratio", "a number in [0, 1)", c.warmupRatio);
-  if (!(c.evalFraction >= 0 && c.evalFraction < 1)) {
-    fail("eval-fraction", "a number in [0, 1)", c.evalFraction);
-  }
-  if (!(c.weightDecay >= 0)) fail("weight-decay", "a number ≥ 0", c.weightDecay);
-  if (!(c.maxGradNorm >= 0)) fail("max-grad-norm", "a number ≥ 0 (0 disables clipping)", c.maxGradNorm);
-  if (!(c.adamBeta1 >= 0 && c.adamBeta1 < 1)) fail("adam-beta1", "a number in [0, 1)", c.adamBeta1);
-  if (!(c.adamBeta2 >= 0 && c.adamBeta2 < 1)) fail("adam-beta2", "a number in [0, 1)", c.adamBeta2);
-  if (!(c.adamEps > 0)) fail("adam-eps", "a number > 0", c.adamEps);
-  if (!(c.beta > 0 && Number.isFinite(c.beta))) fail("beta", "a number > 0", c.beta);
-  if (!["sigmoid", "ipo", "hinge"].includes(c.lossType)) {
-    fail("loss-type", "sigmoid | ipo | hinge", c.lossType);
-  }
-  if (!["whole", "completion"].includes(c.orpoNll)) fail("orpo-nll", "whole | completion", c.orpoNll);
-  positiveInt("pad-multiple", c.padMultiple);
-  positiveInt("log-every", c.logEvery);
-  nonNegInt("eval-every", c.evalEvery);
-  nonNegInt("save-every", c.saveEvery);
-  nonNegInt("save-total-limit", c.saveTotalLimit);
-  if (!["F32", "F16", "BF16"].includes(c.saveDtype)) fail("save-dtype", "F32 | F16 | BF16", c.saveDtype);
   if (c.resume && c.overwriteOutputDir) {
     fail("overwrite-output-dir", "not together with --resume (continue the run, or replace it)", true);
   }
   if (c.lora) {
-    positiveInt("lora-r", c.lora.r);
-    if (!(c.lora.alpha > 0)) fail("lora-alpha", "a number > 0", c.lora.alpha);
+    if (!positiveInt.ok(c.lora.r)) fail("lora-r", positiveInt.expected, c.lora.r);
+    if (!positive.ok(c.lora.alpha)) fail("lora-alpha", positive.expected, c.lora.alpha);
   } else {
     if (c.merge) fail("merge", "--lora-r to be set (merging needs an adapter)", c.merge);
     if (c.f16Base) fail("f16-base", "--lora-r to be set (a fully trained base stays f32)", c.f16Base);

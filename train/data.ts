@@ -15,6 +15,7 @@ import {
   type SftExample,
 } from "./examples.ts";
 import type { TrainConfig } from "./config.ts";
+import { OBJECTIVES } from "./objectives.ts";
 
 /** Tokenized examples of a run. */
 export type PreparedData =
@@ -36,7 +37,7 @@ async function readRows(
   const rows: DatasetRow[] = [];
   let skipped = 0;
   for (const file of files) {
-    const ds = await loadDataset(file, { skipBadRows, expect: objective === "sft" ? "sft" : "preference" });
+    const ds = await loadDataset(file, { skipBadRows, expect: OBJECTIVES[objective].data });
     rows.push(...ds.rows);
     skipped += ds.skipped;
   }
@@ -63,7 +64,7 @@ export async function prepareData(cfg: TrainConfig, tok: TextTokenizer): Promise
     evalRows = split.eval;
   }
   const limits = { maxLength: cfg.maxLength, maxPromptLength: cfg.maxPromptLength };
-  if (cfg.objective === "sft") {
+  if (OBJECTIVES[cfg.objective].data === "sft") {
     const opts = {
       ...limits,
       completionOnlyLoss: cfg.completionOnlyLoss,

@@ -20,9 +20,10 @@ import {
   objectiveHyper,
 } from "../kernels/objective.ts";
 import { describeLayout, type LoadedLlama, loadLlama, readParams } from "../model/load.ts";
+import { type TokenBatch, writeBatch } from "../model/inputs.ts";
 import type { StepBuffers } from "../model/llama.ts";
 import { lossAlignedMasks } from "./batching.ts";
-import { AdamW, type TokenBatch, writeBatch } from "./step.ts";
+import { AdamW } from "./optimizer.ts";
 
 /** One checked quantity. */
 export interface ParityLine {

@@ -1,7 +1,7 @@
 import { GpuLogprobModel } from "../../eval/gpu_model.ts";
 import { Gpu } from "../../gpu/runtime.ts";
 import { loadLlama } from "../../model/load.ts";
-import { writeBatch } from "../../train/step.ts";
+import { writeBatch } from "../../model/inputs.ts";
 import { assertEquals } from "../asserts.ts";
 import { assertClose, GPU_TEST, testGpu } from "../helpers.ts";
 

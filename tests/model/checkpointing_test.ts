@@ -4,7 +4,7 @@ import { type LoadedLlama, loadLlama, unloadLlama } from "../../model/load.ts";
 import { ParamSet } from "../../model/params.ts";
 import { openModelFolder } from "../../io/hf_model.ts";
 import { initLora, loraAdapters, loraParamSpecs, type LoraSpec } from "../../train/lora.ts";
-import { writeBatch } from "../../train/step.ts";
+import { writeBatch } from "../../model/inputs.ts";
 import { assert, assertEquals } from "../asserts.ts";
 import { assertClose, GPU_TEST, randn, rng, testGpu } from "../helpers.ts";
 

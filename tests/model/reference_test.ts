@@ -20,7 +20,7 @@ import {
   type ReferenceLora,
 } from "../../model/reference.ts";
 import { parseAdamwConvention } from "../../train/parity.ts";
-import { writeBatch } from "../../train/step.ts";
+import { writeBatch } from "../../model/inputs.ts";
 import { assert, assertEquals, assertStringIncludes, assertThrows } from "../asserts.ts";
 import { assertClose, GPU_TEST, testGpu } from "../helpers.ts";
 import {

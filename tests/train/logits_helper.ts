@@ -8,7 +8,7 @@ import { loadLlama } from "../../model/load.ts";
 import { ParamSet } from "../../model/params.ts";
 import { loadTokenizer } from "../../text/tokenizer.ts";
 import { loadLoraAdapter, loraAdapters, loraParamSpecs } from "../../train/lora.ts";
-import { writeBatch } from "../../train/step.ts";
+import { writeBatch } from "../../model/inputs.ts";
 import { openModelFolder } from "../../io/hf_model.ts";
 
 /** Logits [T·V] of "한국의 수도는 서울입니다." under `dir` (+ `adapterDir`). */

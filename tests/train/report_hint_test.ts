@@ -1,4 +1,4 @@
-import { reportHint, shellQuote } from "../../report/hint.ts";
+import { reportHint, shellQuote } from "../../train/report_hint.ts";
 import { reportOptionsFromArgs } from "../../tasks/report.ts";
 import { assertEquals, assertThrows } from "../asserts.ts";
 

@@ -1,5 +1,6 @@
 /**
- * The one-line hint a training task prints when it finishes, so the user knows how to look at the run.
+ * The one-line hint a training task prints when it finishes, so the user knows how to look at the run. It
+ * lives with training, which prints it; the report task only has to accept the command it names.
  *
  * @module
  */

@@ -1,65 +1,16 @@
 /**
- * The pieces of one training step that sit between the model and the trainer: writing a padded batch
- * into the model's step buffers, the loss-aligned masks, and AdamW over every trainable arena (with
- * global-norm clipping), all as recorded dispatches.
+ * The optimizer: AdamW over every trainable arena with global-norm clipping (torch.optim.AdamW after
+ * torch.nn.utils.clip_grad_norm_), as recorded dispatches, and its state (the moments) in and out for
+ * checkpoints.
  *
  * @module
  */
 import type { Dispatch, Gpu, Tensor } from "../gpu/runtime.ts";
+import { readRows, writeRows } from "../gpu/row_blocks.ts";
 import { adamw, ADAMW_HYPER_LENGTH, adamwHyper } from "../kernels/adamw.ts";
 import { fill } from "../kernels/elementwise.ts";
 import { gradNormSquared } from "../kernels/gradnorm.ts";
-import type { StepBuffers } from "../model/llama.ts";
 import type { ParamSet } from "../model/params.ts";
-import { lossAlignedMasks } from "./batching.ts";
-
-/** A right-padded batch of B sequences of T tokens, batch-major (a `Batch` from batching.ts fits). */
-export interface TokenBatch {
-  B: number;
-  T: number;
-  ids: ArrayLike<number>;
-  /** 1 for real tokens, 0 for padding. */
-  attentionMask: ArrayLike<number>;
-  /** Next-token targets per row; derived from `ids` when absent. */
-  targets?: ArrayLike<number>;
-  /** Position of each token; default `t` (right padding keeps positions 0..len−1). */
-  positions?: ArrayLike<number>;
-}
-
-/**
- * Writes a batch's ids, positions, key mask and next-token targets into the model's step buffers (queued
- * before the next submit).
- * @example
- * ```ts
- * writeBatch(gpu, io, { B: 1, T: 3, ids: [1, 5, 2], attentionMask: [1, 1, 1] });
- * ```
- */
-export function writeBatch(gpu: Gpu, io: StepBuffers, b: TokenBatch): void {
-  const N = b.B * b.T;
-  if (b.ids.length !== N || b.attentionMask.length !== N) {
-    throw new RangeError(
-      `batch of ${b.B}×${b.T} needs ${N} ids and mask values, got ${b.ids.length}/${b.attentionMask.length}`,
-    );
-  }
-  const ids = Uint32Array.from(b.ids, (id, r) => {
-    if (!(id >= 0)) throw new RangeError(`token id ${id} at row ${r} is not a token id`);
-    return id;
-  });
-  const targets = b.targets ? Uint32Array.from(b.targets) : lossAlignedMasks(
-    Int32Array.from(b.ids),
-    Uint32Array.from(b.attentionMask),
-    new Uint32Array(N),
-    b.B,
-    b.T,
-  ).targets;
-  gpu.write(io.ids, ids);
-  gpu.write(
-    io.positions,
-    b.positions ? Uint32Array.from(b.positions) : Uint32Array.from({ length: N }, (_, r) => r % b.T),
-  );
-  gpu.write(io.keyMask, Uint32Array.from(b.attentionMask, (m) => (m ? 1 : 0)));
-  gpu.write(io.targets, targets);
-}
 
 /** AdamW settings (torch.optim.AdamW's names). */
 export interface AdamWOptions {
@@ -74,6 +25,12 @@ export interface AdamWOptions {
   maxGradNorm?: number;
 }
 
+/** AdamW's state: the first (m) and second (v) moment of every parameter, by Hugging Face name. */
+export interface AdamWMoments {
+  m: Map<string, Float32Array>;
+  v: Map<string, Float32Array>;
+}
+
 /**
  * AdamW over every trainable arena of one or more parameter sets: one gradient-norm reduction and one
  * dispatch per arena chunk. The step-dependent values live in `hyper`, so the dispatches are recorded once.
@@ -82,7 +39,7 @@ export interface AdamWOptions {
  * ```ts
  * const opt = new AdamW(gpu, [params], { weightDecay: 0.01, maxGradNorm: 1 });
  * opt.setStep(1, 1e-4);
- * gpu.run(opt.step());
+ * gpu.run([...opt.zeroGrads(), ...forwardAndBackward, ...opt.step()]);
  * ```
  */
 export class AdamW {
@@ -155,5 +112,34 @@ export class AdamW {
       this.#step = out;
     }
     return this.#step;
+  }
+
+  /** The moments m and v of every parameter, by name (the state a checkpoint saves). */
+  async readMoments(): Promise<AdamWMoments> {
+    const m = new Map<string, Float32Array>(), v = new Map<string, Float32Array>();
+    for (const set of this.sets) {
+      const names = set.specs.map((s) => s.name);
+      const data = await readRows(this.gpu, [
+        ...names.map((n) => set.blocks(n, "m")),
+        ...names.map((n) => set.blocks(n, "v")),
+      ]);
+      names.forEach((n, i) => {
+        m.set(n, data[i] as Float32Array);
+        v.set(n, data[names.length + i] as Float32Array);
+      });
+    }
+    return { m, v };
+  }
+
+  /** Writes saved moments back; `source` names where they came from when one is missing. */
+  writeMoments({ m, v }: AdamWMoments, source: string): void {
+    for (const set of this.sets) {
+      for (const spec of set.specs) {
+        const mm = m.get(spec.name), vv = v.get(spec.name);
+        if (!mm || !vv) throw new Error(`${source} lacks the moments of "${spec.name}"`);
+        writeRows(this.gpu, set.blocks(spec.name, "m"), mm);
+        writeRows(this.gpu, set.blocks(spec.name, "v"), vv);
+      }
+    }
   }
 }
