@@ -2,13 +2,11 @@ import { Generator } from "../../generate/generator.ts";
 import { loadLlama } from "../../model/load.ts";
 import { assert, assertEquals, assertRejects } from "../asserts.ts";
 import { GPU_TEST, testGpu } from "../helpers.ts";
-import { readFixture } from "../kernels/fixture_reader.ts";
-
-const FIXTURE = new URL("../../../shared/fixtures/llama-tiny-public/", import.meta.url);
+import { FIXTURE_DIR, FIXTURE_PATH, readFixture } from "../kernels/fixture_reader.ts";
 
 async function fixtureGenerator(slots = 4, stepsPerSubmit = 5) {
   const gpu = await testGpu();
-  const loaded = await loadLlama(gpu, new URL("model", FIXTURE).pathname, {
+  const loaded = await loadLlama(gpu, `${FIXTURE_PATH}/model`, {
     trainable: false,
     maxTokens: 128,
     maxPositions: 128,
@@ -20,7 +18,7 @@ Deno.test(
   "generator: greedy decoding with the KV cache reproduces the oracle's tokens",
   GPU_TEST,
   async () => {
-    const expected = await readFixture(new URL("expected.safetensors", FIXTURE));
+    const expected = await readFixture(new URL("expected.safetensors", FIXTURE_DIR));
     const prompt = Array.from(expected.get("gen.prompt_ids")!.data);
     const output = Array.from(expected.get("gen.output_ids")!.data);
     const gen = await fixtureGenerator();

@@ -2,15 +2,14 @@ import type { Gpu } from "../../gpu/runtime.ts";
 import { runParity } from "../../train/parity.ts";
 import { assert } from "../asserts.ts";
 import { GPU_TEST, testGpu } from "../helpers.ts";
-
-const FIXTURE = new URL("../../../shared/fixtures/llama-tiny-public", import.meta.url).pathname;
+import { FIXTURE_PATH } from "../kernels/fixture_reader.ts";
 
 Deno.test(
   "parity: the WGSL model matches the transformers oracle on the public fixture",
   GPU_TEST,
   async () => {
     const gpu: Gpu = await testGpu();
-    const lines = await runParity(gpu, FIXTURE);
+    const lines = await runParity(gpu, FIXTURE_PATH);
     const failed = lines.filter((l) => !l.ok);
     // Every group the fixture holds is checked: SFT, AdamW, DPO, ORPO, generation.
     for (
