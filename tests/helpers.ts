@@ -20,6 +20,13 @@ export const GPU_TEST = { sanitizeResources: false, sanitizeOps: false } as cons
 /** A small seeded generator (mulberry32, the toolkit's own) so test data is the same on every run. */
 export const rng: (seed: number) => () => number = seededRandom;
 
+/** SHA-256 of a string (as UTF-8) or of bytes, in lower-case hex. */
+export async function sha256Hex(data: string | Uint8Array<ArrayBuffer>): Promise<string> {
+  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+  const digest = await crypto.subtle.digest("SHA-256", bytes);
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 /** `n` values uniform in [-scale, scale). */
 export function randn(n: number, seed: number, scale = 1): Float32Array {
   const r = rng(seed);
