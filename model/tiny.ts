@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { fileURLToPath } from "node:url";
 import { writeJsonAtomic } from "../io/atomic.ts";
 import { loadDataset, rowTexts } from "../io/datasets.ts";
 import { isFile } from "../io/fs.ts";
@@ -47,7 +48,7 @@ export async function ensureTinyBase(dir: string, seed = 0): Promise<boolean> {
   if (await isFile(`${dir}/config.json`) && await isFile(`${dir}/tokenizer.json`)) return false;
   const texts: string[] = [];
   for (const url of Object.values(BUNDLED_DATA)) {
-    const ds = await loadDataset(url.pathname);
+    const ds = await loadDataset(fileURLToPath(url));
     for (const row of ds.rows) texts.push(...rowTexts(row));
   }
   const tokenizer = trainBpeTokenizer(texts, { vocabSize: TINY_VOCAB });

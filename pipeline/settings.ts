@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { fileURLToPath } from "node:url";
 import { type TrainConfig, validateConfig, withDefaults } from "../train/config.ts";
 import { parseLoraTargets } from "../train/lora.ts";
 
@@ -84,7 +85,7 @@ export interface Preset {
   settings: Omit<ReproduceSettings, "out" | "preset" | "needs">;
 }
 
-const repoFile = (rel: string) => new URL(`../${rel}`, import.meta.url).pathname;
+const repoFile = (rel: string) => fileURLToPath(new URL(`../${rel}`, import.meta.url));
 
 /**
  * The bundled KoBEST subset (first 120 train and 40 test records per task).

@@ -5,6 +5,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { fileURLToPath } from "node:url";
 import type { DpoLossType, ObjectiveKind } from "../kernels/objective.ts";
 import { BUNDLED_DATA, ensureTinyBase } from "../model/tiny.ts";
 import { reportHint } from "../report/hint.ts";
@@ -150,7 +151,7 @@ export function embeddedDefault(
 ): Partial<TrainConfig> & { model: string; data: string[]; out: string } {
   return {
     model: "runs/tiny-base",
-    data: [objective === "sft" ? BUNDLED_DATA.sft.pathname : BUNDLED_DATA.preference.pathname],
+    data: [fileURLToPath(objective === "sft" ? BUNDLED_DATA.sft : BUNDLED_DATA.preference)],
     out: `runs/${objective}-tiny`,
     evalFraction: 0.1,
     maxLength: 128,
