@@ -4,12 +4,14 @@
  *
  * Encoding and decoding come from npm `@huggingface/tokenizers` and chat templates from npm
  * `@huggingface/jinja`, the two packages transformers.js itself uses, so ids match Hugging Face's. Neither
- * needs any Deno permission; only {@link loadTokenizer} reads files.
+ * needs any Deno permission; only {@link loadTokenizer} reads files. They are imported by full `npm:`
+ * specifiers with versions (here and nowhere else), so a script anywhere on disk that imports the toolkit by
+ * path resolves them without this repository's deno.json.
  *
  * @module
  */
-import { Tokenizer } from "@huggingface/tokenizers";
-import { Template } from "@huggingface/jinja";
+import { Tokenizer } from "npm:@huggingface/tokenizers@0.2.0";
+import { Template } from "npm:@huggingface/jinja@0.5.11";
 
 /**
  * One chat turn as chat templates expect it. Roles are usually `system`, `user` or `assistant`.
