@@ -33,8 +33,19 @@
  */
 
 // GPU runtime
-export { Gpu, GpuLimitError, GpuUnavailableError } from "./gpu/runtime.ts";
-export type { AdapterReport, Arena, Dispatch, DType, Tensor, TypedFor, UniformValue } from "./gpu/runtime.ts";
+export { announceAdapter, Gpu, GpuLimitError, GpuUnavailableError, inferBackend } from "./gpu/runtime.ts";
+export type {
+  AdapterReport,
+  Arena,
+  BackendClues,
+  Dispatch,
+  DType,
+  GpuBackend,
+  GpuOptions,
+  Tensor,
+  TypedFor,
+  UniformValue,
+} from "./gpu/runtime.ts";
 
 // Models: Hugging Face folders in and out, the Hub
 export { dimsOf, loadLlama, readParams, saveLlama, unloadLlama } from "./model/load.ts";

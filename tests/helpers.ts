@@ -8,14 +8,63 @@ import { seededRandom } from "../io/datasets.ts";
 
 let shared: Promise<Gpu> | undefined;
 
-/** The test process's GPU (the CPU adapter in CI), created once. */
+/** The test process's GPU (the CPU adapter in CI), created once; the backend line is left to the tasks. */
 export function testGpu(): Promise<Gpu> {
-  shared ??= Gpu.create();
+  shared ??= Gpu.create({ announce: false });
   return shared;
 }
 
 /** Deno.test options for tests that hold a GPU device across tests. */
 export const GPU_TEST = { sanitizeResources: false, sanitizeOps: false } as const;
+
+/** True under CI (`CI=true`): there a missing capability fails the tests that need it, never skips them. */
+export const IN_CI: boolean = Deno.env.get("CI") === "true";
+
+/** Something a test needs that a machine may lack (an adapter feature, a program). */
+export interface Capability {
+  /** What it is, e.g. `shader-f16`. */
+  name: string;
+  /** Whether this machine has it. */
+  present: boolean;
+  /** Why it is missing and how to get it, e.g. the adapter's name and the package to install. */
+  hint: string;
+}
+
+/** The test GPU's `shader-f16` feature (Vulkan lavapipe has it; the GL fallback does not). */
+export async function f16Capability(): Promise<Capability> {
+  const gpu = await testGpu();
+  return {
+    name: "shader-f16",
+    present: gpu.hasF16,
+    hint: `the ${gpu.report.backend} adapter ${gpu.report.description} lacks it; ` +
+      "install Mesa's Vulkan driver: deno task setup (apt-get install -y mesa-vulkan-drivers libvulkan1)",
+  };
+}
+
+/**
+ * Registers a test that needs `capability`. Present: it runs. Missing outside CI: it is ignored (counted in
+ * deno test's summary as "ignored") and a SKIP line on stderr names it, the capability and the fix. Missing
+ * under CI: it runs and fails at once with that message.
+ */
+export function testNeeding(
+  capability: Capability,
+  name: string,
+  options: Omit<Deno.TestDefinition, "name" | "fn" | "ignore">,
+  fn: (t: Deno.TestContext) => void | Promise<void>,
+): void {
+  const missing = `needs ${capability.name}: ${capability.hint}`;
+  const skip = !capability.present && !IN_CI;
+  if (skip) console.error(`SKIP ${name} — ${missing} (under CI=true this fails)`);
+  Deno.test({
+    ...options,
+    name,
+    ignore: skip,
+    fn: (t) => {
+      if (!capability.present) throw new Error(missing);
+      return fn(t);
+    },
+  });
+}
 
 /** A small seeded generator (mulberry32, the toolkit's own) so test data is the same on every run. */
 export const rng: (seed: number) => () => number = seededRandom;
