@@ -12,6 +12,8 @@
  *
  * @module
  */
+// Full specifiers on purpose (see above): a bare one resolves only through this repository's deno.json.
+// deno-lint-ignore no-import-prefix
 import { Chart } from "npm:chart.js@4.6.1";
 export type { ChartConfiguration } from "npm:chart.js@4.6.1";
 

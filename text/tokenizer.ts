@@ -10,7 +10,10 @@
  *
  * @module
  */
+// Full specifiers on purpose (see above): a bare one resolves only through this repository's deno.json.
+// deno-lint-ignore no-import-prefix
 import { Tokenizer } from "npm:@huggingface/tokenizers@0.2.0";
+// deno-lint-ignore no-import-prefix
 import { Template } from "npm:@huggingface/jinja@0.5.11";
 
 /**
