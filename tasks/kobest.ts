@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-read --allow-write --allow-env --allow-net
+#!/usr/bin/env -S deno run --no-prompt --allow-read --allow-write --allow-env=DENO_WEBGPU_BACKEND,HF_*,HUGGING*,XDG_CACHE_HOME,HOME,USERPROFILE --allow-net
 /**
  * `deno task kobest --model DIR [--model DIR …]`: KoBEST scored exactly as lm-evaluation-harness scores it,
  * printed as the paper's Table 2 (macro-F1, accuracy) and written as lm-eval results JSON. The work is in
@@ -8,6 +8,7 @@
 import { parseArgs } from "node:util";
 import { KOBEST_SPLITS, KOBEST_TASKS, type KobestSplit, type KobestTask } from "../eval/kobest/data.ts";
 import { runKobest } from "../eval/kobest/run.ts";
+import { runTask } from "../io/cli.ts";
 
 const USAGE = `deno task kobest --model DIR|ORG/NAME [flags]
 
@@ -26,9 +27,10 @@ one table row per model × shot setting (macro-F1, accuracy in parentheses, size
   --batch-size N           sequences per forward pass (default 16)
   --max-length N           longest input in tokens (default min(model context, 2048))
   --seed N                 few-shot sampling seed (default 1234)
+  -h, --help               show this help
 `;
 
-if (import.meta.main) {
+async function main(): Promise<void> {
   let values;
   try {
     values = parseArgs({
@@ -97,3 +99,5 @@ if (import.meta.main) {
     Deno.exit(1);
   }
 }
+
+if (import.meta.main) await runTask("kobest", main);

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-read --allow-env=DENO_WEBGPU_BACKEND
+#!/usr/bin/env -S deno run --no-prompt --allow-read --allow-env=DENO_WEBGPU_BACKEND
 /**
  * `deno task parity <fixture-dir>`: checks the WGSL model against an oracle fixture made by Hugging Face
  * transformers and prints one line per quantity, then `parity: K/N within tolerance`. Exits 1 if any is out.
@@ -6,25 +6,29 @@
  */
 import { parseArgs } from "node:util";
 import { Gpu } from "../gpu/runtime.ts";
+import { runTask } from "../io/cli.ts";
 import { runParity } from "../train/parity.ts";
 
 const USAGE = `usage: deno task parity <fixture-dir>
 
 Loads <fixture-dir>/model (a Hugging Face folder), recomputes every quantity in
-<fixture-dir>/expected.safetensors (see meta.json there) and compares.`;
+<fixture-dir>/expected.safetensors (see meta.json there) and compares.
+The repository's oracle: deno task parity tests/fixtures/llama-tiny-public
 
-if (import.meta.main) {
+Options:
+  -h, --help    show this help`;
+
+async function main(): Promise<number> {
   const { positionals, values } = parseArgs({
     args: Deno.args,
     allowPositionals: true,
     options: { help: { type: "boolean", short: "h" } },
   });
   if (values.help || positionals.length !== 1) {
-    console.log(USAGE);
-    Deno.exit(values.help ? 0 : 2);
+    (values.help ? console.log : console.error)(USAGE);
+    return values.help ? 0 : 2;
   }
   const gpu = await Gpu.create();
-  console.log(`adapter: ${gpu.describe()}`);
   const t0 = performance.now();
   const lines = await runParity(gpu, positionals[0]);
   const width = Math.max(...lines.map((l) => l.name.length));
@@ -39,5 +43,7 @@ if (import.meta.main) {
   console.log(
     `parity: ${passed}/${lines.length} within tolerance (${((performance.now() - t0) / 1000).toFixed(1)} s)`,
   );
-  Deno.exit(passed === lines.length ? 0 : 1);
+  return passed === lines.length ? 0 : 1;
 }
+
+if (import.meta.main) Deno.exit(await runTask("parity", main));

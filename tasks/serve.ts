@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net --allow-read --allow-env --unstable-no-legacy-abort
+#!/usr/bin/env -S deno run --no-prompt --allow-net --allow-read --allow-env=DENO_WEBGPU_BACKEND,HF_*,HUGGING*,XDG_CACHE_HOME,HOME,USERPROFILE,OPENAI_API_KEY,KOTRANSFER_* --unstable-no-legacy-abort
 /**
  * `deno task serve --model DIR [--port 8080]`: serves a model over an OpenAI-compatible API.
  *
@@ -8,6 +8,7 @@
  */
 import { parseArgs } from "node:util";
 import { loadEngine } from "../generate/engine.ts";
+import { deniedPermissionLine, runTask } from "../io/cli.ts";
 import { startServer } from "../serve/server.ts";
 
 const HELP = `Serve a model over an OpenAI-compatible HTTP API.
@@ -22,6 +23,8 @@ Options:
   --port N                  TCP port; 0 picks a free one                    (default 8080)
   --model-name NAME         another name clients may use as "model" (repeatable)
   --api-key-env NAME        require "Authorization: Bearer <key>", the key read from env variable NAME
+                            (allowed: OPENAI_API_KEY, KOTRANSFER_*; for another NAME run the file
+                            with --allow-env=NAME added)
   --max-concurrent N        generations running at once                    (default 4)
   --max-queue N             requests waiting beyond those; more get 429    (default 16)
   --context N               context length to allocate                     (default: the model's)
@@ -30,7 +33,7 @@ Options:
   --request-timeout-ms N    abort a request (queue wait included) after N ms (default: none)
   --shutdown-grace-ms N     on SIGINT/SIGTERM, let running generations finish this long (default 10000)
   --quiet                   no per-request log lines
-  --help                    show this help
+  -h, --help                show this help
 `;
 
 function integerFlag(values: Record<string, unknown>, name: string, min: number, fallback?: number): number {
@@ -76,7 +79,7 @@ async function main(args: string[]): Promise<void> {
       "request-timeout-ms": { type: "string" },
       "shutdown-grace-ms": { type: "string" },
       quiet: { type: "boolean", default: false },
-      help: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
     allowPositionals: false,
@@ -126,10 +129,12 @@ function closeOnSignals(close: () => Promise<void>): void {
 }
 
 if (import.meta.main) {
-  try {
-    await main(Deno.args);
-  } catch (e) {
-    console.error(`serve: ${e instanceof Error ? e.message : e}`);
-    Deno.exit(2);
-  }
+  await runTask("serve", async () => {
+    try {
+      await main(Deno.args);
+    } catch (e) {
+      console.error(deniedPermissionLine("serve", e) ?? `serve: ${e instanceof Error ? e.message : e}`);
+      Deno.exit(2);
+    }
+  });
 }

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net --allow-read --allow-write --allow-env
+#!/usr/bin/env -S deno run --no-prompt --allow-net --allow-read --allow-write --allow-env=OPENAI_API_KEY,KOTRANSFER_*
 /**
  * `deno task winrate --prompts FILE --pair a=A.jsonl,b=B.jsonl --judge-url URL --judge-model M`:
  * pairwise win rates with an LLM judge (see `eval/winrate.ts`). Prints the Markdown table.
@@ -12,6 +12,7 @@ import {
   runWinRate,
   type WinRateConfig,
 } from "../eval/winrate.ts";
+import { deniedPermissionLine, runTask } from "../io/cli.ts";
 
 const HELP = `Compare models pairwise with an LLM judge (FastChat MT-Bench pairwise conventions).
 
@@ -42,7 +43,10 @@ Options:
   --summary FILE           JSON summary (default: --out with .summary.json)
   --table FILE             Markdown table (default: --out with .md)
   --answers-dir DIR        cache of generated answers (default: answers/ next to --out)
-  --help                   show this help
+  -h, --help               show this help
+
+The task may read OPENAI_API_KEY and KOTRANSFER_* variables; for a key in another variable, run
+tasks/winrate.ts with --allow-env=NAME added to its deno run flags.
 `;
 
 type Flags = Record<string, string | string[] | boolean | undefined>;
@@ -135,7 +139,7 @@ export function winRateConfigFromArgs(
       summary: { type: "string" },
       table: { type: "string" },
       "answers-dir": { type: "string" },
-      help: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
     allowPositionals: false,
@@ -169,7 +173,7 @@ export function winRateConfigFromArgs(
   };
 }
 
-if (import.meta.main) {
+async function main(): Promise<number> {
   try {
     const config = winRateConfigFromArgs(Deno.args, (name) => Deno.env.get(name));
     if (config === "help") {
@@ -179,8 +183,11 @@ if (import.meta.main) {
       console.log(report.table);
       console.error(`${report.judgeCalls} judge call(s), ${report.answerCalls} answer call(s) this run`);
     }
+    return 0;
   } catch (e) {
-    console.error(`winrate: ${e instanceof Error ? e.message : e}`);
-    Deno.exit(2);
+    console.error(deniedPermissionLine("winrate", e) ?? `winrate: ${e instanceof Error ? e.message : e}`);
+    return 2;
   }
 }
+
+if (import.meta.main) Deno.exit(await runTask("winrate", main));

@@ -3,7 +3,9 @@
  * failure messages.
  * @module
  */
+import { fileURLToPath } from "node:url";
 import { Gpu } from "../gpu/runtime.ts";
+import { ChromiumMissingError, DEFAULT_CHROMIUM, findChromium } from "../report/chromium.ts";
 import { seededRandom } from "../io/datasets.ts";
 
 let shared: Promise<Gpu> | undefined;
@@ -39,6 +41,31 @@ export async function f16Capability(): Promise<Capability> {
     hint: `the ${gpu.report.backend} adapter ${gpu.report.description} lacks it; ` +
       "install Mesa's Vulkan driver: deno task setup (apt-get install -y mesa-vulkan-drivers libvulkan1)",
   };
+}
+
+/** Headless Chromium on PATH with a Korean font (Debian: chromium and fonts-nanum), for the report's tests. */
+export async function chromiumCapability(): Promise<Capability> {
+  const name = "Chromium with fonts-nanum";
+  const hint = "install them: deno task setup (apt-get install -y chromium fonts-nanum)";
+  try {
+    await findChromium();
+  } catch (e) {
+    if (!(e instanceof ChromiumMissingError)) throw e;
+    return { name, present: false, hint: `no \`${DEFAULT_CHROMIUM}\` on PATH; ${hint}` };
+  }
+  let fonts = "";
+  try {
+    const out = await new Deno.Command("fc-list", {
+      args: [":family=NanumGothic", "family"],
+      stdout: "piped",
+    })
+      .output();
+    fonts = new TextDecoder().decode(out.stdout);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  const present = fonts.includes("NanumGothic");
+  return { name, present, hint: present ? "" : `fontconfig lists no NanumGothic; ${hint}` };
 }
 
 /**
@@ -124,4 +151,29 @@ export function assertClose(
         `(got ${actual[worst]}, expected ${expected[worst]})`,
     );
   }
+}
+
+/** The flags a task file declares in its shebang (`#!/usr/bin/env -S deno run <flags>`). */
+export async function shebangFlags(taskFile: string): Promise<string[]> {
+  const first = (await Deno.readTextFile(taskFile)).split("\n", 1)[0];
+  const prefix = "#!/usr/bin/env -S deno run ";
+  if (!first.startsWith(prefix)) throw new Error(`${taskFile}: no \`${prefix.trim()}\` shebang`);
+  return first.slice(prefix.length).trim().split(/\s+/);
+}
+
+/** Path of `tasks/<name>.ts`. */
+export function taskFile(name: string): string {
+  return fileURLToPath(new URL(`../tasks/${name}.ts`, import.meta.url));
+}
+
+/**
+ * `deno` arguments that run a task exactly as its shebang does (same permissions), followed by `args`.
+ * @example
+ * ```ts
+ * await new Deno.Command(Deno.execPath(), { args: await taskArgs("report", "--help") }).output();
+ * ```
+ */
+export async function taskArgs(name: string, ...args: string[]): Promise<string[]> {
+  const file = taskFile(name);
+  return ["run", ...await shebangFlags(file), file, ...args];
 }
