@@ -11,7 +11,9 @@ import { microBatch, StepRunner } from "../../train/runner.ts";
 import { AdamW } from "../../train/step.ts";
 import { train } from "../../train/trainer.ts";
 import { assert, assertEquals, assertRejects } from "../asserts.ts";
-import { assertClose, GPU_TEST, testGpu } from "../helpers.ts";
+import { assertClose, f16Capability, GPU_TEST, testGpu, testNeeding } from "../helpers.ts";
+
+const F16 = await f16Capability();
 import { writeMicroModel } from "./micro_model.ts";
 
 const quiet = { info: () => {}, progress: () => {} };
@@ -280,7 +282,8 @@ Deno.test(
   },
 );
 
-Deno.test(
+testNeeding(
+  F16,
   "trainer: LoRA over an f16 frozen base trains and matches the f32 base closely",
   GPU_TEST,
   async () => {
