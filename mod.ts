@@ -60,7 +60,7 @@ export type {
 } from "./model/llama.ts";
 export { LINEAR_NAMES } from "./model/params.ts";
 export type { LinearName, LlamaDims, ParamSet, ParamSpec } from "./model/params.ts";
-export { ensureTinyBase } from "./model/tiny.ts";
+export { BUNDLED_DATA, ensureTinyBase } from "./model/tiny.ts";
 export { openModelFolder, parseModelConfig, saveModelFolder } from "./io/hf_model.ts";
 export type {
   GenerationConfig,
@@ -161,7 +161,7 @@ export { reproduce } from "./pipeline/reproduce.ts";
 export type { ReproduceOptions, ReproduceResult } from "./pipeline/reproduce.ts";
 export type { PipelineWork } from "./pipeline/paper_stages.ts";
 export type { StageOutcome } from "./pipeline/stages.ts";
-export { presetSettings } from "./pipeline/settings.ts";
+export { KO_PROMPTS, KOBEST_TINY_DIR, presetSettings } from "./pipeline/settings.ts";
 export type { JudgeSettings, Objective, ReproduceSettings, TrainingSettings } from "./pipeline/settings.ts";
 export { RULE_JUDGE_MODEL, startRuleJudgeServer } from "./eval/rule_judge.ts";
 export type { RuleJudgeEngine, RuleJudgeServer } from "./eval/rule_judge.ts";

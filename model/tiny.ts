@@ -13,7 +13,14 @@ import { saveModelFolder } from "../io/hf_model.ts";
 import { trainBpeTokenizer, writeTokenizerFiles } from "../text/bpe_train.ts";
 import { initLlamaWeights } from "./init.ts";
 
-/** The bundled Korean data files (relative to the repository), read for the tokenizer. */
+/**
+ * The bundled Korean data files (in the repository's data/), read for the tiny model's tokenizer and used as
+ * the embedded default training data.
+ * @example
+ * ```ts
+ * const rows = (await loadDataset(fileURLToPath(BUNDLED_DATA.preference))).rows; // 200 preference pairs
+ * ```
+ */
 export const BUNDLED_DATA = {
   preference: new URL("../data/ko_pref_tiny.jsonl", import.meta.url),
   sft: new URL("../data/ko_sft_tiny.jsonl", import.meta.url),

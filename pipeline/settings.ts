@@ -94,7 +94,7 @@ const repoFile = (rel: string) => fileURLToPath(new URL(`../${rel}`, import.meta
  * await runKobest({ models: ["runs/tiny-base"], dataDir: KOBEST_TINY_DIR, limit: 4 });
  * ```
  */
-export const KOBEST_TINY_DIR = repoFile("data/kobest_tiny");
+export const KOBEST_TINY_DIR: string = repoFile("data/kobest_tiny");
 /**
  * The bundled Korean prompt set (KULLM's translation of Self-Instruct's user-oriented instructions).
  * @example
@@ -102,7 +102,7 @@ export const KOBEST_TINY_DIR = repoFile("data/kobest_tiny");
  * const questions = await readQuestions(KO_PROMPTS, 20);
  * ```
  */
-export const KO_PROMPTS = repoFile("data/ko_user_oriented_instructions.jsonl");
+export const KO_PROMPTS: string = repoFile("data/ko_user_oriented_instructions.jsonl");
 
 const TINY_TRAINING: TrainingSettings = {
   maxLength: 256,
