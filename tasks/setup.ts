@@ -171,13 +171,19 @@ export function missingReport(checks: readonly SetupCheck[], hasApt: boolean): s
 
 async function run(command: string[]): Promise<void> {
   const [program, ...args] = command;
-  const status = await new Deno.Command(program, {
-    args,
-    env: { DEBIAN_FRONTEND: "noninteractive" },
-    stdin: "inherit",
-    stdout: "inherit",
-    stderr: "inherit",
-  }).spawn().status;
+  let status: Deno.CommandStatus;
+  try {
+    status = await new Deno.Command(program, {
+      args,
+      env: { DEBIAN_FRONTEND: "noninteractive" },
+      stdin: "inherit",
+      stdout: "inherit",
+      stderr: "inherit",
+    }).spawn().status;
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+    throw new Error(`\`${program}\` is not installed: run as root, \`${APT_LINE}\``);
+  }
   if (!status.success) throw new Error(`\`${command.join(" ")}\` failed with exit code ${status.code}`);
 }
 
@@ -204,7 +210,14 @@ async function main(args: string[]): Promise<number> {
     return 0;
   }
   const missing = await missingPackages();
-  if (!values.check && missing !== undefined && missing.length > 0) await install(missing);
+  if (!values.check && missing !== undefined && missing.length > 0) {
+    try {
+      await install(missing);
+    } catch (e) {
+      console.error(`setup: ${(e as Error).message}`);
+      return 1;
+    }
+  }
   if (!values.check && missing === undefined) {
     console.error("setup: no dpkg/apt here; checking what is present instead of installing");
   }

@@ -136,3 +136,53 @@ Deno.test("setup --check: with the Vulkan driver hidden it stops at once, naming
   assertStringIncludes(stderr, `  ${SETUP_COMMAND}\n`);
   assert(seconds < 60, `took ${seconds.toFixed(1)} s`);
 });
+
+Deno.test({
+  name:
+    "setup: installs exactly the missing packages with apt, non-interactively, and then finds nothing to do",
+  // Fake dpkg-query, apt-get and sudo on PATH (Deno resolves --allow-run names there): nothing is installed
+  // for real, whoever runs the test.
+  ignore: Deno.build.os === "windows",
+  async fn() {
+    const bin = await Deno.makeTempDir({ prefix: "fake-apt-" });
+    try {
+      await Deno.writeTextFile(
+        `${bin}/dpkg-query`,
+        `#!/bin/sh
+shift 2
+for p in "$@"; do
+  if [ "$p" != fonts-nanum ] || [ -e "${bin}/installed" ]; then echo "$p install ok installed"; fi
+done
+`,
+      );
+      await Deno.writeTextFile(
+        `${bin}/apt-get`,
+        `#!/bin/sh
+echo "DEBIAN_FRONTEND=$DEBIAN_FRONTEND apt-get $*" >> "${bin}/log"
+case "$1" in install) touch "${bin}/installed";; esac
+`,
+      );
+      // As sudo would: run the command with the variables given before it.
+      await Deno.writeTextFile(`${bin}/sudo`, `#!/bin/sh\nexec env "$@"\n`);
+      for (const f of ["dpkg-query", "apt-get", "sudo"]) await Deno.chmod(`${bin}/${f}`, 0o755);
+      const setup = async () =>
+        await new Deno.Command(Deno.execPath(), {
+          args: await taskArgs("setup"),
+          env: { NO_COLOR: "1", PATH: `${bin}:${Deno.env.get("PATH")}` },
+        }).output();
+      const first = await setup();
+      assertEquals(first.code, 0, decode(first.stderr));
+      assertStringIncludes(decode(first.stderr), "setup: installing fonts-nanum");
+      assertEquals((await Deno.readTextFile(`${bin}/log`)).trim().split("\n"), [
+        "DEBIAN_FRONTEND=noninteractive apt-get update -qq",
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fonts-nanum",
+      ]);
+      const again = await setup();
+      assertEquals(again.code, 0, decode(again.stderr));
+      assert(!decode(again.stderr).includes("installing"), "nothing to install the second time");
+      assertEquals((await Deno.readTextFile(`${bin}/log`)).trim().split("\n").length, 2);
+    } finally {
+      await Deno.remove(bin, { recursive: true });
+    }
+  },
+});
