@@ -3,7 +3,7 @@
  * --help, agrees with deno.json, and a permission it lacks ends it with one line naming the flag.
  */
 import { deniedPermissionLine } from "../../io/cli.ts";
-import { missingReport, SETUP_COMMAND } from "../../tasks/setup.ts";
+import { missingReport, SETUP_COMMAND, SUITE_COMMAND } from "../../tasks/setup.ts";
 import { assert, assertEquals, assertStringIncludes } from "../asserts.ts";
 import { shebangFlags, taskArgs, taskFile } from "../helpers.ts";
 
@@ -42,9 +42,10 @@ Deno.test("tasks: deno.json runs each task with exactly its shebang's flags", as
     const expected = `deno run ${(await shebangFlags(taskFile(name))).join(" ")} tasks/${name}.ts`;
     assertEquals(config.tasks[taskName], expected, `deno.json task "${taskName}"`);
   }
-  assert(
-    (config.tasks.test as string).startsWith(`${SETUP_COMMAND} --check && `),
-    "deno task test checks the machine first",
+  assertEquals(
+    config.tasks.test,
+    `${SETUP_COMMAND} --check && ${SUITE_COMMAND}`,
+    "the machine is checked first",
   );
 });
 
