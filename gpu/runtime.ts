@@ -117,15 +117,21 @@ const BACKEND_NAMES: Record<string, GpuBackend> = {
  * ```
  */
 export function inferBackend(os: string, requested: string | undefined, clues: BackendClues): GpuBackend {
-  const named = (requested ?? "").split(",").map((b) => BACKEND_NAMES[b.trim().toLowerCase()]).filter(
-    (b) => b !== undefined,
-  );
-  if (named.length === 1) return named[0];
+  const named = namedBackend(requested);
+  if (named) return named;
   const unknownSubgroups = (clues.subgroupMinSize ?? 4) === 4 && (clues.subgroupMaxSize ?? 128) === 128;
   if (!clues.features.has("shader-f16") && unknownSubgroups && os !== "darwin") return "GL";
   if (os === "darwin") return "Metal";
   if (os === "windows") return "Vulkan or D3D12";
   return "Vulkan";
+}
+
+/** The one backend a `DENO_WEBGPU_BACKEND` value names (a list of several, or none, names none). */
+function namedBackend(requested: string | undefined): GpuBackend | undefined {
+  const named = (requested ?? "").split(",").map((b) => BACKEND_NAMES[b.trim().toLowerCase()]).filter((b) =>
+    b
+  );
+  return named.length === 1 ? named[0] : undefined;
 }
 
 /**
@@ -374,9 +380,7 @@ export class Gpu {
         subgroupMinSize: (info as { subgroupMinSize?: number }).subgroupMinSize,
         subgroupMaxSize: (info as { subgroupMaxSize?: number }).subgroupMaxSize,
       }),
-      backendSource: requested && BACKEND_NAMES[requested.trim().toLowerCase()]
-        ? "DENO_WEBGPU_BACKEND"
-        : "inferred",
+      backendSource: namedBackend(requested) ? "DENO_WEBGPU_BACKEND" : "inferred",
       features: [...device.features].sort(),
       maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize,
       maxBufferSize: device.limits.maxBufferSize,
