@@ -33,8 +33,19 @@
  */
 
 // GPU runtime
-export { Gpu, GpuLimitError, GpuUnavailableError } from "./gpu/runtime.ts";
-export type { AdapterReport, Arena, Dispatch, DType, Tensor, TypedFor, UniformValue } from "./gpu/runtime.ts";
+export { announceAdapter, Gpu, GpuLimitError, GpuUnavailableError, inferBackend } from "./gpu/runtime.ts";
+export type {
+  AdapterReport,
+  Arena,
+  BackendClues,
+  Dispatch,
+  DType,
+  GpuBackend,
+  GpuOptions,
+  Tensor,
+  TypedFor,
+  UniformValue,
+} from "./gpu/runtime.ts";
 export type { RowBlock, RowBlocks } from "./gpu/row_blocks.ts";
 
 // Models: Hugging Face folders in and out, the Hub
@@ -52,7 +63,7 @@ export type { ParamPart, ParamSet } from "./model/params.ts";
 export type { RowGroup } from "./model/workspace.ts";
 export { formatPlan, planMemory } from "./model/memory_plan.ts";
 export type { MemoryPlan, PlanPart, PlanSettings } from "./model/memory_plan.ts";
-export { ensureTinyBase } from "./model/tiny.ts";
+export { BUNDLED_DATA, ensureTinyBase } from "./model/tiny.ts";
 export { openModelFolder, saveModelFolder } from "./io/hf_model.ts";
 export type { ModelFolder, SavedModel, SaveDType, SaveModelOptions } from "./io/hf_model.ts";
 export { parseModelConfig } from "./io/hf_config.ts";
@@ -142,7 +153,7 @@ export { reproduce } from "./pipeline/reproduce.ts";
 export type { ReproduceOptions, ReproduceResult } from "./pipeline/reproduce.ts";
 export type { PipelineWork } from "./pipeline/paper_stages.ts";
 export type { StageOutcome } from "./pipeline/stages.ts";
-export { presetSettings } from "./pipeline/settings.ts";
+export { KO_PROMPTS, KOBEST_TINY_DIR, presetSettings } from "./pipeline/settings.ts";
 export type { JudgeSettings, Objective, ReproduceSettings, TrainingSettings } from "./pipeline/settings.ts";
 export { RULE_JUDGE_MODEL, RuleJudgeClient } from "./eval/winrate/rule_judge.ts";
 export { startRuleJudgeServer } from "./serve/rule_judge_server.ts";

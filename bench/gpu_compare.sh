@@ -2,10 +2,11 @@
 # The one-call GPU comparison (issue 7): PyTorch's reference figures and every benchmark of this toolkit on
 # the same card, merged into one JSON with the ratios. See bench/results/README.md for how to run it.
 #
-#   source .device/env.sh; bash bench/gpu_compare.sh
+#   bash bench/gpu_compare.sh        (on a machine with Deno, a Vulkan driver and, for the torch figures,
+#                                     python3 with torch, transformers and peft)
 #
 # Steps (each under its own time cap, all inside GPU_COMPARE_BUDGET_S, default 540 s, so the whole call fits
-# one 10-minute device command with env.sh's setup): torch_reference.py; bench:matmul with autotuning at
+# one 10-minute command with the machine's setup): bench/torch_reference.py; bench:matmul with autotuning at
 # 4096³ and the TinyLlama shapes; training throughput at the TinyLlama shape (fp32 full fine-tuning 4×1024
 # against torch, LoRA r=16) and Llama-7B LoRA r=16 on an f16 base (1×1024); scoring and generation at the
 # TinyLlama shape. A failed or timed-out step is recorded and the next one runs.
@@ -64,12 +65,12 @@ torch_txt=$parts/torch.txt
 if [ -n "${TORCH_OUTPUT:-}" ]; then
   cp "$TORCH_OUTPUT" "$torch_txt"
   echo "== torch: using $TORCH_OUTPUT"
-elif [ -f .device/torch_reference.py ]; then
-  PYTHONUNBUFFERED=1 step torch 200 python3 .device/torch_reference.py >"$torch_txt.raw"
+elif python3 -c "import torch, transformers" 2>/dev/null; then
+  PYTHONUNBUFFERED=1 step torch 200 python3 bench/torch_reference.py >"$torch_txt.raw"
   cat "$torch_txt.raw"
   grep -E '^(torch |RESULT |FAIL )' "$torch_txt.raw" >"$torch_txt"
 else
-  echo "== torch: .device/torch_reference.py is missing (run ../shared/device/prepare.sh first); no torch ratios"
+  echo "== torch: python3 cannot import torch and transformers here; no torch ratios"
 fi
 torch_flag=()
 [ -s "$torch_txt" ] && torch_flag=(--torch "$torch_txt")

@@ -60,8 +60,10 @@ export interface AdapterReport {
   architecture: string;
   /** True for software adapters (llvmpipe, lavapipe, SwiftShader): correct but slow. */
   isFallback: boolean;
-  /** The backend asked for through `DENO_WEBGPU_BACKEND` (`vulkan`, `gl`), or `default` when unset. */
-  backend: string;
+  /** The backend behind the adapter (see {@link inferBackend}). */
+  backend: GpuBackend;
+  /** How {@link backend} is known: named by `DENO_WEBGPU_BACKEND`, or inferred from the platform and adapter. */
+  backendSource: "DENO_WEBGPU_BACKEND" | "inferred";
   /** Features enabled on the device, sorted (e.g. `shader-f16`, `timestamp-query`). */
   features: string[];
   /** Largest storage binding in bytes: the largest tensor a kernel can bind. */
@@ -75,6 +77,97 @@ export interface AdapterReport {
    * forced one below the adapter's; absent otherwise.
    */
   bindingCap?: number;
+}
+
+/**
+ * The native API wgpu drives under Deno's WebGPU. `Vulkan or D3D12` is reported on Windows when
+ * `DENO_WEBGPU_BACKEND` is unset: both give the same adapter information there.
+ */
+export type GpuBackend = "Vulkan" | "GL" | "Metal" | "D3D12" | "Vulkan or D3D12";
+
+/** What {@link inferBackend} looks at: the adapter's features and the subgroup sizes it reports. */
+export interface BackendClues {
+  /** The adapter's (or device's) features. */
+  features: { has(feature: string): boolean };
+  /** `GPUAdapterInfo.subgroupMinSize`, when this Deno reports it. */
+  subgroupMinSize?: number;
+  /** `GPUAdapterInfo.subgroupMaxSize`, when this Deno reports it. */
+  subgroupMaxSize?: number;
+}
+
+const BACKEND_NAMES: Record<string, GpuBackend> = {
+  vulkan: "Vulkan",
+  vk: "Vulkan",
+  gl: "GL",
+  gles: "GL",
+  opengl: "GL",
+  metal: "Metal",
+  mtl: "Metal",
+  dx12: "D3D12",
+  d3d12: "D3D12",
+};
+
+/**
+ * The backend behind an adapter. Deno's WebGPU does not say which backend wgpu chose, so: a
+ * `DENO_WEBGPU_BACKEND` naming one backend decides; otherwise wgpu's GL backend is recognised by what it
+ * cannot report (no `shader-f16`, and subgroup sizes left at WebGPU's bounds 4 and 128, where Vulkan, Metal
+ * and D3D12 report the hardware's), and any other adapter is the platform's first choice: Metal on macOS,
+ * Vulkan on Linux.
+ *
+ * @example
+ * ```ts
+ * inferBackend("linux", undefined, { features: new Set(["shader-f16"]), subgroupMinSize: 8, subgroupMaxSize: 8 }); // "Vulkan"
+ * inferBackend("linux", undefined, { features: new Set(), subgroupMinSize: 4, subgroupMaxSize: 128 }); // "GL"
+ * inferBackend("linux", "gl", { features: new Set() }); // "GL"
+ * ```
+ */
+export function inferBackend(os: string, requested: string | undefined, clues: BackendClues): GpuBackend {
+  const named = namedBackend(requested);
+  if (named) return named;
+  const unknownSubgroups = (clues.subgroupMinSize ?? 4) === 4 && (clues.subgroupMaxSize ?? 128) === 128;
+  if (!clues.features.has("shader-f16") && unknownSubgroups && os !== "darwin") return "GL";
+  if (os === "darwin") return "Metal";
+  if (os === "windows") return "Vulkan or D3D12";
+  return "Vulkan";
+}
+
+/** The one backend a `DENO_WEBGPU_BACKEND` value names (a list of several, or none, names none). */
+function namedBackend(requested: string | undefined): GpuBackend | undefined {
+  const named = (requested ?? "").split(",").map((b) => BACKEND_NAMES[b.trim().toLowerCase()]).filter((b) =>
+    b
+  );
+  return named.length === 1 ? named[0] : undefined;
+}
+
+/**
+ * The warning printed once when WebGPU runs on wgpu's GL backend: Vulkan is faster and has `shader-f16`.
+ *
+ * @example
+ * ```ts
+ * if (gpu.report.backend === "GL") console.error(GL_BACKEND_WARNING);
+ * ```
+ */
+export const GL_BACKEND_WARNING =
+  "warning: WebGPU runs on the GL backend: no shader-f16, and on a CPU adapter " +
+  "several times slower than Vulkan. Install a Vulkan driver (Debian/Ubuntu: " +
+  "apt-get install -y mesa-vulkan-drivers libvulkan1, or `deno task setup`).";
+
+let announced = false;
+
+/**
+ * Prints the backend and adapter on stderr, and on GL {@link GL_BACKEND_WARNING}, once per process (later
+ * calls print nothing). {@link Gpu.create} calls it unless told `announce: false`.
+ *
+ * @example
+ * ```ts
+ * announceAdapter(gpu); // stderr: "webgpu: Vulkan, llvmpipe (LLVM 15.0.6, 256 bits) [CPU fallback] f16 …"
+ * ```
+ */
+export function announceAdapter(gpu: Gpu): void {
+  if (announced) return;
+  announced = true;
+  console.error(`webgpu: ${gpu.describe()}`);
+  if (gpu.report.backend === "GL") console.error(GL_BACKEND_WARNING);
 }
 
 /**
@@ -128,6 +221,7 @@ export class GpuLimitError extends Error {
 
 /** Options for {@link Gpu.create}. */
 export interface GpuOptions {
+  /** Which adapter to prefer when there are several (default `high-performance`). */
   powerPreference?: GPUPowerPreference;
   /** Ask for `shader-f16` when present (default true). */
   f16?: boolean;
@@ -137,6 +231,8 @@ export interface GpuOptions {
    * `deno task parity --max-binding` run the split paths on any machine.
    */
   maxBindingBytes?: number;
+  /** Print the backend and adapter on stderr, once per process (default true; see {@link announceAdapter}). */
+  announce?: boolean;
 }
 
 /** A value in a kernel's uniform block: plain numbers are `u32`; wrap floats with {@link f32} and signed ints with {@link i32}. */
@@ -288,13 +384,19 @@ export class Gpu {
     }
     const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
     const info = adapter.info;
+    const requested = readBackendName();
     const report: AdapterReport = {
       description: info.description || info.device || "unknown adapter",
       vendor: info.vendor,
       architecture: info.architecture,
       isFallback: Boolean((info as unknown as { isFallbackAdapter?: boolean }).isFallbackAdapter) ||
         /llvmpipe|lavapipe|swiftshader|software/i.test(info.description),
-      backend: readBackendName(),
+      backend: inferBackend(Deno.build.os, requested, {
+        features: adapter.features,
+        subgroupMinSize: (info as { subgroupMinSize?: number }).subgroupMinSize,
+        subgroupMaxSize: (info as { subgroupMaxSize?: number }).subgroupMaxSize,
+      }),
+      backendSource: namedBackend(requested) ? "DENO_WEBGPU_BACKEND" : "inferred",
       features: [...device.features].sort(),
       maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize,
       maxBufferSize: device.limits.maxBufferSize,
@@ -309,15 +411,17 @@ export class Gpu {
       }
       if (cap < device.limits.maxStorageBufferBindingSize) report.bindingCap = cap;
     }
-    return new Gpu(device, report);
+    const gpu = new Gpu(device, report);
+    if (options.announce !== false) announceAdapter(gpu);
+    return gpu;
   }
 
-  /** One line for logs, e.g. `llvmpipe (LLVM 15.0.6, 256 bits) [CPU fallback] f16 timestamps`. */
+  /** One line for logs, e.g. `Vulkan, llvmpipe (LLVM 15.0.6, 256 bits) [CPU fallback] f16 timestamps`. */
   describe(): string {
     const r = this.report;
-    return `${r.description}${r.isFallback ? " [CPU fallback]" : ""}${this.hasF16 ? " f16" : ""}${
-      this.hasTimestamps ? " timestamps" : ""
-    } (binding max ${
+    return `${r.backend}, ${r.description}${r.isFallback ? " [CPU fallback]" : ""}${
+      this.hasF16 ? " f16" : ""
+    }${this.hasTimestamps ? " timestamps" : ""} (binding max ${
       r.bindingCap !== undefined
         ? `${fmtBytes(r.bindingCap)}, forced below the adapter's ${fmtBytes(r.maxStorageBufferBindingSize)}`
         : fmtBytes(r.maxStorageBufferBindingSize)
@@ -736,12 +840,11 @@ function fmtBytes(n: number): string {
   return `${n} B`;
 }
 
-function readBackendName(): string {
-  try {
-    return Deno.env.get("DENO_WEBGPU_BACKEND") ?? "default";
-  } catch {
-    return "default"; // no --allow-env: the backend is Deno's default choice
-  }
+/** `DENO_WEBGPU_BACKEND` when it is set and may be read (asked without a prompt), else undefined. */
+function readBackendName(): string | undefined {
+  const variable = "DENO_WEBGPU_BACKEND";
+  if (Deno.permissions.querySync({ name: "env", variable }).state !== "granted") return undefined;
+  return Deno.env.get(variable) || undefined;
 }
 
 const LIMIT_KEYS = [

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { fileURLToPath } from "node:url";
 import { writeJsonAtomic } from "../io/atomic.ts";
 import { loadDataset, rowTexts } from "../io/datasets.ts";
 import { isFile } from "../io/fs.ts";
@@ -13,11 +14,18 @@ import { saveModelFolder } from "../io/hf_model.ts";
 import { trainBpeTokenizer, writeTokenizerFiles } from "../text/bpe_train.ts";
 import { initLlamaWeights } from "./init.ts";
 
-/** The bundled Korean data files (relative to the repository), read for the tokenizer. */
-export const BUNDLED_DATA = {
+/**
+ * The bundled Korean data files (in the repository's data/), read for the tiny model's tokenizer and used as
+ * the embedded default training data.
+ * @example
+ * ```ts
+ * const rows = (await loadDataset(fileURLToPath(BUNDLED_DATA.preference))).rows; // 200 preference pairs
+ * ```
+ */
+export const BUNDLED_DATA: { readonly preference: URL; readonly sft: URL } = {
   preference: new URL("../data/ko_pref_tiny.jsonl", import.meta.url),
   sft: new URL("../data/ko_sft_tiny.jsonl", import.meta.url),
-} as const;
+};
 
 /** Architecture of the tiny model (config.json fields). */
 export const TINY_ARCHITECTURE = {
@@ -74,7 +82,7 @@ export async function ensureTinyBase(dir: string, seed = 0): Promise<boolean> {
   if (await isFile(`${dir}/config.json`) && await isFile(`${dir}/tokenizer.json`)) return false;
   const texts: string[] = [];
   for (const url of Object.values(BUNDLED_DATA)) {
-    const ds = await loadDataset(url.pathname);
+    const ds = await loadDataset(fileURLToPath(url));
     for (const row of ds.rows) texts.push(...rowTexts(row));
   }
   const tokenizer = trainBpeTokenizer(texts, { vocabSize: TINY_VOCAB });

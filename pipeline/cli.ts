@@ -128,7 +128,8 @@ judge (Table 1)
   --judge-url URL          an OpenAI-compatible endpoint (…/v1); without it only the tiny preset has a judge
                            (the rule judge, a heuristic); other presets skip Table 1 and say so
   --judge-model NAME       the judge's model name
-  --judge-key-env VAR      environment variable holding the judge's API key
+  --judge-key-env VAR      environment variable holding the judge's API key (the task may read
+                           OPENAI_API_KEY and KOTRANSFER_*; for another VAR add --allow-env=VAR to its flags)
 
 training (every objective unless named)
   --dpo                    also train DPO from the SFT model on the preference set (joins both tables)

@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { fileURLToPath } from "node:url";
 import { type TrainConfig, validateConfig, withDefaults } from "../train/config.ts";
 import { parseLoraTargets } from "../train/lora.ts";
 
@@ -84,7 +85,7 @@ export interface Preset {
   settings: Omit<ReproduceSettings, "out" | "preset" | "needs">;
 }
 
-const repoFile = (rel: string) => new URL(`../${rel}`, import.meta.url).pathname;
+const repoFile = (rel: string) => fileURLToPath(new URL(`../${rel}`, import.meta.url));
 
 /**
  * The bundled KoBEST subset (first 120 train and 40 test records per task).
@@ -93,7 +94,7 @@ const repoFile = (rel: string) => new URL(`../${rel}`, import.meta.url).pathname
  * await runKobest({ models: ["runs/tiny-base"], dataDir: KOBEST_TINY_DIR, limit: 4 });
  * ```
  */
-export const KOBEST_TINY_DIR = repoFile("data/kobest_tiny");
+export const KOBEST_TINY_DIR: string = repoFile("data/kobest_tiny");
 /**
  * The bundled Korean prompt set (KULLM's translation of Self-Instruct's user-oriented instructions).
  * @example
@@ -101,7 +102,7 @@ export const KOBEST_TINY_DIR = repoFile("data/kobest_tiny");
  * const questions = await readQuestions(KO_PROMPTS, 20);
  * ```
  */
-export const KO_PROMPTS = repoFile("data/ko_user_oriented_instructions.jsonl");
+export const KO_PROMPTS: string = repoFile("data/ko_user_oriented_instructions.jsonl");
 
 const TINY_TRAINING: TrainingSettings = {
   maxLength: 256,
@@ -188,7 +189,8 @@ export const PRESETS: Record<string, Preset> = {
       "the whole pipeline in minutes on the CPU adapter: the toolkit's random tiny base, the bundled " +
       "KoBEST subset, a few dozen steps, 20 prompts and the rule judge (proves the pipeline, not the paper)",
     needs:
-      "no GPU: runs on the CPU adapter (Mesa lavapipe) in 3–4 minutes on 2 cores (measured), about 0.5 GB of memory",
+      "no GPU: runs on the CPU adapter (Mesa lavapipe); about 10 minutes of CPU time (measured 10–16 min on 2 " +
+      "busy cores), about 0.5 GB of memory",
     settings: {
       model: "runs/tiny-base",
       buildTinyBase: true,

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { ChartConfiguration } from "chart.js";
+import type { ChartConfiguration } from "./chartjs.ts";
 import { KOBEST_TASKS, type KobestTask } from "../eval/kobest/data.ts";
 import { weightedMean } from "../eval/kobest/metrics.ts";
 import { lmEvalTaskName } from "../eval/kobest/results.ts";

@@ -13,14 +13,15 @@ import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 
 /**
- * Where Debian's `chromium` package installs the browser.
+ * The browser looked for by default: `chromium` on PATH (Debian's `chromium` package puts it there). Tasks
+ * grant `--allow-run=chromium`, which Deno resolves on PATH when it starts.
  *
  * @example
  * ```ts
  * await findChromium(DEFAULT_CHROMIUM);
  * ```
  */
-export const DEFAULT_CHROMIUM = "/usr/bin/chromium";
+export const DEFAULT_CHROMIUM = "chromium";
 
 /**
  * How to get a browser that draws Korean text.
@@ -40,7 +41,7 @@ export const CHROMIUM_INSTALL_HINT = "install it with `apt-get install -y chromi
  *
  * @example
  * ```ts
- * new Deno.Command("/usr/bin/chromium", { args: [...HEADLESS_FLAGS, "--dump-dom", url] });
+ * new Deno.Command("chromium", { args: [...HEADLESS_FLAGS, "--dump-dom", url] });
  * ```
  */
 export const HEADLESS_FLAGS: readonly string[] = [
@@ -67,21 +68,30 @@ export const HEADLESS_FLAGS: readonly string[] = [
  */
 export class ChromiumMissingError extends Error {
   constructor(path: string) {
-    super(`headless Chromium not found at ${path}: ${CHROMIUM_INSTALL_HINT}`);
+    super(
+      `headless Chromium not found ${
+        path.includes("/") ? "at" : "on PATH as"
+      } ${path}: ${CHROMIUM_INSTALL_HINT}`,
+    );
     this.name = "ChromiumMissingError";
   }
 }
 
 /**
- * Checks that the Chromium binary exists and returns its path.
+ * Checks that the Chromium binary exists and returns it: a path is looked at, a bare name is run once with
+ * `--version` (so it is found on PATH exactly as it will be started).
  *
  * @example
  * ```ts
- * const chromium = await findChromium(); // "/usr/bin/chromium", or ChromiumMissingError saying how to install it
+ * const chromium = await findChromium(); // "chromium", or ChromiumMissingError saying how to install it
  * ```
  */
 export async function findChromium(path: string = DEFAULT_CHROMIUM): Promise<string> {
   try {
+    if (!/[\\/]/.test(path)) {
+      await new Deno.Command(path, { args: ["--version"], stdout: "null", stderr: "null" }).output();
+      return path;
+    }
     if ((await Deno.stat(path)).isFile) return path;
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;

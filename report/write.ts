@@ -20,7 +20,7 @@ export interface WriteReportOptions {
   pngDir?: string;
   /** The page's heading and `<title>` (default "kotransfer report"). */
   title?: string;
-  /** The browser for the PNG export (default /usr/bin/chromium). */
+  /** The browser for the PNG export (default `chromium` on PATH). */
   chromium?: string;
 }
 

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-read --allow-write --allow-env --allow-net
+#!/usr/bin/env -S deno run --no-prompt --allow-read --allow-write --allow-env=DENO_WEBGPU_BACKEND,HF_*,HUGGING*,XDG_CACHE_HOME,HOME,USERPROFILE --allow-net
 /**
  * `deno task kobest --model DIR [--model DIR …]`: KoBEST scored exactly as lm-evaluation-harness scores it,
  * printed as the paper's Table 2 (macro-F1, accuracy) and written as lm-eval results JSON. The work is in
@@ -8,6 +8,7 @@
 import { parseArgs } from "node:util";
 import { KOBEST_SPLITS, KOBEST_TASKS, type KobestSplit, type KobestTask } from "../eval/kobest/data.ts";
 import { runKobest } from "../eval/kobest/run.ts";
+import { runTask } from "../io/cli.ts";
 
 const USAGE = `deno task kobest --model DIR|ORG/NAME [flags]
 
@@ -27,12 +28,13 @@ one table row per model × shot setting (macro-F1, accuracy in parentheses, size
   --max-length N           longest input in tokens (default min(model context, 2048))
   --seed N                 few-shot sampling seed (default 1234)
   --ignore-unused-weights  score a model whose files hold tensors its config.json does not use (a warning)
+  -h, --help               show this help
 
 Every model, the data and the output paths are checked before the first model is scored; --out and
 --dump-requests are rewritten after each model, so a failure later in the run keeps what was scored.
 `;
 
-if (import.meta.main) {
+async function main(): Promise<void> {
   let values;
   try {
     values = parseArgs({
@@ -103,3 +105,5 @@ if (import.meta.main) {
     Deno.exit(1);
   }
 }
+
+if (import.meta.main) await runTask("kobest", main);

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-read --allow-write
+#!/usr/bin/env -S deno run --no-prompt --allow-read --allow-write
 /**
  * Writes KoBEST-derived training data: `sft.jsonl` (prompt, completion) and `preference.jsonl` (prompt,
  * chosen, rejected) from one split of the chosen tasks. Each file is written to a temporary name and
@@ -15,9 +15,9 @@ import {
   type KobestTask,
 } from "../eval/kobest/data.ts";
 import { writeKobestTrainingData } from "../eval/kobest/training.ts";
+import { deniedPermissionLine, runTask } from "../io/cli.ts";
 
-const HELP =
-  `Usage: deno run --allow-read --allow-write tasks/kobest_data.ts --data-dir DIR --out DIR [options]
+const HELP = `Usage: deno task kobest-data --data-dir DIR --out DIR [options]
 
 Builds training data from KoBEST documents: the 0-shot context as prompt, the gold answer as completion
 (sft.jsonl) and the gold answer chosen over a wrong one (preference.jsonl).
@@ -28,7 +28,7 @@ Options:
   --tasks LIST     comma-separated tasks (default: ${KOBEST_TASKS.join(",")})
   --split NAME     ${KOBEST_SPLITS.join(" | ")} (default: train)
   --limit N        first N documents of each task
-  --help           this text`;
+  -h, --help       this text`;
 
 /** Parsed command line. */
 interface Args {
@@ -67,7 +67,7 @@ function parseCli(argv: string[]): Args | undefined {
       tasks: { type: "string" },
       split: { type: "string", default: "train" },
       limit: { type: "string" },
-      help: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
   });
@@ -117,9 +117,14 @@ async function main(): Promise<void> {
 }
 
 if (import.meta.main) {
-  try {
-    await main();
-  } catch (e) {
-    fail((e as Error).message);
-  }
+  await runTask("kobest_data", async () => {
+    try {
+      await main();
+    } catch (e) {
+      const denied = deniedPermissionLine("kobest_data", e);
+      if (denied === undefined) fail((e as Error).message);
+      console.error(denied);
+      Deno.exit(2);
+    }
+  });
 }

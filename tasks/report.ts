@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-read --allow-write --allow-run=/usr/bin/chromium
+#!/usr/bin/env -S deno run --no-prompt --allow-read --allow-write --allow-run=chromium
 /**
  * `deno task report --in <run dir | KoBEST results | win-rate summary/JSONL> … --out report.html`: one
  * self-contained HTML report with charts and tables (see `report/`). `--png DIR` also writes each chart as a
@@ -6,6 +6,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { deniedPermissionLine, runTask } from "../io/cli.ts";
 import { CHROMIUM_INSTALL_HINT, DEFAULT_CHROMIUM } from "../report/chromium.ts";
 import { writeReport, type WriteReportOptions } from "../report/write.ts";
 
@@ -22,9 +23,9 @@ Options:
   --in PATH        an input (repeatable)
   --out FILE       the HTML file to write (default report.html)
   --png DIR        also write each chart as DIR/<chart>.png, drawn by headless Chromium
-                   (${DEFAULT_CHROMIUM}: ${CHROMIUM_INSTALL_HINT})
+                   (\`${DEFAULT_CHROMIUM}\` on PATH: ${CHROMIUM_INSTALL_HINT})
   --title TEXT     the report's title (default "kotransfer report")
-  --help           show this help
+  -h, --help       show this help
 `;
 
 /**
@@ -44,7 +45,7 @@ export function reportOptionsFromArgs(args: string[]): WriteReportOptions | "hel
       out: { type: "string", default: "report.html" },
       png: { type: "string" },
       title: { type: "string" },
-      help: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
     allowPositionals: false,
@@ -54,7 +55,7 @@ export function reportOptionsFromArgs(args: string[]): WriteReportOptions | "hel
   return { inputs: values.in, out: values.out, pngDir: values.png, title: values.title };
 }
 
-if (import.meta.main) {
+async function main(): Promise<number> {
   try {
     const options = reportOptionsFromArgs(Deno.args);
     if (options === "help") {
@@ -64,8 +65,11 @@ if (import.meta.main) {
       console.log(`report: wrote ${written.out} (${written.charts.length} chart(s))`);
       if (written.pngs.length > 0) console.log(`charts: ${written.pngs.join(" ")}`);
     }
+    return 0;
   } catch (e) {
-    console.error(`report: ${e instanceof Error ? e.message : e}`);
-    Deno.exit(2);
+    console.error(deniedPermissionLine("report", e) ?? `report: ${e instanceof Error ? e.message : e}`);
+    return 2;
   }
 }
+
+if (import.meta.main) Deno.exit(await runTask("report", main));

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net --allow-read --allow-env --unstable-no-legacy-abort
+#!/usr/bin/env -S deno run --no-prompt --allow-net --allow-read --allow-env=DENO_WEBGPU_BACKEND,HF_*,HUGGING*,XDG_CACHE_HOME,HOME,USERPROFILE,OPENAI_API_KEY,KOTRANSFER_* --unstable-no-legacy-abort
 /**
  * `deno task serve --model DIR [--port 8080]`: serves a model over an OpenAI-compatible API.
  *
@@ -8,6 +8,7 @@
  */
 import { parseArgs } from "node:util";
 import { loadEngine } from "../generate/engine.ts";
+import { deniedPermissionLine, runTask } from "../io/cli.ts";
 import { exitOnSignals, startServer } from "../serve/server.ts";
 
 const HELP = `Serve a model over an OpenAI-compatible HTTP API.
@@ -22,6 +23,8 @@ Options:
   --port N                  TCP port; 0 picks a free one                    (default 8080)
   --model-name NAME         another name clients may use as "model" (repeatable)
   --api-key-env NAME        require "Authorization: Bearer <key>", the key read from env variable NAME
+                            (allowed: OPENAI_API_KEY, KOTRANSFER_*; for another NAME run the file
+                            with --allow-env=NAME added)
   --max-concurrent N        generations running at once                    (default 4)
   --max-queue N             requests waiting beyond those; more get 429    (default 16)
   --context N               context length to allocate                     (default: the model's)
@@ -33,7 +36,7 @@ Options:
                             stopped this long after its abort is abandoned and its slot freed (default 30000)
   --ignore-unused-weights   load a model whose files hold tensors its config.json does not use (a warning)
   --quiet                   no per-request log lines
-  --help                    show this help
+  -h, --help                show this help
 `;
 
 function integerFlag(values: Record<string, unknown>, name: string, min: number, fallback?: number): number {
@@ -81,7 +84,7 @@ async function main(args: string[]): Promise<void> {
       "stuck-after-ms": { type: "string" },
       "ignore-unused-weights": { type: "boolean", default: false },
       quiet: { type: "boolean", default: false },
-      help: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
     allowPositionals: false,
@@ -117,10 +120,12 @@ async function main(args: string[]): Promise<void> {
 }
 
 if (import.meta.main) {
-  try {
-    await main(Deno.args);
-  } catch (e) {
-    console.error(`serve: ${e instanceof Error ? e.message : e}`);
-    Deno.exit(2);
-  }
+  await runTask("serve", async () => {
+    try {
+      await main(Deno.args);
+    } catch (e) {
+      console.error(deniedPermissionLine("serve", e) ?? `serve: ${e instanceof Error ? e.message : e}`);
+      Deno.exit(2);
+    }
+  });
 }

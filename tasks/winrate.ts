@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net --allow-read --allow-write --allow-env
+#!/usr/bin/env -S deno run --no-prompt --allow-net --allow-read --allow-write --allow-env=OPENAI_API_KEY,KOTRANSFER_*
 /**
  * `deno task winrate --prompts FILE --pair a=A.jsonl,b=B.jsonl --judge-url URL --judge-model M`:
  * pairwise win rates with an LLM judge (see `eval/winrate/run.ts`). Prints the Markdown table.
@@ -7,6 +7,7 @@
 import { parseArgs } from "node:util";
 import { type ModelSpec, type PairSpec, parsePairSpec } from "../eval/winrate/inputs.ts";
 import { runWinRate, type WinRateConfig } from "../eval/winrate/run.ts";
+import { deniedPermissionLine, runTask } from "../io/cli.ts";
 
 const HELP = `Compare models pairwise with an LLM judge (FastChat MT-Bench pairwise conventions).
 
@@ -37,10 +38,13 @@ Options:
   --summary FILE           JSON summary (default: --out with .summary.json)
   --table FILE             Markdown table (default: --out with .md)
   --answers-dir DIR        cache of generated answers (default: answers/ next to --out)
-  --help                   show this help
+  -h, --help               show this help
 
 Exit status: 0 when every pair has a verdict; 1 when some have none (no verdict after --verdict-retries, or
 the judge failed; the summary counts them as no_verdict and a rerun judges them again); 2 on bad input.
+
+The task may read OPENAI_API_KEY and KOTRANSFER_* variables; for a key in another variable, run
+tasks/winrate.ts with --allow-env=NAME added to its deno run flags.
 `;
 
 type Flags = Record<string, string | string[] | boolean | undefined>;
@@ -133,7 +137,7 @@ export function winRateConfigFromArgs(
       summary: { type: "string" },
       table: { type: "string" },
       "answers-dir": { type: "string" },
-      help: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
     allowPositionals: false,
@@ -167,7 +171,7 @@ export function winRateConfigFromArgs(
   };
 }
 
-if (import.meta.main) {
+async function main(): Promise<number> {
   try {
     const config = winRateConfigFromArgs(Deno.args, (name) => Deno.env.get(name));
     if (config === "help") {
@@ -177,10 +181,13 @@ if (import.meta.main) {
       console.log(report.table);
       console.error(`${report.judgeCalls} judge call(s), ${report.answerCalls} answer call(s) this run`);
       // Judgments without a verdict are retried by the next run; until then the rates are incomplete.
-      if (report.noVerdict > 0) Deno.exit(1);
+      if (report.noVerdict > 0) return 1;
     }
+    return 0;
   } catch (e) {
-    console.error(`winrate: ${e instanceof Error ? e.message : e}`);
-    Deno.exit(2);
+    console.error(deniedPermissionLine("winrate", e) ?? `winrate: ${e instanceof Error ? e.message : e}`);
+    return 2;
   }
 }
+
+if (import.meta.main) Deno.exit(await runTask("winrate", main));

@@ -4,12 +4,17 @@
  *
  * Encoding and decoding come from npm `@huggingface/tokenizers` and chat templates from npm
  * `@huggingface/jinja`, the two packages transformers.js itself uses, so ids match Hugging Face's. Neither
- * needs any Deno permission; only {@link loadTokenizer} reads files.
+ * needs any Deno permission; only {@link loadTokenizer} reads files. They are imported by full `npm:`
+ * specifiers with versions (here and nowhere else), so a script anywhere on disk that imports the toolkit by
+ * path resolves them without this repository's deno.json.
  *
  * @module
  */
-import { Tokenizer } from "@huggingface/tokenizers";
-import { Template } from "@huggingface/jinja";
+// Full specifiers on purpose (see above): a bare one resolves only through this repository's deno.json.
+// deno-lint-ignore no-import-prefix
+import { Tokenizer } from "npm:@huggingface/tokenizers@0.2.0";
+// deno-lint-ignore no-import-prefix
+import { Template } from "npm:@huggingface/jinja@0.5.11";
 
 /**
  * One chat turn as chat templates expect it. Roles are usually `system`, `user` or `assistant`.

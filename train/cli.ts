@@ -6,6 +6,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { fileURLToPath } from "node:url";
 import type { ObjectiveKind } from "../kernels/objective.ts";
 import { BUNDLED_DATA, ensureTinyBase } from "../model/tiny.ts";
 import { parseByteSize } from "../io/bytes.ts";
@@ -150,7 +151,7 @@ export function embeddedDefault(
 ): Partial<TrainConfig> & { model: string; data: string[]; out: string } {
   return {
     model: "runs/tiny-base",
-    data: [objective === "sft" ? BUNDLED_DATA.sft.pathname : BUNDLED_DATA.preference.pathname],
+    data: [fileURLToPath(objective === "sft" ? BUNDLED_DATA.sft : BUNDLED_DATA.preference)],
     out: `runs/${objective}-tiny`,
     evalFraction: 0.1,
     maxLength: 128,

@@ -4,7 +4,7 @@
  * per-pair values and gradients; greedy tokens) with the WGSL model and reports each one's max error
  * against its tolerance.
  *
- * Fixture layout (see `shared/fixtures/README.md`): `model/` (a Hugging Face folder), `expected.safetensors`
+ * Fixture layout (see `tests/fixtures/README.md`): `model/` (a Hugging Face folder), `expected.safetensors`
  * (tensors named `sft.*`, `adamw.*`, `pref.*`, `dpo.*`, `orpo.*`, `gen.*`) and `meta.json` (conventions).
  * Only the groups present in the fixture are checked, so smaller fixtures work too.
  *
@@ -122,7 +122,7 @@ function concat(a: ArrayLike<number>, b: ArrayLike<number>): number[] {
  * the model was laid out against the device's binding limit.
  * @example
  * ```ts
- * const lines = await runParity(gpu, "../shared/fixtures/llama-tiny-public", { log: console.log });
+ * const lines = await runParity(gpu, "tests/fixtures/llama-tiny-public", { log: console.log });
  * console.log(lines.filter((l) => l.ok).length, "/", lines.length);
  * ```
  */

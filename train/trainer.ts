@@ -114,7 +114,6 @@ async function trainLocked(
   const log = opts.log ?? stderrLogger;
   const say = (m: string) => log.info(`[${cfg.objective}] ${m}`);
   const gpu = opts.gpu ?? await Gpu.create();
-  say(`adapter: ${gpu.describe()}`);
   const stale = await removeStaleRunTemps(cfg.out);
   if (stale.removed.length > 0) {
     say(

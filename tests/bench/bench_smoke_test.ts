@@ -7,6 +7,9 @@
 import { assert, assertAlmostEquals, assertEquals, assertStringIncludes } from "../asserts.ts";
 import type { BenchReport } from "../../bench/report.ts";
 import type { MergedResults } from "../../bench/merge_results.ts";
+import { f16Capability, testNeeding } from "../helpers.ts";
+
+const F16 = await f16Capability();
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const PERMISSIONS = ["--allow-read", "--allow-write", "--allow-env"];
@@ -108,17 +111,22 @@ Deno.test("bench:train --quick: full fine-tuning, memory and the ratios to torch
   assert(f.peakBytes >= f.allocatedBytes, "the peak is at least what stays allocated");
 });
 
-Deno.test("bench:train --quick --lora 16 --f16-base: adapters only, the ratio to torch LoRA", async () => {
-  const report = await withTorchLog((torch) =>
-    quickReport("train_step.ts", ["--lora", "16", "--f16-base", "--torch", torch])
-  );
-  checkReport(report, "train_step", ["vsTorchLora", "planOverPeak"]);
-  const f = report.figures;
-  assert(f.trainableParameters < f.parameters / 5, `${f.trainableParameters} of ${f.parameters} trainable`);
-  // Frozen f16 linear weights plus f32 embeddings: well under f32 values with gradients and moments.
-  assert(f.allocatedBytes < 16 * f.parameters, `allocated ${f.allocatedBytes} B`);
-  assertEquals(report.settings.f16Base, true);
-});
+testNeeding(
+  F16,
+  "bench:train --quick --lora 16 --f16-base: adapters only, the ratio to torch LoRA",
+  {},
+  async () => {
+    const report = await withTorchLog((torch) =>
+      quickReport("train_step.ts", ["--lora", "16", "--f16-base", "--torch", torch])
+    );
+    checkReport(report, "train_step", ["vsTorchLora", "planOverPeak"]);
+    const f = report.figures;
+    assert(f.trainableParameters < f.parameters / 5, `${f.trainableParameters} of ${f.parameters} trainable`);
+    // Frozen f16 linear weights plus f32 embeddings: well under f32 values with gradients and moments.
+    assert(f.allocatedBytes < 16 * f.parameters, `allocated ${f.allocatedBytes} B`);
+    assertEquals(report.settings.f16Base, true);
+  },
+);
 
 Deno.test("bench:eval --quick: batched and one-by-one scoring agree; the batching gain", async () => {
   const report = await quickReport("eval_throughput.ts");
@@ -160,53 +168,61 @@ Deno.test("bench scripts: --help needs no GPU; bad flags fail naming the flag", 
   assertStringIncludes(f16.stderr, "--f16-base: the base is only frozen under --lora");
 });
 
-Deno.test("gpu_compare.sh at the quick scale: every step runs and merges into one JSON", async () => {
-  const out = await Deno.makeTempDir({ prefix: "gpu-compare-" });
-  try {
-    await withTorchLog(async (torch) => {
-      const path = `${Deno.execPath().replace(/\/[^/]*$/, "")}:${Deno.env.get("PATH") ?? ""}`;
-      const r = await run("bash", ["bench/gpu_compare.sh"], {
-        OUT: out,
-        GPU_COMPARE_QUICK: "1",
-        TORCH_OUTPUT: torch,
-        PATH: path,
+testNeeding(
+  F16,
+  "gpu_compare.sh at the quick scale: every step runs and merges into one JSON",
+  {},
+  async () => {
+    const out = await Deno.makeTempDir({ prefix: "gpu-compare-" });
+    try {
+      await withTorchLog(async (torch) => {
+        const path = `${Deno.execPath().replace(/\/[^/]*$/, "")}:${Deno.env.get("PATH") ?? ""}`;
+        const r = await run("bash", ["bench/gpu_compare.sh"], {
+          OUT: out,
+          GPU_COMPARE_QUICK: "1",
+          TORCH_OUTPUT: torch,
+          PATH: path,
+        });
+        assertEquals(r.code, 0, `gpu_compare.sh failed:\n${r.stdout}\n${r.stderr}`);
       });
-      assertEquals(r.code, 0, `gpu_compare.sh failed:\n${r.stdout}\n${r.stderr}`);
-    });
-    const files = [...Deno.readDirSync(out)].map((e) => e.name).sort();
-    const stem = files.find((f) => f.endsWith("-quick-unknown-card.json"))?.slice(0, -".json".length);
-    assert(stem, `no merged JSON among ${files.join(", ")}`);
-    assertEquals(files, [`${stem}-matmul-tuning.json`, `${stem}-torch.txt`, `${stem}.json`, `${stem}.log`]);
-    const merged = JSON.parse(await Deno.readTextFile(`${out}/${stem}.json`)) as MergedResults;
-    assertEquals(Object.keys(merged.runs).sort(), [
-      "eval",
-      "generate",
-      "train_fp32",
-      "train_llama7b_lora16_f16",
-      "train_lora16",
-    ]);
-    assertEquals(merged.steps.map((s) => [s.step, s.status]), [
-      ["matmul", 0],
-      ["train_fp32", 0],
-      ["train_lora16", 0],
-      ["train_llama7b_lora16_f16", 0],
-      ["eval", 0],
-      ["generate", 0],
-    ]);
-    for (
-      const key of [
-        "train_fp32.vsTorchFp32",
-        "train_fp32.vsTorchBf16",
-        "train_lora16.vsTorchLora",
-        "eval.batchingGain",
-        "generate.stepsPerSubmitGain",
-        "matmul.64x64x64.NT.vsCublasSgemm",
-      ]
-    ) assert(merged.ratios[key] > 0, `ratio ${key} = ${merged.ratios[key]}`);
-    assertEquals(merged.torch?.header, "torch 2.5.1 NVIDIA H100 80GB HBM3");
-    assert(merged.matmul && merged.matmul.rows.length === 6, "two sizes × three transposes of bench:matmul");
-    assertEquals(merged.card, merged.adapter?.description, "without nvidia-smi the adapter names the card");
-  } finally {
-    await Deno.remove(out, { recursive: true });
-  }
-});
+      const files = [...Deno.readDirSync(out)].map((e) => e.name).sort();
+      const stem = files.find((f) => f.endsWith("-quick-unknown-card.json"))?.slice(0, -".json".length);
+      assert(stem, `no merged JSON among ${files.join(", ")}`);
+      assertEquals(files, [`${stem}-matmul-tuning.json`, `${stem}-torch.txt`, `${stem}.json`, `${stem}.log`]);
+      const merged = JSON.parse(await Deno.readTextFile(`${out}/${stem}.json`)) as MergedResults;
+      assertEquals(Object.keys(merged.runs).sort(), [
+        "eval",
+        "generate",
+        "train_fp32",
+        "train_llama7b_lora16_f16",
+        "train_lora16",
+      ]);
+      assertEquals(merged.steps.map((s) => [s.step, s.status]), [
+        ["matmul", 0],
+        ["train_fp32", 0],
+        ["train_lora16", 0],
+        ["train_llama7b_lora16_f16", 0],
+        ["eval", 0],
+        ["generate", 0],
+      ]);
+      for (
+        const key of [
+          "train_fp32.vsTorchFp32",
+          "train_fp32.vsTorchBf16",
+          "train_lora16.vsTorchLora",
+          "eval.batchingGain",
+          "generate.stepsPerSubmitGain",
+          "matmul.64x64x64.NT.vsCublasSgemm",
+        ]
+      ) assert(merged.ratios[key] > 0, `ratio ${key} = ${merged.ratios[key]}`);
+      assertEquals(merged.torch?.header, "torch 2.5.1 NVIDIA H100 80GB HBM3");
+      assert(
+        merged.matmul && merged.matmul.rows.length === 6,
+        "two sizes × three transposes of bench:matmul",
+      );
+      assertEquals(merged.card, merged.adapter?.description, "without nvidia-smi the adapter names the card");
+    } finally {
+      await Deno.remove(out, { recursive: true });
+    }
+  },
+);

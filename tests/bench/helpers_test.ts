@@ -6,7 +6,9 @@ import { countParams, shapeFromFlags } from "../../bench/shapes.ts";
 import { parseTorchReference, sameModel } from "../../bench/torch_reference.ts";
 import { collectRatios } from "../../bench/merge_results.ts";
 import { f16ToF32 } from "../../gpu/half.ts";
-import { GPU_TEST, testGpu } from "../helpers.ts";
+import { f16Capability, GPU_TEST, testGpu, testNeeding } from "../helpers.ts";
+
+const F16 = await f16Capability();
 
 Deno.test("bench shapes: presets have the published parameter counts", () => {
   // TinyLlama-1.1B and Llama-2-7B as their model cards and `model.num_parameters()` give them.
@@ -102,7 +104,8 @@ Deno.test("merged results: run ratios are namespaced; matmul is compared with SG
   assertAlmostEquals(ratios["matmul.4096x4096x4096.NT.vsCublasSgemm"], 0.5, 1e-12);
 });
 
-Deno.test(
+testNeeding(
+  F16,
   "random model: initialised as transformers does, counted in the GPU's memory",
   GPU_TEST,
   async () => {

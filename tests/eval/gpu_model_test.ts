@@ -4,8 +4,9 @@ import { loadLlama } from "../../model/load.ts";
 import { writeBatch } from "../../model/inputs.ts";
 import { assertEquals } from "../asserts.ts";
 import { assertClose, GPU_TEST, testGpu } from "../helpers.ts";
+import { FIXTURE_PATH } from "../kernels/fixture_reader.ts";
 
-const MODEL = new URL("../../../shared/fixtures/llama-tiny-public/model", import.meta.url).pathname;
+const MODEL = `${FIXTURE_PATH}/model`;
 
 Deno.test("gpu model: scored log-probs and greedy flags equal a direct forward pass", GPU_TEST, async () => {
   const gpu = await testGpu();

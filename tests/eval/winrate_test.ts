@@ -7,6 +7,7 @@ import { runWinRate, type WinRateConfig } from "../../eval/winrate/run.ts";
 import { summarizePair } from "../../eval/winrate/summary.ts";
 import { winRateConfigFromArgs } from "../../tasks/winrate.ts";
 import { startServer } from "../../serve/server.ts";
+import { KO_PROMPTS } from "../../pipeline/settings.ts";
 import { assert, assertEquals, assertRejects, assertStringIncludes, assertThrows } from "../asserts.ts";
 import { FakeEngine } from "../serve/fake_engine.ts";
 
@@ -38,9 +39,9 @@ Deno.test("winrate: the last verdict marker counts; the two orders combine as Fa
 });
 
 Deno.test("winrate: question text, answer formats and input errors naming file and line", async () => {
-  const real = await readQuestions("/work/shared/data/prompts/ko_user_oriented_instructions.jsonl");
+  const real = await readQuestions(KO_PROMPTS);
   assertEquals(real.length, 252);
-  const first = (await Deno.readTextFile("/work/shared/data/prompts/ko_user_oriented_instructions.jsonl"))
+  const first = (await Deno.readTextFile(KO_PROMPTS))
     .split("\n")[0];
   const row = JSON.parse(first);
   assertEquals(real[0], { id: row.id, text: `${row.instruction}\n\n${row.instances[0].input}` });

@@ -3,13 +3,11 @@ import { Gpu } from "../../gpu/runtime.ts";
 import { loadLlama } from "../../model/load.ts";
 import { assert, assertEquals, assertRejects } from "../asserts.ts";
 import { GPU_TEST, testGpu } from "../helpers.ts";
-import { readFixture } from "../kernels/fixture_reader.ts";
-
-const FIXTURE = new URL("../../../shared/fixtures/llama-tiny-public/", import.meta.url);
+import { FIXTURE_DIR, FIXTURE_PATH, readFixture } from "../kernels/fixture_reader.ts";
 
 async function fixtureGenerator(slots = 4, stepsPerSubmit = 5, gpu?: Gpu) {
   gpu ??= await testGpu();
-  const loaded = await loadLlama(gpu, new URL("model", FIXTURE).pathname, {
+  const loaded = await loadLlama(gpu, `${FIXTURE_PATH}/model`, {
     trainable: false,
     maxTokens: 128,
     maxPositions: 128,
@@ -21,7 +19,7 @@ Deno.test(
   "generator: greedy decoding with the KV cache reproduces the oracle's tokens",
   GPU_TEST,
   async () => {
-    const expected = await readFixture(new URL("expected.safetensors", FIXTURE));
+    const expected = await readFixture(new URL("expected.safetensors", FIXTURE_DIR));
     const prompt = Array.from(expected.get("gen.prompt_ids")!.data);
     const output = Array.from(expected.get("gen.output_ids")!.data);
     const gen = await fixtureGenerator();
@@ -35,7 +33,7 @@ Deno.test(
   "generator: with the vocabulary projection split into row blocks (bindings of 100,000 bytes) it still does",
   GPU_TEST,
   async () => {
-    const expected = await readFixture(new URL("expected.safetensors", FIXTURE));
+    const expected = await readFixture(new URL("expected.safetensors", FIXTURE_DIR));
     const prompt = Array.from(expected.get("gen.prompt_ids")!.data);
     const output = Array.from(expected.get("gen.output_ids")!.data);
     const gpu = await Gpu.create({ maxBindingBytes: 100000 });

@@ -1,15 +1,16 @@
-import { assertEquals, assertThrows } from "../asserts.ts";
+import { assert, assertEquals, assertStringIncludes, assertThrows } from "../asserts.ts";
 import {
   Arena,
   f32,
   GpuLimitError,
   grid,
   i32,
+  inferBackend,
   packUniform,
   slice,
   WGSL_FLAT_INDEX,
 } from "../../gpu/runtime.ts";
-import { GPU_TEST, testGpu } from "../helpers.ts";
+import { type Capability, GPU_TEST, testGpu, testNeeding } from "../helpers.ts";
 
 const DOUBLE = `
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -107,3 +108,77 @@ Deno.test("runtime: live and peak bytes follow creation and destruction", GPU_TE
   arena.chunks[0].buffer.destroy();
   assertEquals(gpu.liveBytes, before);
 });
+
+Deno.test("runtime: the backend is named by DENO_WEBGPU_BACKEND or recognised from the adapter", () => {
+  const lavapipe = {
+    features: new Set(["shader-f16", "timestamp-query"]),
+    subgroupMinSize: 8,
+    subgroupMaxSize: 8,
+  };
+  const llvmpipeGl = { features: new Set(["timestamp-query"]), subgroupMinSize: 4, subgroupMaxSize: 128 };
+  const nvidia = { features: new Set(["shader-f16"]), subgroupMinSize: 32, subgroupMaxSize: 32 };
+  assertEquals(inferBackend("linux", undefined, lavapipe), "Vulkan");
+  assertEquals(inferBackend("linux", undefined, llvmpipeGl), "GL");
+  assertEquals(inferBackend("linux", "vulkan,gl", llvmpipeGl), "GL", "a list of backends decides nothing");
+  assertEquals(inferBackend("linux", "GL", lavapipe), "GL", "a named backend decides");
+  assertEquals(inferBackend("linux", "vk", llvmpipeGl), "Vulkan");
+  assertEquals(
+    inferBackend("linux", undefined, { ...nvidia, features: new Set() }),
+    "Vulkan",
+    "no f16 alone",
+  );
+  assertEquals(inferBackend("darwin", undefined, llvmpipeGl), "Metal");
+  assertEquals(inferBackend("windows", undefined, nvidia), "Vulkan or D3D12");
+  assertEquals(inferBackend("windows", "dx12", nvidia), "D3D12");
+  assertEquals(inferBackend("windows", undefined, llvmpipeGl), "GL");
+});
+
+/** Runs Gpu.create twice in a fresh process and returns its stderr. */
+async function announcement(env: Record<string, string>, allowEnv: boolean): Promise<string> {
+  const runtime = new URL("../../gpu/runtime.ts", import.meta.url).href;
+  const code = `import { Gpu } from ${JSON.stringify(runtime)};
+    await Gpu.create(); await Gpu.create(); await Gpu.create({ announce: false });`;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--no-prompt", ...(allowEnv ? ["--allow-env=DENO_WEBGPU_BACKEND"] : []), code],
+    env: { NO_COLOR: "1", ...env },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  assert(out.success, stderr);
+  return stderr.split("\n").filter((l) => !l.includes("XDG_RUNTIME_DIR")).join("\n");
+}
+
+const VULKAN = await (async (): Promise<Capability> => {
+  const gpu = await testGpu();
+  return {
+    name: "the Vulkan backend",
+    present: gpu.report.backend === "Vulkan",
+    hint: `the test GPU runs on ${gpu.report.backend}; install Mesa's Vulkan driver: deno task setup`,
+  };
+})();
+
+testNeeding(
+  VULKAN,
+  "runtime: tasks print the backend once on stderr, and on GL warn once naming the Vulkan package",
+  {},
+  async () => {
+    const vulkan = await announcement({ DENO_WEBGPU_BACKEND: "vulkan" }, true);
+    assertEquals(vulkan.match(/^webgpu: /gm)?.length, 1, vulkan);
+    assertStringIncludes(vulkan, "webgpu: Vulkan, ");
+    assertEquals(vulkan.includes("mesa-vulkan-drivers"), false);
+    // Without permission to read DENO_WEBGPU_BACKEND the backend is recognised from the adapter.
+    assertStringIncludes(await announcement({}, false), "webgpu: Vulkan, ");
+    for (
+      const [env, allowEnv] of [[{ DENO_WEBGPU_BACKEND: "gl" }, true], [
+        { DENO_WEBGPU_BACKEND: "gl" },
+        false,
+      ]] as const
+    ) {
+      const gl = await announcement(env, allowEnv);
+      assertEquals(gl.match(/^webgpu: GL, /gm)?.length, 1, gl);
+      assertEquals(gl.match(/^warning: WebGPU runs on the GL backend/gm)?.length, 1, gl);
+      assertStringIncludes(gl, "mesa-vulkan-drivers");
+    }
+  },
+);

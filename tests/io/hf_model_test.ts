@@ -10,8 +10,9 @@ import { expectedParameterShapes, openModelFolder, planShards, saveModelFolder }
 import { bf16ToF32, f32ToBf16, f32ToF16, SafetensorsFile, writeSafetensors } from "../../io/safetensors.ts";
 import { assert, assertEquals, assertRejects, assertThrows } from "../asserts.ts";
 import { randn } from "../helpers.ts";
+import { FIXTURE_PATH } from "../kernels/fixture_reader.ts";
 
-const FIXTURE = new URL("../../../shared/fixtures/llama-tiny-public/model", import.meta.url).pathname;
+const FIXTURE = `${FIXTURE_PATH}/model`;
 
 const root = Deno.makeTempDirSync({ prefix: "hf-model-test-" });
 globalThis.addEventListener("unload", () => Deno.removeSync(root, { recursive: true }));

@@ -4,6 +4,7 @@
  * data_offsets}}`, then the raw little-endian data.
  * @module
  */
+import { fileURLToPath } from "node:url";
 
 /** One tensor of a fixture file, widened to a plain typed array. */
 export interface FixtureTensor {
@@ -13,13 +14,23 @@ export interface FixtureTensor {
 }
 
 /**
- * The oracle fixture folder (`shared/fixtures/llama-tiny-public`, beside the repository).
+ * The oracle fixture folder, `tests/fixtures/llama-tiny-public/` (made by Hugging Face transformers; see the
+ * README there).
  * @example
  * ```ts
  * const url = new URL("expected.safetensors", FIXTURE_DIR);
  * ```
  */
-export const FIXTURE_DIR = new URL("../../../shared/fixtures/llama-tiny-public/", import.meta.url);
+export const FIXTURE_DIR: URL = new URL("../fixtures/llama-tiny-public/", import.meta.url);
+
+/**
+ * {@link FIXTURE_DIR} as a file-system path (without a trailing slash), for APIs that take paths.
+ * @example
+ * ```ts
+ * await openModelFolder(`${FIXTURE_PATH}/model`);
+ * ```
+ */
+export const FIXTURE_PATH: string = fileURLToPath(FIXTURE_DIR).replace(/[\\/]$/, "");
 
 /**
  * Reads every F32, I32 and I64 tensor of a safetensors file (I64 becomes Float64Array).

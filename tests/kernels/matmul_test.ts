@@ -18,7 +18,9 @@ import { f16BitsToF32, f16ToF32, f32ToF16, f32ToF16Bits } from "../../gpu/half.t
 import { matmulRef } from "../../kernels/matmul_ref.ts";
 import { type Gpu, MAX_GROUPS_PER_DIM, slice } from "../../gpu/runtime.ts";
 import { assert, assertEquals, assertRejects, assertStringIncludes, assertThrows } from "../asserts.ts";
-import { assertClose, GPU_TEST, randn, testGpu } from "../helpers.ts";
+import { assertClose, f16Capability, GPU_TEST, randn, testGpu, testNeeding } from "../helpers.ts";
+
+const F16 = await f16Capability();
 
 /** One product to check: sizes, layouts, options. */
 interface Case {
@@ -117,9 +119,8 @@ Deno.test("matmul: accumulate adds to C, otherwise C (even NaN) is overwritten",
   assertEquals([...r2 as Float32Array], [10.5, 21, 31.5, 42]);
 });
 
-Deno.test("matmul: f16 B (frozen weights) in every transpose", GPU_TEST, async () => {
+testNeeding(F16, "matmul: f16 B (frozen weights) in every transpose", GPU_TEST, async () => {
   const gpu = await testGpu();
-  if (!gpu.hasF16) throw new Error(`the test adapter ${gpu.report.description} lacks shader-f16`);
   const tiled = MATMUL_CONFIGS.find((c) => c.tileK)!;
   const cases: Case[] = [];
   for (const [transA, transB] of TRANSPOSES) {

@@ -7,8 +7,9 @@ import { initLora, loraAdapters, loraParamSpecs, type LoraSpec } from "../../tra
 import { writeBatch } from "../../model/inputs.ts";
 import { assert, assertEquals } from "../asserts.ts";
 import { assertClose, GPU_TEST, randn, rng, testGpu } from "../helpers.ts";
+import { FIXTURE_PATH } from "../kernels/fixture_reader.ts";
 
-const FIXTURE_MODEL = new URL("../../../shared/fixtures/llama-tiny-public/model", import.meta.url).pathname;
+const FIXTURE_MODEL = `${FIXTURE_PATH}/model`;
 const B = 3, T = 21;
 
 /** A batch of random ids (the last sequence padded after 15 tokens) and a random d(loss)/d(logp). */

@@ -32,8 +32,9 @@ import {
   variantDims,
   variantRope,
 } from "./synthetic_fixture.ts";
+import { FIXTURE_PATH } from "../kernels/fixture_reader.ts";
 
-const PUBLIC = new URL("../../../shared/fixtures/llama-tiny-public", import.meta.url).pathname;
+const PUBLIC = FIXTURE_PATH;
 
 // ---------------------------------------------------------------------------------------------------------
 // Against transformers: every quantity of the public fixture, recomputed from its inputs.

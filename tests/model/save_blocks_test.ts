@@ -5,8 +5,9 @@ import { loadLlama, readParams, saveLlama, unloadLlama } from "../../model/load.
 import { initLora, loraParamSpecs, type LoraSpec, mergedLoraPieces, mergeLora } from "../../train/lora.ts";
 import { assert, assertEquals } from "../asserts.ts";
 import { assertClose, GPU_TEST, randn } from "../helpers.ts";
+import { FIXTURE_PATH } from "../kernels/fixture_reader.ts";
 
-const FIXTURE_MODEL = new URL("../../../shared/fixtures/llama-tiny-public/model", import.meta.url).pathname;
+const FIXTURE_MODEL = `${FIXTURE_PATH}/model`;
 
 /** Bindings of 20,000 bytes: the embedding, LM head and MLP weights of the fixture split into row blocks. */
 async function smallBindings(): Promise<Gpu> {

@@ -1,5 +1,5 @@
 /**
- * Synthetic oracle fixtures in exactly the layout of `shared/fixtures/llama-tiny-public` (a Hugging Face
+ * Synthetic oracle fixtures in exactly the layout of `tests/fixtures/llama-tiny-public` (a Hugging Face
  * `model/` folder, `expected.safetensors` with `sft.*`, `adamw.*`, `pref.*`, `dpo.*`, `orpo.*`, `gen.*`, and
  * `meta.json`), for model variants no PyTorch fixture covers yet: tied embeddings, other rope_theta and
  * config styles, GQA/MQA, Qwen2 biases, Llama 3 RoPE scaling, left padding. The expected values come from

@@ -1,6 +1,7 @@
 /**
- * The report drawn by a real browser: headless Chromium (/usr/bin/chromium; `.ci/run` installs it with
- * fonts-nanum). Without it these tests fail, saying how to install it.
+ * The report drawn by a real browser: headless Chromium (`chromium` on PATH; `deno task setup` installs it
+ * with fonts-nanum). Without them these tests are skipped and counted (under CI=true they fail), saying how to
+ * install them.
  */
 import type { ChartSpec } from "../../report/charts.ts";
 import {
@@ -13,7 +14,10 @@ import {
 import { readReportInputs } from "../../report/inputs.ts";
 import { buildReport } from "../../report/page.ts";
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "../asserts.ts";
+import { chromiumCapability, taskArgs, taskFile, testNeeding } from "../helpers.ts";
 import { writeFixtureInputs } from "./fixtures.ts";
+
+const CHROMIUM = await chromiumCapability();
 
 const PNG_SIGNATURE = [137, 80, 78, 71, 13, 10, 26, 10];
 
@@ -30,7 +34,6 @@ function expectedElements(chart: ChartSpec): number {
 }
 
 async function withReport(fn: (dir: string, html: string, charts: ChartSpec[]) => Promise<void>) {
-  await findChromium(); // fails with the install command when Chromium is missing
   const dir = await Deno.makeTempDir({ prefix: "report-e2e-" });
   try {
     const paths = await writeFixtureInputs(dir);
@@ -43,42 +46,52 @@ async function withReport(fn: (dir: string, html: string, charts: ChartSpec[]) =
   }
 }
 
-Deno.test("report e2e: Chromium draws every chart, with no error, in a Korean font", async () => {
-  await withReport(async (dir, html, charts) => {
-    const render = await renderPage(html, { screenshot: `${dir}/shot.png`, windowSize: [1280, 2400] });
-    assertEquals(render.errors, [], "errors while drawing");
-    assertEquals(render.charts.map((c) => c.id), charts.map((c) => c.id), "every chart drawn, in order");
-    for (const [i, drawn] of render.charts.entries()) {
-      const spec = charts[i];
-      // Axes and labels alone paint a few thousand pixels; lines and bars add more.
-      assert(drawn.painted > 5000, `${drawn.id}: only ${drawn.painted} pixels painted`);
-      assertEquals(drawn.elements, expectedElements(spec), `${drawn.id}: data elements placed`);
-      assertEquals(drawn.height, spec.height, `${drawn.id}: canvas height follows its box`);
-      assert(drawn.width > 400, `${drawn.id}: ${drawn.width} px wide`);
-    }
-    assert(
-      render.fonts["NanumGothic"],
-      `NanumGothic is missing (${CHROMIUM_INSTALL_HINT}): ${JSON.stringify(render.fonts)}`,
-    );
-    const shot = await Deno.readFile(`${dir}/shot.png`);
-    assertEquals(pngSize(shot), { width: 1280, height: 2400 });
-    assert(shot.length > 50_000, `the screenshot is nearly empty (${shot.length} bytes)`);
-  });
-});
+testNeeding(
+  CHROMIUM,
+  "report e2e: Chromium draws every chart, with no error, in a Korean font",
+  {},
+  async () => {
+    await withReport(async (dir, html, charts) => {
+      const render = await renderPage(html, { screenshot: `${dir}/shot.png`, windowSize: [1280, 2400] });
+      assertEquals(render.errors, [], "errors while drawing");
+      assertEquals(render.charts.map((c) => c.id), charts.map((c) => c.id), "every chart drawn, in order");
+      for (const [i, drawn] of render.charts.entries()) {
+        const spec = charts[i];
+        // Axes and labels alone paint a few thousand pixels; lines and bars add more.
+        assert(drawn.painted > 5000, `${drawn.id}: only ${drawn.painted} pixels painted`);
+        assertEquals(drawn.elements, expectedElements(spec), `${drawn.id}: data elements placed`);
+        assertEquals(drawn.height, spec.height, `${drawn.id}: canvas height follows its box`);
+        assert(drawn.width > 400, `${drawn.id}: ${drawn.width} px wide`);
+      }
+      assert(
+        render.fonts["NanumGothic"],
+        `NanumGothic is missing (${CHROMIUM_INSTALL_HINT}): ${JSON.stringify(render.fonts)}`,
+      );
+      const shot = await Deno.readFile(`${dir}/shot.png`);
+      assertEquals(pngSize(shot), { width: 1280, height: 2400 });
+      assert(shot.length > 50_000, `the screenshot is nearly empty (${shot.length} bytes)`);
+    });
+  },
+);
 
-Deno.test("report e2e: --png writes each chart as a PNG at twice the page's resolution", async () => {
-  await withReport(async (dir, html, charts) => {
-    const written = await writeChartPngs(html, `${dir}/png`);
-    assertEquals(written, charts.map((c) => `${dir}/png/${c.id}.png`));
-    for (const [i, path] of written.entries()) {
-      const size = pngSize(await Deno.readFile(path));
-      assertEquals(size.height, charts[i].height * 2, `${path}: height`);
-      assert(size.width > 800, `${path}: ${size.width} px wide`);
-    }
-  });
-});
+testNeeding(
+  CHROMIUM,
+  "report e2e: --png writes each chart as a PNG at twice the page's resolution",
+  {},
+  async () => {
+    await withReport(async (dir, html, charts) => {
+      const written = await writeChartPngs(html, `${dir}/png`);
+      assertEquals(written, charts.map((c) => `${dir}/png/${c.id}.png`));
+      for (const [i, path] of written.entries()) {
+        const size = pngSize(await Deno.readFile(path));
+        assertEquals(size.height, charts[i].height * 2, `${path}: height`);
+        assert(size.width > 800, `${path}: ${size.width} px wide`);
+      }
+    });
+  },
+);
 
-Deno.test("report e2e: a chart that fails to draw is reported, not hidden", async () => {
+testNeeding(CHROMIUM, "report e2e: a chart that fails to draw is reported, not hidden", {}, async () => {
   await withReport(async (dir, html) => {
     const broken = (await Deno.readTextFile(html)).replace(`"type":"bar"`, `"type":"no-such-chart"`);
     await Deno.writeTextFile(`${dir}/broken.html`, broken);
@@ -101,34 +114,47 @@ Deno.test("report e2e: a missing browser is an error that says how to install it
   );
 });
 
-Deno.test("report e2e: deno task report writes the page and the PNGs and says where", async () => {
-  await withReport(async (dir, _html, charts) => {
-    const paths = await writeFixtureInputs(`${dir}/in`);
-    const task = new URL("../../tasks/report.ts", import.meta.url).pathname;
-    const run = (...args: string[]) =>
-      new Deno.Command(Deno.execPath(), {
-        args: ["run", "--allow-read", "--allow-write", "--allow-run=/usr/bin/chromium", task, ...args],
-        env: { NO_COLOR: "1" },
-      }).output();
-    const out = `${dir}/out/report.html`;
-    const ok = await run(
-      ...[...paths.runs, paths.kobest, paths.summary, paths.judgments].flatMap((p) => ["--in", p]),
-      "--out",
-      out,
-      "--png",
-      `${dir}/out/png`,
-      "--title",
-      "보고서",
-    );
-    const stdout = new TextDecoder().decode(ok.stdout);
-    assertEquals(ok.code, 0, new TextDecoder().decode(ok.stderr));
-    assertStringIncludes(stdout, `report: wrote ${out} (${charts.length} chart(s))`);
-    assertStringIncludes(stdout, `${dir}/out/png/kobest-f1.png`);
-    assertStringIncludes(await Deno.readTextFile(out), "<h1>보고서</h1>");
-    assertEquals([...Deno.readDirSync(`${dir}/out/png`)].length, charts.length);
+testNeeding(
+  CHROMIUM,
+  "report e2e: deno task report writes the page and the PNGs and says where",
+  {},
+  async () => {
+    await withReport(async (dir, _html, charts) => {
+      const paths = await writeFixtureInputs(`${dir}/in`);
+      const task = taskFile("report");
+      const run = async (...args: string[]) =>
+        await new Deno.Command(Deno.execPath(), {
+          args: await taskArgs("report", ...args),
+          env: { NO_COLOR: "1" },
+        })
+          .output();
+      const out = `${dir}/out/report.html`;
+      const ok = await run(
+        ...[...paths.runs, paths.kobest, paths.summary, paths.judgments].flatMap((p) => ["--in", p]),
+        "--out",
+        out,
+        "--png",
+        `${dir}/out/png`,
+        "--title",
+        "보고서",
+      );
+      const stdout = new TextDecoder().decode(ok.stdout);
+      assertEquals(ok.code, 0, new TextDecoder().decode(ok.stderr));
+      assertStringIncludes(stdout, `report: wrote ${out} (${charts.length} chart(s))`);
+      assertStringIncludes(stdout, `${dir}/out/png/kobest-f1.png`);
+      assertStringIncludes(await Deno.readTextFile(out), "<h1>보고서</h1>");
+      assertEquals([...Deno.readDirSync(`${dir}/out/png`)].length, charts.length);
 
-    const bad = await run("--in", `${dir}/in/judgments.summary.json`, "--in", task, "--out", `${dir}/x.html`);
-    assertEquals(bad.code, 2);
-    assertStringIncludes(new TextDecoder().decode(bad.stderr), `report: ${task}: not a report input`);
-  });
-});
+      const bad = await run(
+        "--in",
+        `${dir}/in/judgments.summary.json`,
+        "--in",
+        task,
+        "--out",
+        `${dir}/x.html`,
+      );
+      assertEquals(bad.code, 2);
+      assertStringIncludes(new TextDecoder().decode(bad.stderr), `report: ${task}: not a report input`);
+    });
+  },
+);

@@ -2,15 +2,14 @@ import { Gpu } from "../../gpu/runtime.ts";
 import { runParity } from "../../train/parity.ts";
 import { assert } from "../asserts.ts";
 import { GPU_TEST, testGpu } from "../helpers.ts";
-
-const FIXTURE = new URL("../../../shared/fixtures/llama-tiny-public", import.meta.url).pathname;
+import { FIXTURE_PATH } from "../kernels/fixture_reader.ts";
 
 Deno.test(
   "parity: the WGSL model matches the transformers oracle on the public fixture",
   GPU_TEST,
   async () => {
     const gpu: Gpu = await testGpu();
-    const lines = await runParity(gpu, FIXTURE);
+    const lines = await runParity(gpu, FIXTURE_PATH);
     const failed = lines.filter((l) => !l.ok);
     // Every group the fixture holds is checked: SFT, AdamW, DPO, ORPO, generation.
     for (
@@ -43,7 +42,7 @@ Deno.test(
     const gpu = await Gpu.create({ maxBindingBytes: 20000 });
     try {
       const layout: string[] = [];
-      const lines = await runParity(gpu, FIXTURE, { log: (l) => layout.push(l) });
+      const lines = await runParity(gpu, FIXTURE_PATH, { log: (l) => layout.push(l) });
       assert(/model\.embed_tokens\.weight ×7/.test(layout[0]), layout[0]);
       assert(/mlp\.gate_proj\.weight ×3/.test(layout[0]), layout[0]);
       assert(/activations in blocks of 28 rows/.test(layout[0]), layout[0]);
@@ -62,7 +61,7 @@ Deno.test(
 Deno.test("parity task: --max-binding forces the split layout and still passes", async () => {
   const task = new URL("../../tasks/parity.ts", import.meta.url).pathname;
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-read", "--allow-env", task, "--max-binding", "20000", FIXTURE],
+    args: ["run", "--allow-read", "--allow-env", task, "--max-binding", "20000", FIXTURE_PATH],
     env: { NO_COLOR: "1" },
   }).output();
   const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);

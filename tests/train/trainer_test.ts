@@ -13,8 +13,10 @@ import { StepRunner } from "../../train/runner.ts";
 import { AdamW } from "../../train/optimizer.ts";
 import { train } from "../../train/trainer.ts";
 import { assert, assertEquals, assertRejects } from "../asserts.ts";
-import { assertClose, GPU_TEST, testGpu } from "../helpers.ts";
+import { assertClose, f16Capability, GPU_TEST, testGpu, testNeeding } from "../helpers.ts";
 import { writeMicroModel } from "../model/micro_model.ts";
+
+const F16 = await f16Capability();
 
 const quiet = { info: () => {}, progress: () => {} };
 let micro: Promise<string> | undefined;
@@ -282,7 +284,8 @@ Deno.test(
   },
 );
 
-Deno.test(
+testNeeding(
+  F16,
   "trainer: LoRA over an f16 frozen base trains and matches the f32 base closely",
   GPU_TEST,
   async () => {
