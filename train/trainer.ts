@@ -9,8 +9,7 @@
  */
 import { Gpu, prefix } from "../gpu/runtime.ts";
 import { writeJsonAtomic } from "../io/atomic.ts";
-import { openModelFolder } from "../io/hf_model.ts";
-import { resolveModelPath } from "../io/hub.ts";
+import { type ModelSource, resolveModelSource } from "../io/model_source.ts";
 import { JsonlLog } from "../io/jsonl.ts";
 import { type LoadedLlama, loadLlama, readParams, saveLlama } from "../model/load.ts";
 import type { StepBuffers } from "../model/llama.ts";
@@ -97,7 +96,7 @@ interface Trainable {
   loaded: LoadedLlama;
   /** Parameter sets the optimizer updates (the model's, or the LoRA adapters'). */
   sets: ParamSet[];
-  lora?: { spec: LoraSpec; params: ParamSet };
+  lora?: { spec: LoraSpec; params: ParamSet; baseModel: string };
 }
 
 const REFERENCE_FILE = "reference_logps.json";
@@ -137,8 +136,10 @@ async function trainLocked(
         `save (${(stale.bytes / 1e6).toFixed(1)} MB): ${stale.removed.join(", ")}`,
     );
   }
-  const modelDir = await resolveModelPath(cfg.model);
-  const tok = await loadTokenizer(modelDir, { chatTemplate: cfg.chatTemplate });
+  const source = await resolveModelSource(cfg.model);
+  const modelDir = source.modelDir;
+  const lora = trainedAdapter(cfg, source, log);
+  const tok = await loadTokenizer(source.tokenizerDir, { chatTemplate: cfg.chatTemplate });
   const data = await prepareData(cfg, tok);
   log.info(
     `[${cfg.objective}] ${data.train.length} training and ${data.eval.length} evaluation examples` +
@@ -179,7 +180,16 @@ async function trainLocked(
   const resumeFrom = checkpoints[checkpoints.length - 1];
   const maxT = Math.ceil(cfg.maxLength / cfg.padMultiple) * cfg.padMultiple;
   const rowsPerBatch = cfg.batchSize * (data.kind === "preference" ? 2 : 1);
-  const trainable = await loadTrainable(gpu, cfg, modelDir, resumeFrom?.dir, rowsPerBatch * maxT, maxT, log);
+  const trainable = await loadTrainable(
+    gpu,
+    cfg,
+    source,
+    lora,
+    resumeFrom?.dir,
+    rowsPerBatch * maxT,
+    maxT,
+    log,
+  );
   const model = trainable.loaded.model;
   const vocab = trainable.loaded.config.vocabSize;
   const highest = maxTokenId(data);
@@ -294,7 +304,7 @@ async function trainLocked(
     }
     const stopping = opts.stopAfter !== undefined && stepsThisProcess >= opts.stopAfter;
     if ((cfg.saveEvery > 0 && state.global_step % cfg.saveEvery === 0) || last || stopping) {
-      await writeCheckpoint(gpu, trainable, cfg, modelDir, state);
+      await writeCheckpoint(gpu, trainable, cfg, source, state);
       await pruneCheckpoints(cfg.out, cfg.saveTotalLimit);
     }
     if (stopping) {
@@ -303,7 +313,7 @@ async function trainLocked(
     }
   }
   result.steps = state.global_step;
-  const saved = await writeFinal(gpu, trainable, cfg, modelDir);
+  const saved = await writeFinal(gpu, trainable, cfg, source);
   result.mergedDir = saved.mergedDir;
   log.info(`[${cfg.objective}] saved ${result.finalDir}${saved.mergedDir ? ` and ${saved.mergedDir}` : ""}`);
   return result;
@@ -387,11 +397,41 @@ async function fingerprintOf(cfg: TrainConfig, data: PreparedData): Promise<stri
   return [...new Uint8Array(digest)].slice(0, 12).map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/**
+ * The adapter a LoRA run trains: a new one as `cfg.lora` describes it, or, when `--model` names a PEFT adapter
+ * folder, that adapter (its own rank, alpha and targets), trained further over its base model. Full
+ * training of an adapter folder is refused: merge it first, or train the base.
+ */
+function trainedAdapter(
+  cfg: TrainConfig,
+  source: ModelSource,
+  log: TrainLogger,
+): { spec: LoraSpec; init?: Map<string, Float32Array>; baseModel: string } | undefined {
+  const adapter = source.adapter;
+  if (!adapter) return cfg.lora ? { spec: cfg.lora, baseModel: cfg.model } : undefined;
+  if (!cfg.lora) {
+    throw new Error(
+      `--model ${cfg.model} is a PEFT adapter over ${adapter.baseModel}: train it further with --lora-r (the ` +
+        `adapter's own rank, alpha and targets are used), or train the base model in full with --model ` +
+        adapter.baseModel,
+    );
+  }
+  log.info(
+    `[${cfg.objective}] training the adapter ${cfg.model} further over ${adapter.baseModel} (its own r=` +
+      `${adapter.spec.r}, lora_alpha=${adapter.spec.alpha}, target_modules ${
+        JSON.stringify(adapter.spec.targets)
+      }` +
+      `; --lora-r, --lora-alpha and --lora-targets do not apply)`,
+  );
+  return { spec: adapter.spec, init: adapter.weights, baseModel: adapter.baseModel };
+}
+
 /** Loads the model (from the checkpoint when resuming full training) and its trainable parameters. */
 async function loadTrainable(
   gpu: Gpu,
   cfg: TrainConfig,
-  modelDir: string,
+  source: ModelSource,
+  lora: ReturnType<typeof trainedAdapter>,
   resumeDir: string | undefined,
   maxTokens: number,
   maxPositions: number,
@@ -401,7 +441,8 @@ async function loadTrainable(
     ignoreUnusedWeights: cfg.ignoreUnusedWeights,
     warn: (m: string) => log.info(`[${cfg.objective}] warning: ${m}`),
   };
-  if (!cfg.lora) {
+  const modelDir = source.modelDir;
+  if (!lora) {
     const loaded = await loadLlama(gpu, resumeDir ?? modelDir, {
       trainable: true,
       maxTokens,
@@ -411,10 +452,12 @@ async function loadTrainable(
     loaded.dir = modelDir; // tokenizer and generation files come from the base model's folder
     return { loaded, sets: [loaded.params] };
   }
-  const spec: LoraSpec = cfg.lora;
-  const dims = (await openModelFolder(modelDir)).config;
+  const spec = lora.spec;
+  const dims = source.config;
   const params = ParamSet.create(gpu, loraParamSpecs(dims, spec), { trainable: true, label: "lora" });
-  const init = resumeDir ? (await loadLoraAdapter(resumeDir)).weights : initLora(dims, spec, cfg.seed);
+  const init = resumeDir
+    ? (await loadLoraAdapter(resumeDir)).weights
+    : lora.init ?? initLora(dims, spec, cfg.seed);
   for (const p of params.specs) {
     const w = init.get(p.name);
     if (!w) throw new Error(`${resumeDir ?? "LoRA init"}: adapter lacks "${p.name}"`);
@@ -425,10 +468,10 @@ async function loadTrainable(
     maxTokens,
     maxPositions,
     frozenF16: cfg.f16Base,
-    lora: loraAdapters(params, spec),
+    lora: loraAdapters(params, spec, dims),
     ...checks,
   });
-  return { loaded, sets: [params], lora: { spec, params } };
+  return { loaded, sets: [params], lora: { spec, params, baseModel: lora.baseModel } };
 }
 
 function writeMoments(
@@ -468,15 +511,19 @@ async function writeCheckpoint(
   gpu: Gpu,
   t: Trainable,
   cfg: TrainConfig,
-  modelDir: string,
+  source: ModelSource,
   state: TrainerState,
 ): Promise<void> {
+  const modelDir = source.modelDir;
   const moments = await readMoments(gpu, t.sets);
   await saveCheckpoint(
     checkpointDir(cfg.out, state.global_step),
     async (tmp) => {
       if (t.lora) {
-        await saveLoraAdapter(tmp, await readParams(gpu, t.lora.params), t.lora.spec, cfg.model);
+        await saveLoraAdapter(tmp, await readParams(gpu, t.lora.params), t.lora.spec, t.lora.baseModel, {
+          dims: t.loaded.config,
+          tokenizerFrom: source.tokenizerDir,
+        });
       } else {
         // Checkpoints stay f32 so a resumed run continues exactly.
         await saveLlama(gpu, t.loaded, `${tmp}/model-tmp`, { dtype: "F32", copyFrom: modelDir });
@@ -498,22 +545,26 @@ async function writeFinal(
   gpu: Gpu,
   t: Trainable,
   cfg: TrainConfig,
-  modelDir: string,
+  source: ModelSource,
 ): Promise<{ mergedDir?: string }> {
+  const modelDir = source.modelDir;
   const finalDir = `${cfg.out}/final`;
   if (!t.lora) {
     await saveLlama(gpu, t.loaded, finalDir, { dtype: cfg.saveDtype, copyFrom: modelDir });
     return {};
   }
   const adapter = await readParams(gpu, t.lora.params);
-  await saveLoraAdapter(finalDir, adapter, t.lora.spec, cfg.model);
+  await saveLoraAdapter(finalDir, adapter, t.lora.spec, t.lora.baseModel, {
+    dims: t.loaded.config,
+    tokenizerFrom: source.tokenizerDir,
+  });
   if (!cfg.merge) return {};
   const base = await readParams(gpu, t.loaded.params);
   const mergedDir = `${cfg.out}/merged`;
   await saveLlama(gpu, t.loaded, mergedDir, {
     dtype: cfg.saveDtype,
     copyFrom: modelDir,
-    weights: mergeLora(base, adapter, t.lora.spec),
+    weights: mergeLora(base, adapter, t.lora.spec, t.loaded.config),
   });
   return { mergedDir };
 }
