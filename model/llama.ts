@@ -22,6 +22,8 @@ import { add, addBias, biasBackward, gatherRows } from "../kernels/elementwise.t
 import { attentionBackward, attentionForward } from "../kernels/attention.ts";
 import { kvScatter } from "../kernels/kvcache.ts";
 import { logprobsBackward, logprobsForward } from "../kernels/logprobs.ts";
+import { loraSelect } from "../kernels/lora_select.ts";
+import { topLogprobs } from "../kernels/topk.ts";
 import {
   hasBias,
   layerNormName,
@@ -57,6 +59,13 @@ export interface LoraAdapter {
   rank: number;
   /** Multiplier of the adapter's output: alpha / r, or alpha / √r with rsLoRA. */
   scale: number;
+  /**
+   * Several adapters stacked along the rank, each row using its own (multi-LoRA serving; see
+   * kernels/lora_select.ts): `rows` u32 [maxTokens] is each row's adapter (0: none), `columns` u32 [rank]
+   * and `scales` f32 [rank] each stacked column's adapter and scale. `scale` then multiplies on top (1).
+   * Inference only.
+   */
+  select?: { rows: Tensor; columns: Tensor; scales: Tensor };
 }
 
 /** Per-batch inputs and outputs of a forward/backward pass, each with room for `maxTokens` rows. */
@@ -524,6 +533,19 @@ export class Llama {
     if (lora) {
       const xa = v.xa!;
       out.push(matmul(g, { a: v.x, b: lora.a, c: xa, M: N, N: lora.rank, K: inF, transB: true }));
+      if (lora.select) {
+        const { rows, columns, scales } = lora.select;
+        out.push(
+          loraSelect(g, {
+            xa,
+            rowAdapter: rows,
+            colAdapter: columns,
+            colScale: scales,
+            rows: N,
+            rank: lora.rank,
+          }),
+        );
+      }
       out.push(matmul(g, {
         a: xa,
         b: lora.b,
@@ -571,6 +593,8 @@ export class Llama {
     logp: Tensor;
     lse: Tensor;
     greedy?: Tensor;
+    /** Also each scored row's k most probable ids and their log-probs, k per row (`kernels/topk.ts`). */
+    top?: { k: number; ids: Tensor; logp: Tensor };
     n: number;
     /** Rows of the last forward (B·T). */
     srcRows: number;
@@ -609,6 +633,9 @@ export class Llama {
         rowOffset: r0,
         ...(a.greedy ? { greedy: a.greedy } : {}),
       }));
+      if (a.top) {
+        out.push(topLogprobs(this.gpu, { logits, lse: a.lse, ...a.top, rows: R, vocab: V, rowOffset: r0 }));
+      }
     }
     return out;
   }
@@ -789,6 +816,7 @@ export class Llama {
     const db = hasBias(this.dims, which) ? this.weights.grad(`${name}.bias`) : undefined;
     if (db) out.push(biasBackward(g, { dy, dbias: db, rows: N, cols: outF }));
     const lora = this.weights.lora?.(name);
+    if (lora?.select) throw new Error(`"${name}": stacked adapters (multi-LoRA) are for inference only`);
     if (lora) {
       const r = lora.rank, xa = v.xa!;
       const tmp = prefix(this.#loraTmp!, N * r);
