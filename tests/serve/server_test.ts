@@ -49,7 +49,9 @@ Deno.test("serve: a chat completion has OpenAI's shape, usage and the engine's s
       temperature: 0.5,
       topP: 0.9,
       topK: 40,
-      repetitionPenalty: 1.1,
+      repetitionPenalty: 1,
+      frequencyPenalty: 0.4,
+      presencePenalty: 0,
       stop: [],
       seed: 7,
     });
@@ -147,16 +149,11 @@ Deno.test("serve: malformed requests get 400 naming the field; unknown model and
       [chat("x", { top_k: 1.5 }), 400, "top_k", "invalid_value"],
       [chat("x", { max_tokens: 0 }), 400, "max_tokens", "invalid_value"],
       [chat("x", { max_completion_tokens: 501 }), 400, "max_tokens", "invalid_value"],
-      [chat("x", { n: 2 }), 400, "n", "invalid_value"],
+      [chat("x", { n: 0 }), 400, "n", "invalid_value"],
       [chat("x", { stream: "yes" }), 400, "stream", "invalid_value"],
       [chat("x", { stream_options: { include_usage: true } }), 400, "stream_options", "invalid_value"],
       [chat("x", { stop: ["a", "b", "c", "d", "e"] }), 400, "stop", "invalid_value"],
-      [
-        chat("x", { repetition_penalty: 1.2, frequency_penalty: 1 }),
-        400,
-        "frequency_penalty",
-        "invalid_value",
-      ],
+      [chat("x", { presence_penalty: -2.5 }), 400, "presence_penalty", "invalid_value"],
       [chat("x", { logprobs: true }), 400, "logprobs", "unsupported_parameter"],
       [{ model: "fake-model", messages: [] }, 400, "messages", "invalid_type"],
       [
@@ -188,8 +185,11 @@ Deno.test("serve: malformed requests get 400 naming the field; unknown model and
       assertEquals([res.body.error.param, res.body.error.code], [param, code], what);
       if (param) assertStringIncludes(res.body.error.message, param.replace(/\[.*/, ""), what);
     }
-    const badPrompt = await postJson(url, "/v1/completions", { model: "fake-model", prompt: [1, 2, 3] });
-    assertEquals([badPrompt.status, badPrompt.body.error.param], [400, "prompt"]);
+    // The fake engine gives no log-probabilities, so token-id prompts and echo are refused, naming the field.
+    const idPrompt = await postJson(url, "/v1/completions", { model: "fake-model", prompt: [1, 2, 3] });
+    assertEquals([idPrompt.status, idPrompt.body.error.param], [400, "prompt"]);
+    const echo = await postJson(url, "/v1/completions", { model: "fake-model", prompt: "a", echo: true });
+    assertEquals([echo.status, echo.body.error.param], [400, "echo"]);
     const viaAlias = await postJson(url, "/v1/chat/completions", chat("x", { model: "alias" }));
     assertEquals(viaAlias.status, 200, "an alias is accepted");
     assertEquals(viaAlias.body.model, "fake-model");
