@@ -6,11 +6,20 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { isFile } from "./fs.ts";
-import type { ModelConfig } from "./hf_config.ts";
+import { type ModelConfig, parseModelConfig } from "./hf_config.ts";
 import { openModelFolder } from "./hf_model.ts";
-import { type DownloadModelOptions, resolveModelPath } from "./hub.ts";
+import {
+  downloadFiles,
+  type DownloadModelOptions,
+  HubError,
+  type HubOptions,
+  isRepoId,
+  listRepoFiles,
+  MODEL_SIDE_FILES,
+  resolveModelPath,
+} from "./hub.ts";
 import {
   type AdaptedLinear,
   ADAPTER_CONFIG_FILE,
@@ -98,4 +107,59 @@ export async function resolveModelSource(
     tokenizerDir,
     adapter: { ...adapter, baseModel: adapter.baseModel, layout },
   };
+}
+
+/**
+ * Where to read a tokenizer named like a `--model`: a folder (an adapter folder without its own tokenizer
+ * gives its base model's), or a Hub id, of which only the tokenizer files and `config.json` are downloaded.
+ * The model's config comes along when there is one (a tokenizer-only folder has none).
+ *
+ * @example
+ * ```ts
+ * const { dir, config } = await resolveTokenizerSource("Qwen/Qwen2.5-0.5B");
+ * ```
+ */
+export async function resolveTokenizerSource(
+  pathOrRepoId: string,
+  options: HubOptions = {},
+): Promise<{ dir: string; config?: ModelConfig }> {
+  if (await isDirectory(pathOrRepoId)) {
+    if (await isAdapterFolder(pathOrRepoId)) {
+      const source = await resolveModelSource(pathOrRepoId, options);
+      return { dir: source.tokenizerDir, config: source.config };
+    }
+    return { dir: pathOrRepoId, config: await configIn(pathOrRepoId) };
+  }
+  const [repoId, revision] = pathOrRepoId.split("@", 2);
+  if (!isRepoId(repoId)) {
+    throw new HubError(
+      "input",
+      `"${pathOrRepoId}" is neither an existing folder nor a Hub repo id like org/name`,
+      pathOrRepoId,
+    );
+  }
+  const hub = revision ? { ...options, revision } : options;
+  const { files } = await listRepoFiles(repoId, hub);
+  const wanted = MODEL_SIDE_FILES.filter((f) => files.includes(f));
+  if (!wanted.includes("tokenizer.json")) {
+    throw new HubError("not-found", `${repoId} has no tokenizer.json`, repoId);
+  }
+  const paths = await downloadFiles(repoId, wanted, hub);
+  const dir = dirname(paths[wanted.indexOf("tokenizer.json")]);
+  return { dir, config: await configIn(dir) };
+}
+
+async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isDirectory;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+async function configIn(dir: string): Promise<ModelConfig | undefined> {
+  const path = join(dir, "config.json");
+  if (!(await isFile(path))) return undefined;
+  return parseModelConfig(JSON.parse(await Deno.readTextFile(path)), path);
 }

@@ -57,6 +57,20 @@ export interface ChatRequestBody {
   seed?: number;
 }
 
+/** The fields of a legacy completions request this client sends (lm-eval's `local-completions` payload). */
+export interface CompletionRequestBody {
+  model: string;
+  /** Text, texts, token ids, or lists of token ids. */
+  prompt: string | string[] | number[] | number[][];
+  max_tokens?: number;
+  temperature?: number;
+  /** Log-probabilities of each token and this many alternatives per position. */
+  logprobs?: number;
+  /** Return the prompt (and its tokens' log-probabilities) before the completion. */
+  echo?: boolean;
+  seed?: number;
+}
+
 /** The parts of a chat response callers use. */
 export interface ChatReply {
   /** The first choice's text. */
@@ -135,14 +149,33 @@ export class OpenAIClient implements ChatClient {
     };
   }
 
+  /**
+   * `POST /completions` (the legacy text completions), non-streamed; returns the response JSON as the
+   * endpoint sent it, for callers that read `choices[].logprobs`.
+   */
+  async completions(body: CompletionRequestBody): Promise<unknown> {
+    return await this.#request("POST", "/completions", body);
+  }
+
   /** `GET /models`: the ids the endpoint serves, in its order. */
   async listModels(): Promise<string[]> {
+    return (await this.listModelCards()).map((m) => m.id);
+  }
+
+  /**
+   * `GET /models` with each model's context length when the endpoint says it (vLLM's and this project's
+   * `max_model_len`).
+   */
+  async listModelCards(): Promise<{ id: string; maxModelLen?: number }[]> {
     const json = await this.#request("GET", "/models");
-    const data = (json as { data?: { id?: unknown }[] }).data;
+    const data = (json as { data?: { id?: unknown; max_model_len?: unknown }[] }).data;
     if (!Array.isArray(data) || !data.every((m) => typeof m?.id === "string")) {
       throw new OpenAIRequestError(`${this.baseUrl}/models: expected { data: [{ id }] }`);
     }
-    return data.map((m) => m.id as string);
+    return data.map((m) => ({
+      id: m.id as string,
+      ...(Number.isInteger(m.max_model_len) ? { maxModelLen: m.max_model_len as number } : {}),
+    }));
   }
 
   async #request(method: string, path: string, body?: unknown): Promise<unknown> {

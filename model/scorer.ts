@@ -47,6 +47,11 @@ export interface ScoreOptions {
   adapter?: number;
 }
 
+/** Tokens a query feeds the model: all of them with `next`, else all but the last (a target only). */
+function inputsOf(q: ScoreQuery): number {
+  return q.ids.length - (q.next ? 0 : 1);
+}
+
 /**
  * Scores batches of token sequences with one loaded model.
  * @example
@@ -119,13 +124,12 @@ export class TokenScorer {
   }
 
   /**
-   * Scores a batch; answers in the same order. Refuses a query longer than `maxLength` inputs or a batch
-   * larger than the model's workspace, naming the limit.
+   * Scores a batch; answers in the same order. A batch larger than the model's workspace runs in parts;
+   * a query longer than `maxLength` inputs, or than the workspace alone, is refused, naming the limit.
    */
   async score(batch: readonly ScoreQuery[], opts: ScoreOptions = {}): Promise<ScoredQuery[]> {
     if (batch.length === 0) return [];
-    const model = this.loaded.model, g = this.gpu, io = this.#io, V = this.loaded.config.vocabSize;
-    const inputsOf = (q: ScoreQuery) => q.ids.length - (q.next ? 0 : 1);
+    const model = this.loaded.model;
     const longest = Math.max(...batch.map(inputsOf));
     if (longest > this.maxLength) {
       throw new RangeError(`a query has ${longest} input tokens; maxLength is ${this.maxLength}`);
@@ -133,10 +137,22 @@ export class TokenScorer {
     const B = batch.length,
       T = Math.min(Math.ceil(longest / LENGTH_BUCKET) * LENGTH_BUCKET, model.rope.maxPositions);
     if (B * T > model.opts.maxTokens) {
-      throw new RangeError(
-        `a batch of ${B}×${T} tokens exceeds the workspace (${model.opts.maxTokens}); lower the batch size`,
-      );
+      if (B === 1) {
+        throw new RangeError(
+          `a query of ${longest} tokens exceeds the workspace (${model.opts.maxTokens} tokens); ` +
+            "lower the maximum length",
+        );
+      }
+      // Long sequences: the batch runs in parts that fit the workspace.
+      const half = Math.ceil(B / 2);
+      return [...await this.score(batch.slice(0, half), opts), ...await this.score(batch.slice(half), opts)];
     }
+    return await this.#scoreFitting(batch, T, opts);
+  }
+
+  async #scoreFitting(batch: readonly ScoreQuery[], T: number, opts: ScoreOptions): Promise<ScoredQuery[]> {
+    const model = this.loaded.model, g = this.gpu, io = this.#io, V = this.loaded.config.vocabSize;
+    const B = batch.length;
     const k = opts.topK ?? 0;
     if (!(Number.isInteger(k) && k >= 0 && k <= V)) {
       throw new RangeError(`topK must be an integer in [0, ${V}], got ${k}`);

@@ -145,6 +145,11 @@ const DEFAULT_STUCK_AFTER_MS = 30_000;
 export function startServer(engine: GenerationEngine, opts: ServerOptions): ServerHandle {
   validateOptions(opts);
   const stuckAfterMs = opts.stuckAfterMs ?? DEFAULT_STUCK_AFTER_MS;
+  const names = [engine.modelId, ...(opts.modelAliases ?? [])];
+  const clash = (engine.adapters ?? []).find((a) => names.includes(a));
+  if (clash) {
+    throw new RangeError(`the adapter name "${clash}" is also the model's name or an alias; rename it`);
+  }
   const graceMs = opts.shutdownGraceMs ?? 10_000;
   const state: State = {
     engine,
