@@ -34,6 +34,8 @@ export interface TrainConfig {
   completionOnlyLoss: boolean;
   /** Chat SFT rows: loss on assistant turns only (TRL's `assistant_only_loss`). */
   assistantOnlyLoss: boolean;
+  /** Tokenize rows with this toolkit's earlier encoding instead of current TRL's (train/examples.ts). */
+  legacyEncoding?: boolean;
   /** Sequences (SFT) or pairs (DPO, ORPO) per micro-batch. */
   batchSize: number;
   /** Micro-batches per optimizer step (default 1). */
