@@ -27,6 +27,7 @@ export class GpuLogprobModel implements TokenLogprobModel {
   readonly #scorer: TokenScorer;
 
   /**
+   * Wraps a {@link TokenScorer} over `loaded`.
    * @param gpu The device `loaded` lives on.
    * @param loaded A loaded model; its `maxTokens` bounds the tokens of one batch.
    * @param opts `maxLength`: longest query in input tokens, at most the model's RoPE table; longer queries

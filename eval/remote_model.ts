@@ -50,6 +50,11 @@ export class RemoteLogprobModel implements TokenLogprobModel {
   /** Requests sent so far. */
   requests = 0;
 
+  /**
+   * A scorer over one served model.
+   * @param client The endpoint's client (its retries apply to every request).
+   * @param opts The served model, the longest query, and the traffic.
+   */
   constructor(client: OpenAIClient, opts: RemoteLogprobOptions) {
     this.client = client;
     this.maxLength = opts.maxLength;

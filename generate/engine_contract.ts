@@ -85,7 +85,9 @@ export interface ScoreRequest {
 
 /** A token and its log-probability (natural log). */
 export interface TokenChoice {
+  /** The token's id. */
   id: number;
+  /** Its log-probability. */
   logprob: number;
 }
 

@@ -59,15 +59,19 @@ export interface ChatRequestBody {
 
 /** The fields of a legacy completions request this client sends (lm-eval's `local-completions` payload). */
 export interface CompletionRequestBody {
+  /** The model id the endpoint serves. */
   model: string;
   /** Text, texts, token ids, or lists of token ids. */
   prompt: string | string[] | number[] | number[][];
+  /** Tokens to generate (0 with `echo` scores the prompt only, where the endpoint allows it). */
   max_tokens?: number;
+  /** 0 for greedy decoding. */
   temperature?: number;
   /** Log-probabilities of each token and this many alternatives per position. */
   logprobs?: number;
   /** Return the prompt (and its tokens' log-probabilities) before the completion. */
   echo?: boolean;
+  /** Makes sampling reproducible where the endpoint supports it. */
   seed?: number;
 }
 
@@ -115,6 +119,7 @@ const RETRYABLE_STATUS = new Set([408, 409, 429]);
  * ```
  */
 export class OpenAIClient implements ChatClient {
+  /** The endpoint's base URL, normalized (`…/v1`). */
   readonly baseUrl: string;
   readonly #apiKey?: string;
   readonly #retries: number;
@@ -122,6 +127,10 @@ export class OpenAIClient implements ChatClient {
   readonly #maxMs: number;
   readonly #timeoutMs: number;
 
+  /**
+   * A client for one endpoint.
+   * @param opts The endpoint, its key, and the retry and timeout settings.
+   */
   constructor(opts: OpenAIClientOptions) {
     this.baseUrl = normalizeBaseUrl(opts.baseUrl);
     this.#apiKey = opts.apiKey;

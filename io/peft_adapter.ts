@@ -81,9 +81,13 @@ export interface LoraSpec {
 export interface AdaptedLinear {
   /** Hugging Face module name, e.g. `model.layers.0.self_attn.q_proj`. */
   name: string;
+  /** Its decoder layer. */
   layer: number;
+  /** Which linear of the layer. */
   which: LinearName;
+  /** Its rank (`r`, or `rank_pattern`'s). */
   rank: number;
+  /** Its alpha (`lora_alpha`, or `alpha_pattern`'s). */
   alpha: number;
   /** alpha / rank, or alpha / √rank with rsLoRA. */
   scale: number;
@@ -100,6 +104,10 @@ export interface AdaptedLinear {
  * ```
  */
 export class AdapterError extends Error {
+  /**
+   * An error about an adapter folder.
+   * @param message What is wrong, naming the file and field.
+   */
   constructor(message: string) {
     super(message);
     this.name = "AdapterError";
@@ -417,6 +425,7 @@ export async function isAdapterFolder(dir: string): Promise<boolean> {
 export interface PeftAdapter {
   /** The folder. */
   dir: string;
+  /** What `adapter_config.json` says. */
   spec: LoraSpec;
   /** `base_model_name_or_path` as stored (an absolute path or a Hub id; PEFT reads a relative one from the CWD). */
   baseModel?: string;

@@ -110,6 +110,7 @@ function weightOf(a: AdapterWeights, key: string): Float32Array {
 
 /** A model loaded with adapters, and how to free both. */
 export interface AdaptedLlama {
+  /** The base model, with the adapters' hook. */
   loaded: LoadedLlama;
   /** The adapters' hook and row choice; absent without adapters. */
   adapters?: GpuAdapters;
