@@ -1,9 +1,10 @@
-#!/usr/bin/env -S deno run --allow-net --allow-read --allow-env --unstable-no-legacy-abort
+#!/usr/bin/env -S deno run --allow-net --allow-read --allow-write --allow-env --unstable-no-legacy-abort
 /**
  * `deno task serve --model DIR [--port 8080] [--lora NAME=DIR …]`: serves a model (a folder, a Hub id or a
  * PEFT adapter folder over its base) over an OpenAI-compatible API, with more adapters over it selected by
  * the request's `model`, as vLLM's `--lora-modules`.
  *
+ * `--allow-write` is for the Hugging Face cache: a Hub id (or an adapter's Hub base model) is downloaded there.
  * `--unstable-no-legacy-abort` makes a request's signal abort only when the client really leaves (not after
  * every successful response), which is what the server listens to.
  * @module

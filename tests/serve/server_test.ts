@@ -394,3 +394,39 @@ async function waitForHealth(
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+Deno.test("serve: n choices and several prompts are numbered as OpenAI numbers them, streamed or not", async () => {
+  const engine = new FakeEngine({ reply: (p) => `답: ${p}` });
+  await withServer(engine, { maxConcurrent: 1 }, async (url) => {
+    const { status, body } = await postJson(url, "/v1/completions", {
+      model: "fake-model",
+      prompt: ["가", "나 다"],
+      n: 2,
+      max_tokens: 5,
+      seed: 3,
+    });
+    assertEquals(status, 200, JSON.stringify(body));
+    assertEquals(
+      body.choices.map((c: { index: number; text: string }) => [c.index, c.text]),
+      [[0, "답: 가"], [1, "답: 가"], [2, "답: 나 다"], [3, "답: 나 다"]],
+    );
+    // Each prompt counts once; each choice's tokens count.
+    assertEquals(body.usage, { prompt_tokens: 3, completion_tokens: 2 + 2 + 3 + 3, total_tokens: 13 });
+    // The choices of one prompt share its seed and differ in their random stream.
+    const seeds = engine.requests.map((r) => [r.prompt, r.seed, r.choice ?? 0]);
+    assertEquals(seeds, [["가", 3, 0], ["가", 3, 1], ["나 다", 3, 0], ["나 다", 3, 1]]);
+
+    const res = await post(url, "/v1/chat/completions", chat("x", { n: 3, stream: true }));
+    // deno-lint-ignore no-explicit-any
+    const chunks = (sseEvents(await res.text()) as any[]).slice(0, -1);
+    for (const index of [0, 1, 2]) {
+      const mine = chunks.filter((c) => c.choices[0].index === index);
+      assertEquals(mine[0].choices[0].delta, { role: "assistant", content: "" });
+      assertEquals(
+        mine.map((c) => c.choices[0].delta.content ?? "").join(""),
+        "답: <|system|>간결하게\n<|user|>x\n<|assistant|>",
+      );
+      assertEquals(mine.at(-1).choices[0].finish_reason, "stop");
+    }
+  });
+});
