@@ -73,6 +73,14 @@ export type { LinearName, LlamaDims, ParamSpec, RopeConfig, RopeScaling } from "
 export { DTYPE_SIZES } from "./io/safetensors.ts";
 export type { ElementRange, RawTensor, SafetensorsDType } from "./io/safetensors.ts";
 export { downloadModel, resolveModelPath } from "./io/hub.ts";
+export { resolveModelSource } from "./io/model_source.ts";
+export type { ModelSource, ResolvedAdapter } from "./io/model_source.ts";
+export { adaptedLinears, AdapterError, readPeftAdapter } from "./io/peft_adapter.ts";
+export type { AdaptedLinear, PeftAdapter } from "./io/peft_adapter.ts";
+export { loadLlamaWithAdapters, uploadAdapters } from "./model/adapters.ts";
+export type { AdaptedLlama, AdapterWeights, GpuAdapters } from "./model/adapters.ts";
+export { TokenScorer } from "./model/scorer.ts";
+export type { ScoredQuery, ScoreOptions, ScoreQuery } from "./model/scorer.ts";
 export type { DownloadModelOptions, DownloadProgress, HubOptions, RepoType } from "./io/hub.ts";
 export { loadTokenizer, TextTokenizer } from "./text/tokenizer.ts";
 // Two chat-message types: the tokenizer's takes any role a template knows, the engine's (exported below as
@@ -96,13 +104,15 @@ export type { OrpoNll } from "./train/objectives.ts";
 export { SCHEDULES } from "./train/schedule.ts";
 export type { Schedule } from "./train/schedule.ts";
 export { loadLoraAdapter, mergeLora, saveLoraAdapter } from "./train/lora.ts";
-export type { LoraSpec } from "./train/lora.ts";
+export type { LoraSpec, SaveLoraOptions } from "./train/lora.ts";
 export { runParity } from "./train/parity.ts";
 export type { ParityLine } from "./train/parity.ts";
 
 // Evaluation
 export { runKobest } from "./eval/kobest/run.ts";
-export type { RunKobestOptions } from "./eval/kobest/run.ts";
+export type { RemoteKobest, RunKobestOptions } from "./eval/kobest/run.ts";
+export { RemoteLogprobModel } from "./eval/remote_model.ts";
+export type { RemoteLogprobOptions } from "./eval/remote_model.ts";
 export { evaluateKobest } from "./eval/kobest/evaluate.ts";
 export type { EvaluateKobestOptions, RequestRecord } from "./eval/kobest/evaluate.ts";
 export { KOBEST_SPLITS, KOBEST_TASKS } from "./eval/kobest/data.ts";
@@ -119,9 +129,17 @@ export type { LogprobQuery, TokenEncoder, TokenLogprobModel, TokenLogprobs } fro
 export { GpuLogprobModel } from "./eval/gpu_model.ts";
 export { runWinRate } from "./eval/winrate/run.ts";
 export type { JudgeEndpoint, WinRateConfig, WinRateReport } from "./eval/winrate/run.ts";
+export type { Verdict, VerdictRule } from "./eval/winrate/judge_prompt.ts";
 export type { AnswerSource, ModelSpec, PairSpec } from "./eval/winrate/inputs.ts";
 export type { PairSummary, WinRateSummary } from "./eval/winrate/summary.ts";
-export type { ChatClient, ChatReply, ChatRequestBody, OpenAIClientOptions } from "./io/openai_client.ts";
+export { OpenAIClient } from "./io/openai_client.ts";
+export type {
+  ChatClient,
+  ChatReply,
+  ChatRequestBody,
+  CompletionRequestBody,
+  OpenAIClientOptions,
+} from "./io/openai_client.ts";
 
 // Generation and serving
 export { Generator } from "./generate/generator.ts";
@@ -139,7 +157,12 @@ export type {
   GenerateResult,
   GenerationEngine,
   LoadEngineOptions,
+  ScoredTokens,
+  ScoreRequest,
+  TokenChoice,
+  TokenScoring,
 } from "./generate/engine_contract.ts";
+export type { TextEngineParts } from "./generate/engine.ts";
 export { exitOnSignals, startServer } from "./serve/server.ts";
 export type { ServerHandle, ServerOptions } from "./serve/server.ts";
 

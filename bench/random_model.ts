@@ -103,7 +103,7 @@ export async function createRandomLlama(
     sin: gpu.upload(tables.sin, "rope.sin"),
     maxPositions: opts.maxPositions,
   };
-  const lora = adapters && opts.lora ? loraAdapters(adapters, opts.lora) : undefined;
+  const lora = adapters && opts.lora ? loraAdapters(adapters, opts.lora, config) : undefined;
   const model = new Llama(gpu, config, weightSource(base, lora), rope, {
     maxTokens: opts.maxTokens,
     trainable: opts.trainable || Boolean(opts.lora),

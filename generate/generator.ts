@@ -24,10 +24,16 @@ export interface SamplingOptions {
   topK?: number;
   /** Keep the smallest set with this much probability (1: all). */
   topP?: number;
-  /** HF's repetition penalty (1: none). */
+  /** HF's multiplicative repetition penalty over the prompt and the output (1: none). */
   repetitionPenalty?: number;
+  /** OpenAI's additive frequency penalty over the output (0: none). */
+  frequencyPenalty?: number;
+  /** OpenAI's additive presence penalty over the output (0: none). */
+  presencePenalty?: number;
   /** Seed of the sampler; the same seed gives the same tokens. */
   seed?: number;
+  /** Second seed word: requests with the same seed and different streams draw differently (`n` choices). */
+  stream?: number;
 }
 
 /** One sequence to continue. */
@@ -44,6 +50,8 @@ export interface GenerationRequest extends SamplingOptions {
    * Ends the sequence with `finishReason: "abort"`; checked at each readback, so a few more steps may run.
    */
   signal?: AbortSignal;
+  /** The stacked adapter this sequence uses (model/adapters.ts; 0 or absent: the base model). */
+  adapter?: number;
 }
 
 /** A finished sequence. */
@@ -57,6 +65,8 @@ export interface GenerationOutput {
   finishReason: "stop" | "length" | "abort";
   /** Tokens in the prompt. */
   promptTokens: number;
+  /** The stop id that ended the sequence, when one did (it is not in `ids`). */
+  stopId?: number;
 }
 
 /** Sizes of a {@link Generator}. */
@@ -67,6 +77,11 @@ export interface GeneratorOptions {
   contextTokens?: number;
   /** Decode steps per submission between readbacks (default 8). */
   stepsPerSubmit?: number;
+  /**
+   * The stacked adapters' per-row choice (model/adapters.ts), when the model serves several: the generator
+   * writes each slot's {@link GenerationRequest.adapter} into it before every pass.
+   */
+  rowAdapter?: Tensor;
 }
 
 interface Slot {
@@ -80,6 +95,8 @@ interface Slot {
   consumed: number;
   /** Position of the token the next decode step consumes. */
   position: number;
+  /** The stop id that ended the sequence. */
+  stopId?: number;
 }
 
 const BUCKET = 64;
@@ -122,6 +139,7 @@ export class Generator {
   readonly #params: Tensor;
   readonly #counter: Tensor;
   readonly #seen: Tensor;
+  readonly #rowAdapter?: Tensor;
   readonly #programs = new ProgramCache();
   readonly #slots: (Slot | undefined)[];
   readonly #pending: Slot[] = [];
@@ -180,6 +198,7 @@ export class Generator {
     this.#params = gpu.tensor(S * SAMPLE_PARAMS.stride, "f32", "slot.params");
     this.#counter = gpu.tensor(S, "u32", "slot.counter");
     this.#seen = gpu.tensor(S * this.vocab, "u32", "slot.seen");
+    this.#rowAdapter = opts.rowAdapter;
     this.#slots = new Array(S).fill(undefined);
   }
 
@@ -236,6 +255,11 @@ export class Generator {
     if (!(Number.isSafeInteger(req.maxNewTokens) && req.maxNewTokens >= 1)) {
       return Promise.reject(new RangeError(`maxNewTokens must be an integer >= 1, got ${req.maxNewTokens}`));
     }
+    if (req.adapter && !this.#rowAdapter) {
+      return Promise.reject(
+        new RangeError(`adapter ${req.adapter}: this generator's model has no stacked adapters`),
+      );
+    }
     let params: Float32Array;
     try {
       params = samplingParams({
@@ -243,7 +267,10 @@ export class Generator {
         topK: req.topK ?? 0,
         topP: req.topP ?? 1,
         repetitionPenalty: req.repetitionPenalty ?? 1,
+        frequencyPenalty: req.frequencyPenalty ?? 0,
+        presencePenalty: req.presencePenalty ?? 0,
         seed: req.seed ?? Math.floor(Math.random() * 2 ** 32),
+        stream: req.stream ?? 0,
       }, "generate()");
     } catch (e) {
       return Promise.reject(e);
@@ -271,6 +298,9 @@ export class Generator {
         const maxPos = Math.max(...this.#slots.map((s) => (s ? s.position : 0)));
         const Tk = Math.min(this.kvRows, roundUp(maxPos + this.stepsPerSubmit + 1, BUCKET));
         const step = this.#programs.get(`decode:${Tk}`, () => this.#decodeStep(Tk));
+        if (this.#rowAdapter) {
+          this.gpu.write(this.#rowAdapter, Uint32Array.from(this.#slots, (s) => s?.req.adapter ?? 0));
+        }
         const steps: Dispatch[] = [];
         for (let i = 0; i < this.stepsPerSubmit; i++) steps.push(...step);
         this.gpu.run(steps);
@@ -335,6 +365,7 @@ export class Generator {
         ids.set(prompt.slice(0, P - 1));
         g.write(this.#prefillIo.ids, ids);
         g.write(this.#prefillIo.positions, Uint32Array.from({ length: T }, (_, i) => i));
+        if (this.#rowAdapter) g.write(this.#rowAdapter, new Uint32Array(T).fill(slot.req.adapter ?? 0));
         dispatches.push(...this.#programs.get(`prefill:${s}:${T}`, () => this.#prefill(s, T)));
       }
       g.run(dispatches);
@@ -421,6 +452,7 @@ export class Generator {
         slot.position++;
         if (req.stopIds?.includes(id)) {
           reason = "stop";
+          slot.stopId = id;
           break;
         }
         fresh.push(id);
@@ -439,7 +471,12 @@ export class Generator {
       if (req.signal?.aborted) reason ??= "abort";
       if (reason) {
         this.#free(s);
-        slot.resolve({ ids: slot.ids, finishReason: reason, promptTokens: req.promptIds.length });
+        slot.resolve({
+          ids: slot.ids,
+          finishReason: reason,
+          promptTokens: req.promptIds.length,
+          ...(slot.stopId !== undefined ? { stopId: slot.stopId } : {}),
+        });
       }
     }
   }

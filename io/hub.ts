@@ -751,10 +751,13 @@ export const MODEL_SIDE_FILES: readonly string[] = [
 
 const INDEX_FILE = "model.safetensors.index.json";
 const SINGLE_FILE = "model.safetensors";
+/** A PEFT adapter repo's own files (its tokenizer files are among {@link MODEL_SIDE_FILES}). */
+const ADAPTER_FILES = ["adapter_config.json", "adapter_model.safetensors"];
 
 /**
  * Picks from a repo listing the files a model needs: config, generation config and tokenizer files, and the
- * safetensors index (whose shards come next) or the single `model.safetensors`.
+ * safetensors index (whose shards come next) or the single `model.safetensors`. A PEFT adapter repo
+ * (`adapter_config.json`, as transformers prefers it) gives its config, weights and tokenizer files.
  *
  * @example
  * ```ts
@@ -764,8 +767,18 @@ const SINGLE_FILE = "model.safetensors";
  */
 export function selectModelFiles(files: readonly string[], repoId = "the repo"): string[] {
   const present = new Set(files);
+  if (present.has(ADAPTER_FILES[0])) {
+    if (!present.has(ADAPTER_FILES[1])) {
+      throw new HubError("not-found", `${repoId} is a PEFT adapter without ${ADAPTER_FILES[1]}`, repoId);
+    }
+    return [...ADAPTER_FILES, ...MODEL_SIDE_FILES.filter((f) => f !== "config.json" && present.has(f))];
+  }
   if (!present.has("config.json")) {
-    throw new HubError("not-found", `${repoId} has no config.json: it is not a transformers model`, repoId);
+    throw new HubError(
+      "not-found",
+      `${repoId} has no config.json or adapter_config.json: it is not a transformers model or PEFT adapter`,
+      repoId,
+    );
   }
   const weights = present.has(INDEX_FILE) ? INDEX_FILE : present.has(SINGLE_FILE) ? SINGLE_FILE : undefined;
   if (!weights) {
@@ -808,8 +821,12 @@ async function shardsOf(ctx: Ctx, indexPath: string): Promise<string[]> {
   return (shards as string[]).sort();
 }
 
-/** Whether a cached snapshot holds a whole model: config and every weight file the index names. */
+/**
+ * Whether a cached snapshot holds a whole model (config and every weight file the index names) or a whole
+ * PEFT adapter.
+ */
 async function cachedModelComplete(ctx: Ctx, commit: string | undefined): Promise<boolean> {
+  if (commit && await allCached(ctx, commit, ADAPTER_FILES)) return true;
   if (!commit || !(await allCached(ctx, commit, ["config.json"]))) return false;
   if (await allCached(ctx, commit, [SINGLE_FILE])) return true;
   if (!(await allCached(ctx, commit, [INDEX_FILE]))) return false;

@@ -57,6 +57,24 @@ export interface ChatRequestBody {
   seed?: number;
 }
 
+/** The fields of a legacy completions request this client sends (lm-eval's `local-completions` payload). */
+export interface CompletionRequestBody {
+  /** The model id the endpoint serves. */
+  model: string;
+  /** Text, texts, token ids, or lists of token ids. */
+  prompt: string | string[] | number[] | number[][];
+  /** Tokens to generate (0 with `echo` scores the prompt only, where the endpoint allows it). */
+  max_tokens?: number;
+  /** 0 for greedy decoding. */
+  temperature?: number;
+  /** Log-probabilities of each token and this many alternatives per position. */
+  logprobs?: number;
+  /** Return the prompt (and its tokens' log-probabilities) before the completion. */
+  echo?: boolean;
+  /** Makes sampling reproducible where the endpoint supports it. */
+  seed?: number;
+}
+
 /** The parts of a chat response callers use. */
 export interface ChatReply {
   /** The first choice's text. */
@@ -101,6 +119,7 @@ const RETRYABLE_STATUS = new Set([408, 409, 429]);
  * ```
  */
 export class OpenAIClient implements ChatClient {
+  /** The endpoint's base URL, normalized (`…/v1`). */
   readonly baseUrl: string;
   readonly #apiKey?: string;
   readonly #retries: number;
@@ -108,6 +127,10 @@ export class OpenAIClient implements ChatClient {
   readonly #maxMs: number;
   readonly #timeoutMs: number;
 
+  /**
+   * A client for one endpoint.
+   * @param opts The endpoint, its key, and the retry and timeout settings.
+   */
   constructor(opts: OpenAIClientOptions) {
     this.baseUrl = normalizeBaseUrl(opts.baseUrl);
     this.#apiKey = opts.apiKey;
@@ -135,14 +158,33 @@ export class OpenAIClient implements ChatClient {
     };
   }
 
+  /**
+   * `POST /completions` (the legacy text completions), non-streamed; returns the response JSON as the
+   * endpoint sent it, for callers that read `choices[].logprobs`.
+   */
+  async completions(body: CompletionRequestBody): Promise<unknown> {
+    return await this.#request("POST", "/completions", body);
+  }
+
   /** `GET /models`: the ids the endpoint serves, in its order. */
   async listModels(): Promise<string[]> {
+    return (await this.listModelCards()).map((m) => m.id);
+  }
+
+  /**
+   * `GET /models` with each model's context length when the endpoint says it (vLLM's and this project's
+   * `max_model_len`).
+   */
+  async listModelCards(): Promise<{ id: string; maxModelLen?: number }[]> {
     const json = await this.#request("GET", "/models");
-    const data = (json as { data?: { id?: unknown }[] }).data;
+    const data = (json as { data?: { id?: unknown; max_model_len?: unknown }[] }).data;
     if (!Array.isArray(data) || !data.every((m) => typeof m?.id === "string")) {
       throw new OpenAIRequestError(`${this.baseUrl}/models: expected { data: [{ id }] }`);
     }
-    return data.map((m) => m.id as string);
+    return data.map((m) => ({
+      id: m.id as string,
+      ...(Number.isInteger(m.max_model_len) ? { maxModelLen: m.max_model_len as number } : {}),
+    }));
   }
 
   async #request(method: string, path: string, body?: unknown): Promise<unknown> {

@@ -3,8 +3,10 @@
  * can follow one another without a readback.
  *
  * One workgroup handles one row (one sequence's last-position logits) and applies, in Hugging Face's order:
- * the repetition penalty (`RepetitionPenaltyLogitsProcessor`), OpenAI-style frequency and presence penalties
- * (no Hugging Face counterpart; 0 disables them), then, when sampling, temperature, top-k, top-p and min-p
+ * the repetition penalty (`RepetitionPenaltyLogitsProcessor`: multiplicative, on every token of the prompt
+ * and of the output so far), OpenAI's frequency and presence penalties (additive, on the output's tokens
+ * only, as OpenAI defines them and vLLM applies them: `x − frequency·count − presence·[count > 0]`; no
+ * Hugging Face counterpart; 0 disables them), then, when sampling, temperature, top-k, top-p and min-p
  * (`TemperatureLogitsWarper`, `TopKLogitsWarper`, `TopPLogitsWarper`, `MinPLogitsWarper`), and samples from
  * the softmax of what is left. Temperature 0 is greedy decoding: the argmax of the penalised logits, the
  * lowest index among ties (as `torch.argmax`).
@@ -28,9 +30,13 @@
  * - Cost per row: one pass over the vocabulary (penalties, temperature, max), 8 more for top-k, 8 for top-p,
  *   one to filter and draw; greedy rows stop after the first.
  *
+ * `seen[row, id]` tells both penalties what the sequence holds: bit 31 ({@link SEEN_IN_PROMPT}) marks a
+ * prompt token ({@link seenFromTokens} sets it), the low 31 bits count the token's occurrences in the output.
+ *
  * After the kernel, each row of `logits` holds the processed scores Hugging Face's processors would return
  * (penalised, divided by the temperature, −inf where filtered; greedy rows are only penalised), the sampled
- * id is in `out[row]`, `seen[row, id]` has been incremented and `counter[row]` has advanced by one.
+ * id is in `out[row]`, its output count in `seen[row, id]` has been incremented and `counter[row]` has
+ * advanced by one.
  * Reference: `sampling_ref.ts`.
  * @module
  */
@@ -73,11 +79,11 @@ export interface SamplingSettings {
   topP?: number;
   /** Drop tokens less probable than `minP` times the most probable one (default 0: off). */
   minP?: number;
-  /** Hugging Face's repetition penalty on tokens already in the sequence (default 1: off). */
+  /** Hugging Face's repetition penalty on tokens already in the prompt or the output (default 1: off). */
   repetitionPenalty?: number;
-  /** OpenAI's frequency penalty: subtracted once per occurrence (default 0). */
+  /** OpenAI's frequency penalty: subtracted once per occurrence in the output (default 0). */
   frequencyPenalty?: number;
-  /** OpenAI's presence penalty: subtracted once from every token present (default 0). */
+  /** OpenAI's presence penalty: subtracted once from every token the output holds (default 0). */
   presencePenalty?: number;
   /** u32 seed of the random stream (default 0). */
   seed?: number;
@@ -254,6 +260,15 @@ export function packSamplingParams(rows: readonly SamplingSettings[]): Float32Ar
 }
 
 const WG = 256;
+/**
+ * The bit of a `seen` entry marking a prompt token; the low 31 bits count the token in the output.
+ *
+ * @example
+ * ```ts
+ * const outputCount = seen[i] & ~SEEN_IN_PROMPT; const inPrompt = (seen[i] & SEEN_IN_PROMPT) !== 0;
+ * ```
+ */
+export const SEEN_IN_PROMPT = 0x80000000;
 /** Passes of the 16-way threshold search: 4 bits of the 32-bit key each. */
 const SEARCH_PASSES = 8;
 const NONE = 0xffffffff;
@@ -433,10 +448,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   for (var i = li; i < p.vocab; i += ${WG}u) {
     var x = logits[base + i];
     let c = seen[base + i];
-    if (c != 0u) {
-      x = select(x / rep, x * rep, x < 0.0);
-      x = x - (freq * f32(c) + pres);
-    }
+    if (c != 0u) { x = select(x / rep, x * rep, x < 0.0); }
+    let output_count = c & ${(0x7fffffff).toString()}u;
+    if (output_count != 0u) { x = x - (freq * f32(output_count) + pres); }
     if (sampling) { x = x / temperature; }
     logits[base + i] = x;
     if (beats(Best(x, i), best)) { best = Best(x, i); }
@@ -481,7 +495,10 @@ export interface SampleArgs {
   logits: Tensor;
   /** f32 `[rows · SAMPLE_PARAMS.stride]`, rows written by {@link samplingParams}. */
   params: Tensor;
-  /** u32 `[rows, vocab]`: how often each token occurs in the sequence so far (prompt and generated). */
+  /**
+   * u32 `[rows, vocab]`: what each row's sequence holds so far: {@link SEEN_IN_PROMPT} for a prompt token,
+   * plus the token's count in the output.
+   */
   seen: Tensor;
   /** u32 `[rows]`: the random stream's step per row; incremented by each dispatch. */
   counter: Tensor;
@@ -556,7 +573,7 @@ struct P { count: u32, offset: u32, vocab: u32, row: u32 }
   "p.count",
   // Ids outside the vocabulary (padding, NO_TARGET) are skipped.
   `let id = tokens[p.offset + i];
-  if (id < p.vocab) { atomicAdd(&seen[p.row * p.vocab + id], 1u); }`,
+  if (id < p.vocab) { atomicOr(&seen[p.row * p.vocab + id], ${SEEN_IN_PROMPT}u); }`,
 );
 
 /** Arguments of {@link seenFromTokens}. */
@@ -576,8 +593,8 @@ export interface SeenFromTokensArgs {
 }
 
 /**
- * Counts token ids (a prompt) into one row of `seen` on the GPU, so the host never uploads a
- * `rows × vocab` array. Ids ≥ `vocab` are skipped.
+ * Marks token ids (a prompt) with {@link SEEN_IN_PROMPT} in one row of `seen` on the GPU, so the host never
+ * uploads a `rows × vocab` array; output counts already there are kept. Ids ≥ `vocab` are skipped.
  * @example
  * ```ts
  * gpu.run(seenFromTokens(gpu, { seen, tokens: promptIds, count: promptLength, row: slot, vocab }));

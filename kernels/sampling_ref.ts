@@ -5,7 +5,7 @@
  * the reference picks the same token; `margin` says how far the pick was from a float-rounding tie.
  * @module
  */
-import { resolveSampling, type SamplingSettings } from "./sampling.ts";
+import { resolveSampling, type SamplingSettings, SEEN_IN_PROMPT } from "./sampling.ts";
 
 /**
  * pcg4d (Jarzynski & Olano 2020) on four u32 words, bit-exact with the kernel's `pcg4d`.
@@ -62,8 +62,10 @@ const F32 = new Float32Array(1);
 const U32 = new Uint32Array(F32.buffer);
 
 /**
- * Penalties then (when sampling) temperature, in f32 as the kernel computes them: for a token seen `c > 0`
- * times, `x < 0 ? x·rep : x/rep`, then `x − (freq·c + presence)`; then `x / temperature`.
+ * Penalties then (when sampling) temperature, in f32 as the kernel computes them. `seen` entries are the
+ * kernel's: bit 31 marks a prompt token, the low 31 bits count the token in the output. A token in the prompt
+ * or the output gets `x < 0 ? x·rep : x/rep`; one the output holds `c > 0` times then `x − (freq·c +
+ * presence)`; then `x / temperature`.
  * @example
  * ```ts
  * processLogitsRef([2, -1], [1, 1], { repetitionPenalty: 2, temperature: 0 }); // [1, -2]
@@ -80,10 +82,9 @@ export function processLogitsRef(
   for (let i = 0; i < logits.length; i++) {
     let x = f(logits[i]);
     const c = seen[i];
-    if (c !== 0) {
-      x = x < 0 ? f(x * f(s.repetitionPenalty)) : f(x / f(s.repetitionPenalty));
-      x = f(x - f(f(f(s.frequencyPenalty) * f(c)) + f(s.presencePenalty)));
-    }
+    if (c !== 0) x = x < 0 ? f(x * f(s.repetitionPenalty)) : f(x / f(s.repetitionPenalty));
+    const output = c % SEEN_IN_PROMPT;
+    if (output !== 0) x = f(x - f(f(f(s.frequencyPenalty) * f(output)) + f(s.presencePenalty)));
     out[i] = s.temperature > 0 ? f(x / f(s.temperature)) : x;
   }
   return out;

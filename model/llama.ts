@@ -36,6 +36,8 @@ import {
   logprobsForward,
   logprobsMerge,
 } from "../kernels/logprobs.ts";
+import { loraSelect } from "../kernels/lora_select.ts";
+import { topLogprobs } from "../kernels/topk.ts";
 import {
   hasBias,
   layerNormName,
@@ -83,6 +85,13 @@ export interface LoraAdapter {
   rank: number;
   /** Multiplier of the adapter's output: alpha / r, or alpha / √r with rsLoRA. */
   scale: number;
+  /**
+   * Several adapters stacked along the rank, each row using its own (multi-LoRA serving; see
+   * kernels/lora_select.ts): `rows` u32 [maxTokens] is each row's adapter (0: none), `columns` u32 [rank]
+   * and `scales` f32 [rank] each stacked column's adapter and scale. `scale` then multiplies on top (1).
+   * Inference only.
+   */
+  select?: { rows: Tensor; columns: Tensor; scales: Tensor };
 }
 
 /** Per-batch inputs and outputs of a forward/backward pass, each with room for `maxTokens` rows. */
@@ -644,6 +653,19 @@ export class Llama {
     if (lora) {
       const xa = v.xa!;
       out.push(this.#loraDown(l, which, v.x, xa, N));
+      if (lora.select) {
+        const { rows, columns, scales } = lora.select;
+        out.push(
+          loraSelect(g, {
+            xa,
+            rowAdapter: rows,
+            colAdapter: columns,
+            colScale: scales,
+            rows: N,
+            rank: lora.rank,
+          }),
+        );
+      }
       out.push(matmul(g, {
         a: xa,
         b: lora.b,
@@ -689,7 +711,14 @@ export class Llama {
   #vocabLogprobs(
     hidden: Tensor,
     R: number,
-    o: { targets: Tensor; lse: Tensor; logp: Tensor; greedy?: Tensor; rowOffset: number },
+    o: {
+      targets: Tensor;
+      lse: Tensor;
+      logp: Tensor;
+      greedy?: Tensor;
+      top?: { k: number; ids: Tensor; logp: Tensor };
+      rowOffset: number;
+    },
   ): Dispatch[] {
     const g = this.gpu, D = this.dims.hiddenSize, V = this.dims.vocabSize;
     const blocks = this.#headBlocks();
@@ -703,12 +732,23 @@ export class Llama {
         K: D,
         transB: true,
       });
+    const { top, ...scored } = o;
     const greedy = o.greedy ? { greedy: o.greedy } : {};
     if (blocks.length === 1) {
+      const logits = prefix(this.#logits, R * V);
       return [
         project(blocks[0]),
-        logprobsForward(g, { ...o, ...greedy, logits: prefix(this.#logits, R * V), rows: R, vocab: V }),
+        logprobsForward(g, { ...scored, ...greedy, logits, rows: R, vocab: V }),
+        ...(top
+          ? [topLogprobs(g, { logits, lse: o.lse, ...top, rows: R, vocab: V, rowOffset: o.rowOffset })]
+          : []),
       ];
+    }
+    if (top) {
+      throw new RangeError(
+        `top log-probs over a vocabulary in ${blocks.length} row blocks (the LM head exceeds one binding) ` +
+          "are not supported",
+      );
     }
     const out: Dispatch[] = [];
     const stats = prefix(this.#logitStats!, R * blocks.length * LOGPROBS_STAT_FIELDS);
@@ -786,6 +826,8 @@ export class Llama {
     logp: Tensor;
     lse: Tensor;
     greedy?: Tensor;
+    /** Also each scored row's k most probable ids and their log-probs, k per row (`kernels/topk.ts`). */
+    top?: { k: number; ids: Tensor; logp: Tensor };
     n: number;
     /** Rows of the last forward (B·T). */
     srcRows: number;
@@ -1066,6 +1108,7 @@ export class Llama {
     const db = hasBias(this.dims, which) ? this.weights.grad(`${name}.bias`) : undefined;
     if (db) out.push(biasBackward(g, { dy, dbias: wholeTensor(db), rows: N, cols: outF }));
     const lora = this.weights.lora?.(name);
+    if (lora?.select) throw new Error(`"${name}": stacked adapters (multi-LoRA) are for inference only`);
     if (lora) {
       const r = lora.rank, xa = v.xa!;
       const tmp = prefix(this.#loraTmp!, N * r);

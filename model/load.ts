@@ -8,7 +8,13 @@ import type { Gpu } from "../gpu/runtime.ts";
 import { readRowPieces, readRows, type RowBlocks, writeRows } from "../gpu/row_blocks.ts";
 import { assertWithinSlidingWindow, type ModelConfig } from "../io/hf_config.ts";
 import { type ModelFolder, openModelFolder, type SaveDType, saveModelFolder } from "../io/hf_model.ts";
-import { llamaParamSpecs, type ParamSpec } from "../io/llama_architecture.ts";
+import {
+  LINEAR_NAMES,
+  linearName,
+  type LlamaDims,
+  llamaParamSpecs,
+  type ParamSpec,
+} from "../io/llama_architecture.ts";
 import { Llama, type LoraAdapter, type WeightSource } from "./llama.ts";
 import {
   checkFiniteWeights,
@@ -194,11 +200,24 @@ export async function loadLlama(
   };
   const model = new Llama(gpu, config, weightSource(params, opts.lora), rope, {
     maxTokens: opts.maxTokens,
-    trainable: opts.trainable || Boolean(opts.lora),
+    // Trainable adapters need every layer's activations kept for their backward pass; frozen ones do not.
+    trainable: opts.trainable || hasTrainableLora(config, opts.lora),
     logitsRows: opts.logitsRows,
     gradientCheckpointing: opts.gradientCheckpointing,
   });
   return { config, params, model, dir: typeof source === "string" ? source : undefined };
+}
+
+/** Whether any linear of the model has an adapter with gradients (LoRA training). */
+function hasTrainableLora(dims: LlamaDims, lora: LoadOptions["lora"]): boolean {
+  if (!lora) return false;
+  for (let l = 0; l < dims.numLayers; l++) {
+    for (const w of LINEAR_NAMES) {
+      const a = lora(linearName(l, w));
+      if (a?.gradA || a?.gradB) return true;
+    }
+  }
+  return false;
 }
 
 /**

@@ -1,12 +1,14 @@
 /**
  * Answers for the win rates from a local model: one model loaded at a time, the first N Korean prompts in
- * the model's chat template, greedy decoding. The answers file, its resume after a kill and the generation
+ * the model's chat template, sampled as FastChat samples MT-Bench answers (the question category's
+ * temperature, 0.7 for any other; seed 0, so a rerun gives the same answers). The answers file, its resume after a kill and the generation
  * loop are eval/winrate/answers.ts's `generateAnswers`; this file loads the model and renders the prompts.
  *
  * @module
  */
 import { generateAnswers } from "../eval/winrate/answers.ts";
 import { readQuestions } from "../eval/winrate/inputs.ts";
+import { answerTemperature } from "../eval/winrate/run.ts";
 import { loadEngine, type TextEngine } from "../generate/engine.ts";
 import type { Gpu } from "../gpu/runtime.ts";
 
@@ -27,7 +29,7 @@ export const PLAIN_CHAT_TEMPLATE = "{{ bos_token }}{% for message in messages %}
 
 /** Options of {@link answerWithModel}. */
 export interface AnswerOptions {
-  /** A model folder (full weights). */
+  /** A model folder (full weights), or a PEFT adapter folder over its base model. */
   modelDir: string;
   /** The model's name in the answers file and the tables (PT, SFT, …). */
   label: string;
@@ -138,7 +140,7 @@ export async function answerWithModel(o: AnswerOptions): Promise<AnswerReport> {
             {
               prompt: fitted.prompt,
               maxTokens: o.maxNewTokens,
-              temperature: 0,
+              temperature: answerTemperature(q),
               topP: 1,
               topK: 0,
               repetitionPenalty: 1,

@@ -121,7 +121,7 @@ inputs (override the preset)
 evaluation
   --kobest-limit N         first N test documents per task      --shots LIST      e.g. 0,5
   --kobest-batch-size N    sequences per forward pass           --kobest-max-length N
-  --prompts-limit N        first N prompts                      --answer-max-tokens N (greedy answers)
+  --prompts-limit N        first N prompts                      --answer-max-tokens N (answer length)
   --answer-context N       prompt + answer tokens the generator allocates (a multiple of 64)
 
 judge (Table 1)

@@ -146,7 +146,7 @@ function realDefaults(model: string, train: Record<Objective, TrainingSettings>)
     kobestBatchSize: 16,
     prompts: KO_PROMPTS,
     promptsLimit: 252,
-    answerMaxTokens: 512,
+    answerMaxTokens: 1024,
     answerContext: 2048,
     dpo: false,
     judge: { kind: "none" },

@@ -15,6 +15,10 @@ export interface GenerationOutcome {
   finishReason: "stop" | "length" | "abort";
   promptTokens: number;
   completionTokens: number;
+  /** The engine's prompt ids, generated ids and stop id, when it reports them (for `logprobs`). */
+  promptIds?: number[];
+  ids?: number[];
+  stopId?: number;
 }
 
 /**
@@ -79,6 +83,9 @@ export async function runGeneration(
       finishReason,
       promptTokens: result?.promptTokens ?? engine.countTokens(req.prompt),
       completionTokens: result && !matcher.stopped ? result.completionTokens : countOrZero(engine, text),
+      ...(result?.promptIds ? { promptIds: result.promptIds } : {}),
+      ...(result?.ids ? { ids: result.ids } : {}),
+      ...(result?.stopId !== undefined && !matcher.stopped ? { stopId: result.stopId } : {}),
     };
   } finally {
     signal.removeEventListener("abort", forward);

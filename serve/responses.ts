@@ -1,13 +1,15 @@
 /**
  * Builders for the two completion formats, whole and streamed, so the server runs one generation path for
- * both endpoints. Streams follow OpenAI: chat sends a role-only delta first; every stream ends with a chunk
- * carrying `finish_reason`, then (with `stream_options.include_usage`) a chunk with empty `choices` and the
- * usage, then `data: [DONE]`.
+ * both endpoints. Streams follow OpenAI: chat sends a role-only delta first for each choice; each choice ends
+ * with a chunk carrying its `finish_reason`; then (with `stream_options.include_usage`) a chunk with empty
+ * `choices` and the usage, then `data: [DONE]`.
  * @module
  */
 import type {
   ChatCompletion,
   ChatCompletionChunk,
+  ChatLogprobs,
+  CompletionLogprobs,
   OpenAIFinishReason,
   TextCompletion,
   Usage,
@@ -23,16 +25,26 @@ export interface ResponseIdentity {
   includeUsage: boolean;
 }
 
-/** The objects one endpoint sends back. */
+/** One finished choice of a non-streamed response. */
+export interface FinishedChoice {
+  text: string;
+  finish: OpenAIFinishReason;
+  /** The endpoint's `logprobs` object, when asked for. */
+  logprobs?: CompletionLogprobs | ChatLogprobs;
+}
+
+/** The objects one endpoint sends back; `index` is the choice's. */
 export interface ResponseFormat {
-  /** The non-streamed response. */
-  complete(text: string, finish: OpenAIFinishReason, usage: Usage): ChatCompletion | TextCompletion;
-  /** Chunks sent before any text. */
-  opening(): (ChatCompletionChunk | TextCompletion)[];
-  /** A chunk carrying a piece of text. */
-  delta(text: string): ChatCompletionChunk | TextCompletion;
-  /** Chunks sent after the last text: the finish reason, then usage if asked for. */
-  closing(finish: OpenAIFinishReason, usage: Usage): (ChatCompletionChunk | TextCompletion)[];
+  /** The non-streamed response; choice i has index i. */
+  complete(choices: readonly FinishedChoice[], usage: Usage): ChatCompletion | TextCompletion;
+  /** Chunks sent before a choice's text. */
+  opening(index: number): (ChatCompletionChunk | TextCompletion)[];
+  /** A chunk carrying a piece of a choice's text. */
+  delta(index: number, text: string): ChatCompletionChunk | TextCompletion;
+  /** The chunk ending a choice. */
+  finish(index: number, finish: OpenAIFinishReason): ChatCompletionChunk | TextCompletion;
+  /** Chunks sent after every choice has ended: usage, if asked for. */
+  closing(usage: Usage): (ChatCompletionChunk | TextCompletion)[];
 }
 
 /**
@@ -57,11 +69,12 @@ export function usageOf(promptTokens: number, completionTokens: number): Usage {
  * @example
  * ```ts
  * const fmt = chatFormat({ id: "chatcmpl-1", created: 0, model: "m", includeUsage: false });
- * fmt.delta("안녕").choices[0].delta; // { content: "안녕" }
+ * fmt.delta(0, "안녕").choices[0].delta; // { content: "안녕" }
  * ```
  */
 export function chatFormat(who: ResponseIdentity): ResponseFormat {
   const chunk = (
+    index: number,
     delta: ChatCompletionChunk["choices"][0]["delta"],
     finish: OpenAIFinishReason | null,
   ): ChatCompletionChunk => ({
@@ -69,30 +82,27 @@ export function chatFormat(who: ResponseIdentity): ResponseFormat {
     object: "chat.completion.chunk",
     created: who.created,
     model: who.model,
-    choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
+    choices: [{ index, delta, logprobs: null, finish_reason: finish }],
     ...(who.includeUsage ? { usage: null } : {}),
   });
   return {
-    complete: (text, finish, usage) => ({
+    complete: (choices, usage) => ({
       id: who.id,
       object: "chat.completion",
       created: who.created,
       model: who.model,
-      choices: [{
-        index: 0,
-        message: { role: "assistant", content: text },
-        logprobs: null,
-        finish_reason: finish,
-      }],
+      choices: choices.map((c, index) => ({
+        index,
+        message: { role: "assistant", content: c.text },
+        logprobs: (c.logprobs as ChatLogprobs | undefined) ?? null,
+        finish_reason: c.finish,
+      })),
       usage,
     }),
-    opening: () => [chunk({ role: "assistant", content: "" }, null)],
-    delta: (text) => chunk({ content: text }, null),
-    closing: (finish, usage) => {
-      const last = chunk({}, finish);
-      if (!who.includeUsage) return [last];
-      return [last, { ...chunk({}, null), choices: [], usage }];
-    },
+    opening: (index) => [chunk(index, { role: "assistant", content: "" }, null)],
+    delta: (index, text) => chunk(index, { content: text }, null),
+    finish: (index, finish) => chunk(index, {}, finish),
+    closing: (usage) => (who.includeUsage ? [{ ...chunk(0, {}, null), choices: [], usage }] : []),
   };
 }
 
@@ -102,29 +112,35 @@ export function chatFormat(who: ResponseIdentity): ResponseFormat {
  * @example
  * ```ts
  * const fmt = textFormat({ id: "cmpl-1", created: 0, model: "m", includeUsage: true });
- * fmt.delta("Once").choices[0].text; // "Once"
+ * fmt.delta(0, "Once").choices[0].text; // "Once"
  * ```
  */
 export function textFormat(who: ResponseIdentity): ResponseFormat {
-  const chunk = (text: string, finish: OpenAIFinishReason | null): TextCompletion => ({
+  const chunk = (index: number, text: string, finish: OpenAIFinishReason | null): TextCompletion => ({
     id: who.id,
     object: "text_completion",
     created: who.created,
     model: who.model,
-    choices: [{ index: 0, text, logprobs: null, finish_reason: finish }],
+    choices: [{ index, text, logprobs: null, finish_reason: finish }],
     ...(who.includeUsage ? { usage: null } : {}),
   });
   return {
-    complete: (text, finish, usage) => {
-      const { usage: _streamOnly, ...rest } = chunk(text, finish);
-      return { ...rest, usage };
-    },
+    complete: (choices, usage) => ({
+      id: who.id,
+      object: "text_completion",
+      created: who.created,
+      model: who.model,
+      choices: choices.map((c, index) => ({
+        index,
+        text: c.text,
+        logprobs: (c.logprobs as CompletionLogprobs | undefined) ?? null,
+        finish_reason: c.finish,
+      })),
+      usage,
+    }),
     opening: () => [],
-    delta: (text) => chunk(text, null),
-    closing: (finish, usage) => {
-      const last = chunk("", finish);
-      if (!who.includeUsage) return [last];
-      return [last, { ...chunk("", null), choices: [], usage }];
-    },
+    delta: (index, text) => chunk(index, text, null),
+    finish: (index, finish) => chunk(index, "", finish),
+    closing: (usage) => (who.includeUsage ? [{ ...chunk(0, "", null), choices: [], usage }] : []),
   };
 }

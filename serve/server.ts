@@ -1,6 +1,8 @@
 /**
  * An OpenAI-compatible HTTP server over a {@link GenerationEngine}:
- * `POST /v1/chat/completions`, `POST /v1/completions`, `GET /v1/models`, `GET /health`.
+ * `POST /v1/chat/completions`, `POST /v1/completions`, `GET /v1/models`, `GET /health`. The model is asked
+ * for by its id (or an alias); adapters the engine serves over it by their names (vLLM's `--lora-modules`).
+ * A request's choices (`n`, several prompts) run together and count as one request for admission.
  *
  * Admission is first-in, first-out: `maxConcurrent` generations run, `maxQueue` more wait, the rest get 429.
  * Each request has one AbortController fed by the client's disconnect (the request signal, or the SSE stream
@@ -14,6 +16,7 @@
  * @module
  */
 import type { GenerateRequest, GenerationEngine } from "../generate/engine_contract.ts";
+import { type ChoiceOutcome, type ChoicePlan, finishGenerated, planChoices, scorePrompt } from "./choices.ts";
 import { ApiError, jsonResponse } from "./errors.ts";
 import { EngineFailure, type GenerationOutcome, runGeneration } from "./generation.ts";
 import {
@@ -21,7 +24,6 @@ import {
   parseChatRequest,
   parseCompletionRequest,
   type ParsedRequest,
-  type RequestInput,
 } from "./openai_types.ts";
 import { chatFormat, type ResponseFormat, textFormat, usageOf } from "./responses.ts";
 import { FifoScheduler, QueueFullError, SchedulerClosedError, type Slot } from "./scheduler.ts";
@@ -87,6 +89,10 @@ class RequestTimeout extends Error {
 class ShuttingDown extends Error {
   override name = "ShuttingDown";
 }
+/** Abort reason: another choice of the same request failed. */
+class SiblingFailed extends Error {
+  override name = "SiblingFailed";
+}
 
 /** The completion length OpenAI's legacy endpoint uses when `max_tokens` is absent. */
 const TEXT_COMPLETION_DEFAULT_MAX_TOKENS = 16;
@@ -139,6 +145,11 @@ const DEFAULT_STUCK_AFTER_MS = 30_000;
 export function startServer(engine: GenerationEngine, opts: ServerOptions): ServerHandle {
   validateOptions(opts);
   const stuckAfterMs = opts.stuckAfterMs ?? DEFAULT_STUCK_AFTER_MS;
+  const names = [engine.modelId, ...(opts.modelAliases ?? [])];
+  const clash = (engine.adapters ?? []).find((a) => names.includes(a));
+  if (clash) {
+    throw new RangeError(`the adapter name "${clash}" is also the model's name or an alias; rename it`);
+  }
   const graceMs = opts.shutdownGraceMs ?? 10_000;
   const state: State = {
     engine,
@@ -328,9 +339,21 @@ function health(state: State): Response {
 const STARTED = Math.floor(Date.now() / 1000);
 
 function models(state: State): Response {
+  const card = (id: string, parent: string | null) => ({
+    id,
+    object: "model" as const,
+    created: STARTED,
+    owned_by: "kotransfer",
+    root: parent === null ? state.engine.modelId : id,
+    parent,
+    max_model_len: state.engine.maxContextTokens,
+  });
   const list: ModelList = {
     object: "list",
-    data: state.modelNames.map((id) => ({ id, object: "model", created: STARTED, owned_by: "kotransfer" })),
+    data: [
+      ...state.modelNames.map((id) => card(id, null)),
+      ...(state.engine.adapters ?? []).map((id) => card(id, state.engine.modelId)),
+    ],
   };
   return jsonResponse(list);
 }
@@ -339,12 +362,16 @@ async function completion(state: State, req: Request, kind: "chat" | "text"): Pr
   if (state.closing) throw new ApiError(503, "the server is shutting down", { code: "shutting_down" });
   const body = await readJson(req, state.maxBodyBytes);
   const parsed = kind === "chat" ? parseChatRequest(body) : parseCompletionRequest(body);
-  checkModel(state, parsed.model);
-  const genReq = buildGenerateRequest(state, parsed, kind);
+  const adapter = adapterOf(state, parsed.model);
+  const { plans, promptTokens } = planChoices(state.engine, parsed, {
+    maxPromptTokens: state.maxPromptTokens,
+    maxTokensLimit: state.maxTokensLimit,
+    defaultMaxTokens: kind === "text" ? TEXT_COMPLETION_DEFAULT_MAX_TOKENS : state.maxTokensLimit,
+  }, adapter);
   const format = (kind === "chat" ? chatFormat : textFormat)({
     id: `${kind === "chat" ? "chatcmpl" : "cmpl"}-${crypto.randomUUID().replaceAll("-", "")}`,
     created: Math.floor(Date.now() / 1000),
-    model: state.engine.modelId,
+    model: adapter ?? state.engine.modelId,
     includeUsage: parsed.includeUsage,
   });
   const pending = track(state, req);
@@ -355,16 +382,76 @@ async function completion(state: State, req: Request, kind: "chat" | "text"): Pr
     pending.done();
     throw admissionError(e);
   }
-  if (parsed.stream) return streamed(state, genReq, format, slot, pending);
+  const run: RunChoices = { state, parsed, kind, plans, promptTokens, format, pending };
+  if (parsed.stream) return streamed(run, slot);
   try {
-    const out = await runWatched(state, genReq, () => {}, pending.signal);
-    if (out.finishReason === "abort") throw abortError(pending.signal.reason);
-    return jsonResponse(
-      format.complete(out.text, out.finishReason, usageOf(out.promptTokens, out.completionTokens)),
-    );
+    const outcomes = await runAll(run, () => undefined);
+    if (outcomes === ABORTED) throw abortError(pending.signal.reason);
+    const completionTokens = outcomes.reduce((n, o) => n + o.completionTokens, 0);
+    return jsonResponse(format.complete(outcomes, usageOf(promptTokens, completionTokens)));
   } finally {
     slot.release();
     pending.done();
+  }
+}
+
+/** One request's choices and what running them needs. */
+interface RunChoices {
+  state: State;
+  parsed: ParsedRequest;
+  kind: "chat" | "text";
+  plans: ChoicePlan[];
+  promptTokens: number;
+  format: ResponseFormat;
+  pending: Pending;
+}
+
+const ABORTED = Symbol("aborted");
+
+/**
+ * Runs every choice at once; resolves with their outcomes in index order, or {@link ABORTED} when the
+ * request's signal aborted. The first failure aborts the other choices and is rethrown.
+ */
+async function runAll(
+  run: RunChoices,
+  emit: (plan: ChoicePlan) => ((text: string) => void) | undefined,
+): Promise<ChoiceOutcome[] | typeof ABORTED> {
+  const signal = run.pending.signal;
+  const settled = await Promise.allSettled(run.plans.map(async (plan) => {
+    try {
+      return await runChoice(run, plan, emit(plan) ?? (() => {}));
+    } catch (e) {
+      run.pending.abort(new SiblingFailed("another choice of this request failed"));
+      throw e;
+    }
+  }));
+  const failure = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failure) throw failure.reason;
+  const outcomes = settled.map((r) => (r as PromiseFulfilledResult<ChoiceOutcome | typeof ABORTED>).value);
+  if (outcomes.some((o) => o === ABORTED) || signal.aborted) return ABORTED;
+  return outcomes as ChoiceOutcome[];
+}
+
+/** One choice: a forward pass when it only scores its prompt, else a watched generation then its logprobs. */
+async function runChoice(
+  run: RunChoices,
+  plan: ChoicePlan,
+  emit: (text: string) => void,
+): Promise<ChoiceOutcome | typeof ABORTED> {
+  const { state, parsed, kind } = run;
+  if (plan.scoreOnly) return await scoring(() => scorePrompt(state.engine, plan, parsed));
+  const out = await runWatched(state, plan.request, emit, run.pending.signal);
+  if (out.finishReason === "abort") return ABORTED;
+  return await scoring(() => finishGenerated(state.engine, plan, parsed, out, kind));
+}
+
+/** Scoring failures are the engine's (500), unless they are already an API error. */
+async function scoring<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (e) {
+    if (e instanceof ApiError || e instanceof EngineFailure) throw e;
+    throw new EngineFailure(`scoring failed: ${errorText(e)}`, { cause: e });
   }
 }
 
@@ -411,84 +498,18 @@ async function readBody(req: Request, maxBytes: number): Promise<string> {
   }
 }
 
-function checkModel(state: State, model: string): void {
-  if (state.modelNames.includes(model)) return;
+/** The adapter a request's `model` names (undefined: the base model); 404 for a name not served. */
+function adapterOf(state: State, model: string): string | undefined {
+  if (state.modelNames.includes(model)) return undefined;
+  const adapters = state.engine.adapters ?? [];
+  if (adapters.includes(model)) return model;
   throw new ApiError(
     404,
     `the model '${model}' does not exist here; this server serves ${
-      state.modelNames.map((m) => `'${m}'`).join(", ")
+      [...state.modelNames, ...adapters].map((m) => `'${m}'`).join(", ")
     }`,
     { param: "model", code: "model_not_found" },
   );
-}
-
-function buildGenerateRequest(state: State, parsed: ParsedRequest, kind: "chat" | "text"): GenerateRequest {
-  const prompt = renderPrompt(state.engine, parsed.input);
-  const promptTokens = state.engine.countTokens(prompt);
-  const param = kind === "chat" ? "messages" : "prompt";
-  const context = state.engine.maxContextTokens;
-  if (promptTokens > state.maxPromptTokens || promptTokens >= context) {
-    throw new ApiError(
-      413,
-      `the prompt is ${promptTokens} tokens; this server accepts at most ` +
-        `${Math.min(state.maxPromptTokens, context - 1)}`,
-      { type: "invalid_request_error", param, code: "context_length_exceeded" },
-    );
-  }
-  return {
-    prompt,
-    maxTokens: resolveMaxTokens(state, parsed.maxTokens, promptTokens, kind),
-    temperature: parsed.temperature,
-    topP: parsed.topP,
-    topK: parsed.topK,
-    repetitionPenalty: parsed.repetitionPenalty,
-    stop: parsed.stop,
-    ...(parsed.seed !== undefined ? { seed: parsed.seed } : {}),
-  };
-}
-
-function renderPrompt(engine: GenerationEngine, input: RequestInput): string {
-  if (input.kind === "text") return input.prompt;
-  try {
-    return engine.renderChat(input.messages);
-  } catch (e) {
-    throw new ApiError(400, `the chat template rejected the messages: ${errorText(e)}`, {
-      param: "messages",
-      code: "invalid_messages",
-    });
-  }
-}
-
-function resolveMaxTokens(
-  state: State,
-  asked: number | undefined,
-  promptTokens: number,
-  kind: "chat" | "text",
-): number {
-  const room = state.engine.maxContextTokens - promptTokens;
-  if (asked === undefined) {
-    const wanted = kind === "text" ? TEXT_COMPLETION_DEFAULT_MAX_TOKENS : state.maxTokensLimit;
-    return Math.min(wanted, state.maxTokensLimit, room);
-  }
-  if (asked > state.maxTokensLimit) {
-    throw new ApiError(
-      400,
-      `max_tokens must be at most ${state.maxTokensLimit} on this server, got ${asked}`,
-      {
-        param: "max_tokens",
-        code: "invalid_value",
-      },
-    );
-  }
-  if (asked > room) {
-    throw new ApiError(
-      400,
-      `the prompt's ${promptTokens} tokens plus max_tokens ${asked} exceed the model's context of ` +
-        `${state.engine.maxContextTokens} tokens`,
-      { param: "max_tokens", code: "context_length_exceeded" },
-    );
-  }
-  return asked;
 }
 
 interface Pending {
@@ -520,42 +541,33 @@ function track(state: State, req: Request): Pending {
   };
 }
 
-function streamed(
-  state: State,
-  genReq: GenerateRequest,
-  format: ResponseFormat,
-  slot: Slot,
-  pending: Pending,
-): Response {
-  const sse = new SseStream(() => pending.abort(new ClientGone("the client stopped reading the stream")));
-  void pump(state, genReq, format, sse, pending.signal).finally(() => {
+function streamed(run: RunChoices, slot: Slot): Response {
+  const sse = new SseStream(() => run.pending.abort(new ClientGone("the client stopped reading the stream")));
+  void pump(run, sse).finally(() => {
     slot.release();
-    pending.done();
+    run.pending.done();
   });
   return new Response(sse.readable, { headers: SSE_HEADERS });
 }
 
-async function pump(
-  state: State,
-  genReq: GenerateRequest,
-  format: ResponseFormat,
-  sse: SseStream,
-  signal: AbortSignal,
-): Promise<void> {
+async function pump(run: RunChoices, sse: SseStream): Promise<void> {
+  const { format, pending } = run;
   try {
-    for (const chunk of format.opening()) sse.send(chunk);
-    const out = await runWatched(state, genReq, (text) => sse.send(format.delta(text)), signal);
-    if (out.finishReason === "abort") {
-      if (!(signal.reason instanceof ClientGone)) sse.send(abortError(signal.reason).toBody());
+    for (const plan of run.plans) for (const chunk of format.opening(plan.index)) sse.send(chunk);
+    const outcomes = await runAll(run, (plan) => (text) => sse.send(format.delta(plan.index, text)));
+    if (outcomes === ABORTED) {
+      if (!(pending.signal.reason instanceof ClientGone)) {
+        sse.send(abortError(pending.signal.reason).toBody());
+      }
       sse.close();
       return;
     }
-    for (const chunk of format.closing(out.finishReason, usageOf(out.promptTokens, out.completionTokens))) {
-      sse.send(chunk);
-    }
+    outcomes.forEach((o, i) => sse.send(format.finish(run.plans[i].index, o.finish)));
+    const completionTokens = outcomes.reduce((n, o) => n + o.completionTokens, 0);
+    for (const chunk of format.closing(usageOf(run.promptTokens, completionTokens))) sse.send(chunk);
     sse.done();
   } catch (e) {
-    sse.send(toApiError(e, state).toBody());
+    sse.send(toApiError(e, run.state).toBody());
     sse.close();
   }
 }

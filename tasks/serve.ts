@@ -1,7 +1,10 @@
-#!/usr/bin/env -S deno run --no-prompt --allow-net --allow-read --allow-env=DENO_WEBGPU_BACKEND,HF_*,HUGGING*,XDG_CACHE_HOME,HOME,USERPROFILE,OPENAI_API_KEY,KOTRANSFER_* --unstable-no-legacy-abort
+#!/usr/bin/env -S deno run --no-prompt --allow-net --allow-read --allow-write --allow-env=DENO_WEBGPU_BACKEND,HF_*,HUGGING*,XDG_CACHE_HOME,HOME,USERPROFILE,OPENAI_API_KEY,KOTRANSFER_* --unstable-no-legacy-abort
 /**
- * `deno task serve --model DIR [--port 8080]`: serves a model over an OpenAI-compatible API.
+ * `deno task serve --model DIR [--port 8080] [--lora NAME=DIR …]`: serves a model (a folder, a Hub id or a
+ * PEFT adapter folder over its base) over an OpenAI-compatible API, with more adapters over it selected by
+ * the request's `model`, as vLLM's `--lora-modules`.
  *
+ * `--allow-write` is for the Hugging Face cache: a Hub id (or an adapter's Hub base model) is downloaded there.
  * `--unstable-no-legacy-abort` makes a request's signal abort only when the client really leaves (not after
  * every successful response), which is what the server listens to.
  * @module
@@ -18,7 +21,10 @@ Usage: deno task serve --model DIR [options]
 Endpoints: POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health
 
 Options:
-  --model DIR               model folder (Hugging Face layout)              (required)
+  --model DIR               model folder (Hugging Face layout), Hub id, or PEFT adapter folder (served over
+                            the base model its adapter_config.json names)     (required)
+  --lora NAME=DIR           serve a PEFT adapter over the model, asked for as "model": NAME (repeatable;
+                            listed in /v1/models; requests for different adapters decode in one batch)
   --host HOST               interface to bind                               (default 127.0.0.1)
   --port N                  TCP port; 0 picks a free one                    (default 8080)
   --model-name NAME         another name clients may use as "model" (repeatable)
@@ -65,6 +71,14 @@ function apiKeyFrom(envName: string | undefined): string | undefined {
   return key;
 }
 
+/** `--lora NAME=DIR`, as vLLM's `--lora-modules`. */
+function parseLora(spec: string): { name: string; dir: string } {
+  const at = spec.indexOf("=");
+  const name = spec.slice(0, at), dir = spec.slice(at + 1);
+  if (at <= 0 || dir === "") throw new Error(`--lora expects NAME=DIR, got ${JSON.stringify(spec)}`);
+  return { name, dir };
+}
+
 async function main(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
@@ -73,6 +87,7 @@ async function main(args: string[]): Promise<void> {
       host: { type: "string", default: "127.0.0.1" },
       port: { type: "string" },
       "model-name": { type: "string", multiple: true },
+      lora: { type: "string", multiple: true },
       "api-key-env": { type: "string" },
       "max-concurrent": { type: "string" },
       "max-queue": { type: "string" },
@@ -100,6 +115,7 @@ async function main(args: string[]): Promise<void> {
     maxConcurrent,
     maxContextTokens: optionalInteger(values, "context", 2),
     ignoreUnusedWeights: values["ignore-unused-weights"],
+    loras: (values.lora ?? []).map(parseLora),
   });
   const server = startServer(engine, {
     hostname: values.host,
@@ -115,7 +131,10 @@ async function main(args: string[]): Promise<void> {
     modelAliases: values["model-name"],
     log: values.quiet ? undefined : (line) => console.error(`${new Date().toISOString()} ${line}`),
   });
-  console.error(`serving ${engine.modelId} at ${server.url}/v1${apiKey ? " (API key required)" : ""}`);
+  const adapters = engine.adapters.length > 0 ? ` with adapters ${engine.adapters.join(", ")}` : "";
+  console.error(
+    `serving ${engine.modelId}${adapters} at ${server.url}/v1${apiKey ? " (API key required)" : ""}`,
+  );
   exitOnSignals(server, (line) => console.error(line));
 }
 

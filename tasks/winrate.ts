@@ -8,6 +8,7 @@ import { parseArgs } from "node:util";
 import { type ModelSpec, type PairSpec, parsePairSpec } from "../eval/winrate/inputs.ts";
 import { runWinRate, type WinRateConfig } from "../eval/winrate/run.ts";
 import { deniedPermissionLine, runTask } from "../io/cli.ts";
+import type { VerdictRule } from "../eval/winrate/judge_prompt.ts";
 
 const HELP = `Compare models pairwise with an LLM judge (FastChat MT-Bench pairwise conventions).
 
@@ -24,13 +25,16 @@ Options:
   --model-a NAME           names for those two (default: the id each endpoint's /models lists first)
   --model-b NAME
   --answer-key-env NAME    env variable holding the API key for answer endpoints (default: none)
-  --answer-max-tokens N    max_tokens for generated answers (default: the endpoint's default)
-  --answer-temperature X   temperature for generated answers (default 0)
+  --answer-max-tokens N    max_tokens for generated answers (default 1024, FastChat's --max-new-token)
+  --answer-temperature X   temperature for generated answers (default: FastChat's per question category,
+                           0.7 for questions without one of its categories)
   --judge-url URL          judge base URL, e.g. https://api.openai.com/v1                    (required)
   --judge-model NAME       judge model                                                          (required)
   --judge-key-env NAME     env variable holding the judge's API key (default OPENAI_API_KEY; unset: no key)
   --judge-max-tokens N     max_tokens for each judgment (default 2048)
   --verdict-retries N      re-ask a judge whose reply has no [[A]]/[[B]]/[[C]] this often (default 2)
+  --verdict-rule R         fastchat: [[A]] anywhere, then [[B]], then [[C]], as FastChat reads verdicts
+                           (default); last: the last marker in the reply
   --retries N              HTTP retries on 429/5xx/network errors, with backoff (default 5)
   --parallel N             requests in flight at once (default 4)
   --limit N                use only the first N questions
@@ -57,6 +61,11 @@ function integerFlag(values: Flags, name: string, min: number): number | undefin
     throw new Error(`--${name} must be an integer ≥ ${min}, got ${raw}`);
   }
   return n;
+}
+
+function verdictRuleFlag(raw: string | undefined): VerdictRule | undefined {
+  if (raw === undefined || raw === "fastchat" || raw === "last") return raw;
+  throw new Error(`--verdict-rule must be fastchat or last, got ${raw}`);
 }
 
 function numberFlag(values: Flags, name: string, min: number, max: number): number | undefined {
@@ -130,6 +139,7 @@ export function winRateConfigFromArgs(
       "judge-key-env": { type: "string" },
       "judge-max-tokens": { type: "string" },
       "verdict-retries": { type: "string" },
+      "verdict-rule": { type: "string" },
       retries: { type: "string" },
       parallel: { type: "string" },
       limit: { type: "string" },
@@ -156,6 +166,7 @@ export function winRateConfigFromArgs(
       maxTokens: integerFlag(values, "judge-max-tokens", 1),
     },
     verdictRetries: integerFlag(values, "verdict-retries", 0),
+    verdictRule: verdictRuleFlag(values["verdict-rule"] as string | undefined),
     resultsPath: values.out,
     summaryPath: values.summary,
     tablePath: values.table,

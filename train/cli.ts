@@ -65,7 +65,9 @@ With neither --model nor --data, trains the embedded default: a tiny Korean Llam
 runs/tiny-base) on the bundled data in data/, saving to runs/${objective}-tiny/final. Other flags still apply.
 
 data and model
-  --model DIR|ORG/NAME     base model: a Hugging Face folder or a Hub id (downloaded into HF_HOME)
+  --model DIR|ORG/NAME     base model: a Hugging Face folder or a Hub id (downloaded into HF_HOME); a PEFT
+                           adapter folder trains that adapter further (with --lora-r; its own r, alpha
+                           and targets are kept)
   --data FILE              training data (repeatable): ${data}
   --eval-data FILE         held-out data (repeatable); otherwise --eval-fraction of --data
   --eval-fraction F        share of rows held out for evaluation (default ${d.evalFraction})
@@ -74,7 +76,9 @@ data and model
   --chat-template FILE     Jinja chat template for models without one
   --skip-bad-rows          skip invalid rows (counted) instead of stopping at the first
   --max-length N           tokens per sequence (default ${d.maxLength}); longer ones are truncated
-  --max-prompt-length N    prompt tokens kept (the end of the prompt)${
+  --max-prompt-length N    prompt tokens kept (the end of the prompt)
+  --legacy-encoding        tokenize as this toolkit did before following current TRL (EOS as an id,
+                           BOS added to chats without one, pairs' prompt and completions apart)${
     objective === "sft"
       ? `
   --no-completion-only-loss  prompt-completion rows: loss on the prompt too

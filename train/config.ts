@@ -38,6 +38,8 @@ export interface TrainConfig {
   completionOnlyLoss: boolean;
   /** Chat SFT rows: loss on assistant turns only (TRL's `assistant_only_loss`). */
   assistantOnlyLoss: boolean;
+  /** Tokenize rows with this toolkit's earlier encoding instead of current TRL's (train/examples.ts). */
+  legacyEncoding: boolean;
   /** Sequences (SFT) or pairs (DPO, ORPO) per micro-batch. */
   batchSize: number;
   /** Micro-batches per optimizer step (default 1). */
@@ -186,6 +188,7 @@ export const SETTINGS = {
   maxPromptLength: { flag: "max-prompt-length", type: "number", optional: true, check: positiveInt },
   completionOnlyLoss: { flag: "no-completion-only-loss", type: "negated", default: true },
   assistantOnlyLoss: { flag: "assistant-only-loss", type: "boolean", default: false },
+  legacyEncoding: { flag: "legacy-encoding", type: "boolean", default: false },
   batchSize: { flag: "batch-size", type: "number", default: 8, check: positiveInt },
   gradAccum: { flag: "grad-accum", type: "number", default: 1, check: positiveInt },
   epochs: { flag: "epochs", type: "number", default: 1, check: countFromZero },

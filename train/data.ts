@@ -63,7 +63,11 @@ export async function prepareData(cfg: TrainConfig, tok: TextTokenizer): Promise
     trainRows = split.train;
     evalRows = split.eval;
   }
-  const limits = { maxLength: cfg.maxLength, maxPromptLength: cfg.maxPromptLength };
+  const limits = {
+    maxLength: cfg.maxLength,
+    maxPromptLength: cfg.maxPromptLength,
+    encoding: cfg.legacyEncoding ? "legacy" as const : "trl" as const,
+  };
   if (OBJECTIVES[cfg.objective].data === "sft") {
     const opts = {
       ...limits,
@@ -83,8 +87,9 @@ export async function prepareData(cfg: TrainConfig, tok: TextTokenizer): Promise
       skippedRows: skipped,
     };
   }
-  const train = buildPreferenceExamples(trainRows as PreferenceRow[], tok, limits);
-  const ev = buildPreferenceExamples(evalRows as PreferenceRow[], tok, limits);
+  const pairs = { ...limits, objective: cfg.objective === "orpo" ? "orpo" as const : "dpo" as const };
+  const train = buildPreferenceExamples(trainRows as PreferenceRow[], tok, pairs);
+  const ev = buildPreferenceExamples(evalRows as PreferenceRow[], tok, pairs);
   if (train.examples.length === 0) throw new Error("no training pair survived tokenization and truncation");
   return {
     kind: "preference",

@@ -1,24 +1,34 @@
 /**
- * Turns validated dataset rows into token ids and label masks, the way TRL's trainers prepare them.
+ * Turns validated dataset rows into token ids and label masks, the way TRL's trainers prepare them. The
+ * default `encoding: "trl"` follows current TRL (`tokenize_fn` of `SFTTrainer` and `DPOTrainer`,
+ * `build_tokenized_answer` of the experimental `ORPOTrainer`); `encoding: "legacy"` is this toolkit's
+ * earlier encoding (see below), kept for runs that must reproduce it.
  *
  * SFT (TRL's SFTTrainer):
- * - `text`: the tokenizer's prefix (e.g. BOS) + text + EOS; every token is a target.
- * - prompt-completion with plain text: prompt and prompt+completion are tokenized as TRL does (the joint
- *   text decides the ids, the prompt's own length decides where targets start); EOS is appended. By default
- *   only completion tokens are targets (`completion_only_loss`).
+ * - `text`: EOS appended to the text (as a string, unless it ends with it), tokenized with the tokenizer's
+ *   default special tokens (e.g. BOS first); every token is a target.
+ * - prompt-completion with plain text: EOS appended to the completion; `tokenizer(prompt)` and
+ *   `tokenizer(prompt + completion)` (the joint text decides the ids, the prompt's own length decides where
+ *   targets start). By default only completion tokens are targets (`completion_only_loss`).
  * - prompt-completion with chats: the prompt rendered with `add_generation_prompt`, then prompt+completion
- *   rendered whole; the template closes the turn, so no EOS is added.
- * - `messages`: the rendered chat; every token is a target (TRL's default) or, with `assistantOnlyLoss`,
- *   only the tokens of assistant turns.
+ *   rendered whole, each tokenized without added special tokens (as `apply_chat_template(tokenize=True)`);
+ *   the template closes the turn, so no EOS is added.
+ * - `messages`: the rendered chat, tokenized the same way; every token is a target (TRL's default) or, with
+ *   `assistantOnlyLoss`, only the tokens of assistant turns.
  *
- * Preference pairs (TRL's DPOTrainer and ORPOTrainer): chat prompts are rendered with
- * `add_generation_prompt`; a chat completion is what rendering prompt+completion adds after the prompt's
- * text. Prompt and completions are tokenized separately; each completion gets EOS appended unless it already
- * ends with it.
+ * Preference pairs: chat prompts are rendered with `add_generation_prompt`. DPO (TRL's DPOTrainer): EOS is
+ * appended to plain-text completions only; prompt and prompt+completion are tokenized as for SFT and each
+ * completion is what the joint ids hold after the prompt's own length. ORPO (TRL's experimental
+ * ORPOTrainer): chats are rendered to text (a chat completion is what rendering prompt+completion adds after
+ * the prompt), prompt and prompt+completion are tokenized without special tokens, a prompt token merged
+ * into the completion moves into it, BOS is put before the prompt and EOS after each completion unless they
+ * are there. (Where TRL masks each side's own prompt, the shared prompt here is the shorter one, so a token
+ * merged on one side only is a target there.)
  *
- * Special tokens: a sequence starts as the tokenizer's default post-processing starts a text
- * ({@link TextTokenizer.prefixIds}, e.g. BOS for Llama-2/Mistral, nothing for the original Llama-3
- * tokenizer.json) and never twice: when a chat template already wrote BOS, no second one is added.
+ * Legacy encoding: a sequence starts as the tokenizer's default post-processing starts a text
+ * ({@link TextTokenizer.prefixIds}) and never twice: when a chat template already wrote BOS, no second one
+ * is added; EOS is appended as an id to text SFT rows and to every preference completion, and a pair's
+ * prompt and completions are tokenized separately.
  *
  * Truncation, the same for every kind of example: a sequence is a prompt part (the tokens before the first
  * target; empty for whole-text loss) followed by a completion part.
@@ -78,6 +88,9 @@ export interface TruncationOptions {
   maxPromptLength?: number;
 }
 
+/** How rows become ids: current TRL's encoding, or this toolkit's earlier one (see the module comment). */
+export type ExampleEncoding = "trl" | "legacy";
+
 /**
  * Options for SFT examples.
  *
@@ -87,6 +100,8 @@ export interface TruncationOptions {
  * ```
  */
 export interface SftExampleOptions extends TruncationOptions {
+  /** Default `trl`. */
+  encoding?: ExampleEncoding;
   /** For prompt-completion rows: targets are the completion only (default true, TRL's default). */
   completionOnlyLoss?: boolean;
   /** For `messages` rows: targets are assistant turns only (default false: the whole chat, TRL's default). */
@@ -169,17 +184,22 @@ export function buildSftExamples(
 export function buildPreferenceExamples(
   rows: readonly PreferenceRow[],
   tok: TextTokenizer,
-  options: TruncationOptions = {},
+  options: PreferenceExampleOptions = {},
 ): { examples: PreferenceExample[]; stats: ExampleStats } {
   checkLimits(options);
   const stats = emptyStats();
   const examples: PreferenceExample[] = [];
+  const encode = options.encoding === "legacy"
+    ? legacyPair
+    : options.objective === "orpo"
+    ? orpoPair
+    : dpoPair;
   for (const row of rows) {
     requireSameForm(row.source, row.prompt, row.chosen, row.rejected);
-    const { promptText, chosenText, rejectedText } = preferenceTexts(row, tok);
-    const prompt = withPrefixOnce(tok, tok.encode(promptText, { addSpecialTokens: false }));
-    const chosen = truncate(completionParts(prompt, completionIds(tok, chosenText)), options);
-    const rejected = truncate(completionParts(prompt, completionIds(tok, rejectedText)), options);
+    const pair = encode(row, tok);
+    if (pair.promptMismatch) stats.promptMismatches++;
+    const chosen = truncate(completionParts(pair.prompt, pair.chosen), options);
+    const rejected = truncate(completionParts(pair.prompt, pair.rejected), options);
     if (chosen === null || rejected === null) {
       recordDrop(stats, row.source);
       continue;
@@ -194,6 +214,92 @@ export function buildPreferenceExamples(
     });
   }
   return { examples, stats };
+}
+
+/**
+ * Options for preference examples.
+ *
+ * @example
+ * ```ts
+ * buildPreferenceExamples(rows, tok, { maxLength: 512, objective: "orpo" });
+ * ```
+ */
+export interface PreferenceExampleOptions extends TruncationOptions {
+  /** Default `trl`. */
+  encoding?: ExampleEncoding;
+  /** Whose encoding: TRL's DPOTrainer (default) or its ORPOTrainer. */
+  objective?: "dpo" | "orpo";
+}
+
+/** A pair's ids before truncation: one prompt, two completions. */
+interface EncodedPair {
+  prompt: number[];
+  chosen: number[];
+  rejected: number[];
+  /** A prompt's ids were not a prefix of prompt + completion (a merge at the boundary). */
+  promptMismatch?: boolean;
+}
+
+/** The legacy encoding: prompt and completions tokenized separately, EOS appended to each completion. */
+function legacyPair(row: PreferenceRow, tok: TextTokenizer): EncodedPair {
+  const { promptText, chosenText, rejectedText } = preferenceTexts(row, tok);
+  return {
+    prompt: withPrefixOnce(tok, tok.encode(promptText, { addSpecialTokens: false })),
+    chosen: completionIds(tok, chosenText),
+    rejected: completionIds(tok, rejectedText),
+  };
+}
+
+/** TRL's DPOTrainer: prompt and prompt+completion tokenized, each completion what follows the prompt. */
+function dpoPair(row: PreferenceRow, tok: TextTokenizer): EncodedPair {
+  const joint = (completion: TextOrChat) =>
+    typeof row.prompt === "string"
+      ? tok.encode(row.prompt + withEosText(tok, completion as string))
+      : chatIdsAsTrl(tok, [...row.prompt, ...(completion as Message[])], false);
+  const prompt = typeof row.prompt === "string"
+    ? tok.encode(row.prompt)
+    : chatIdsAsTrl(tok, row.prompt, true);
+  const chosen = joint(row.chosen), rejected = joint(row.rejected);
+  const mismatch = [chosen, rejected].some((ids) => prompt.some((id, i) => ids[i] !== id));
+  return {
+    prompt,
+    chosen: chosen.slice(prompt.length),
+    rejected: rejected.slice(prompt.length),
+    promptMismatch: mismatch,
+  };
+}
+
+/**
+ * TRL's experimental ORPOTrainer (`build_tokenized_answer`, `add_bos_token_if_needed`,
+ * `add_eos_token_if_needed`): texts tokenized without special tokens, a merged prompt token moved into the
+ * completion, BOS before the prompt and EOS after each completion unless there.
+ */
+function orpoPair(row: PreferenceRow, tok: TextTokenizer): EncodedPair {
+  const { promptText, chosenText, rejectedText } = preferenceTexts(row, tok);
+  const plain = (t: string) => tok.encode(t, { addSpecialTokens: false });
+  const promptIds = plain(promptText);
+  const answer = (text: string) => {
+    const full = plain(promptText + text);
+    const merged = promptIds.some((id, i) => full[i] !== id);
+    return { full, start: merged ? promptIds.length - 1 : promptIds.length, merged };
+  };
+  const chosen = answer(chosenText), rejected = answer(rejectedText);
+  const shared = Math.max(0, Math.min(chosen.start, rejected.start));
+  let prompt = chosen.full.slice(0, shared);
+  const bos = tok.bosId;
+  if (bos !== null && prompt[0] !== bos) prompt = [bos, ...prompt];
+  const eos = tok.eosId;
+  if (eos === null) throw new Error("the tokenizer has no EOS token, which training examples need");
+  const tail = (a: { full: number[] }) => {
+    const ids = a.full.slice(shared);
+    return ids[ids.length - 1] === eos ? ids : [...ids, eos];
+  };
+  return {
+    prompt,
+    chosen: tail(chosen),
+    rejected: tail(rejected),
+    promptMismatch: chosen.merged || rejected.merged,
+  };
 }
 
 function checkLimits(options: TruncationOptions): void {
@@ -221,6 +327,23 @@ function withPrefixOnce(tok: TextTokenizer, ids: number[]): number[] {
   return has ? ids : [...prefix, ...ids];
 }
 
+/** `text` with the EOS token's text appended unless it ends with it (TRL's `add_eos`). */
+function withEosText(tok: TextTokenizer, text: string): string {
+  const eos = tok.specialTokenStrings.eos_token ??
+    (tok.eosId === null ? undefined : tok.idToToken(tok.eosId));
+  if (eos === undefined) throw new Error("the tokenizer has no EOS token, which training examples need");
+  return text.endsWith(eos) ? text : text + eos;
+}
+
+/** A chat as `apply_chat_template(tokenize=True)` gives it: the rendered text, no special tokens added. */
+function chatIdsAsTrl(
+  tok: TextTokenizer,
+  messages: readonly ChatMessage[],
+  addGenerationPrompt: boolean,
+): number[] {
+  return tok.encode(tok.applyChatTemplate(messages, { addGenerationPrompt }), { addSpecialTokens: false });
+}
+
 function withEos(tok: TextTokenizer, ids: number[]): number[] {
   const eos = tok.eosId;
   if (eos === null) throw new Error("the tokenizer has no EOS token, which training examples need");
@@ -240,20 +363,44 @@ function completionParts(prompt: number[], completion: number[], mask?: number[]
   return { prompt, completion, completionMask: mask ?? completion.map(() => 1) };
 }
 
+/** How one encoding turns text and chats into ids. */
+interface Encoder {
+  /** A text SFT row. */
+  text(text: string): number[];
+  /** A chat, with or without the generation prompt. */
+  chat(messages: readonly ChatMessage[], addGenerationPrompt: boolean): number[];
+  /** A text prompt, and the text prompt with its completion. */
+  promptAndJoint(prompt: string, completion: string): [number[], number[]];
+}
+
+function encoderOf(tok: TextTokenizer, encoding: ExampleEncoding | undefined): Encoder {
+  if (encoding === "legacy") {
+    const plain = (t: string) => withPrefixOnce(tok, tok.encode(t, { addSpecialTokens: false }));
+    return {
+      text: (t) => withEos(tok, plain(t)),
+      chat: (m, g) => chatIds(tok, m, g),
+      promptAndJoint: (p, c) => [plain(p), withEos(tok, plain(p + c))],
+    };
+  }
+  return {
+    text: (t) => tok.encode(withEosText(tok, t)),
+    chat: (m, g) => chatIdsAsTrl(tok, m, g),
+    promptAndJoint: (p, c) => [tok.encode(p), tok.encode(p + withEosText(tok, c))],
+  };
+}
+
 function sftParts(row: SftRow, tok: TextTokenizer, options: SftExampleOptions): Parts {
+  const enc = encoderOf(tok, options.encoding);
   switch (row.kind) {
     case "language-modeling":
-      return completionParts(
-        [],
-        withEos(tok, withPrefixOnce(tok, tok.encode(row.text, { addSpecialTokens: false }))),
-      );
+      return completionParts([], enc.text(row.text));
     case "conversational":
       return options.assistantOnlyLoss
-        ? assistantOnlyParts(tok, row.messages)
-        : completionParts([], chatIds(tok, row.messages, false));
+        ? assistantOnlyParts(enc, row.messages)
+        : completionParts([], enc.chat(row.messages, false));
     case "prompt-completion": {
       requireSameForm(row.source, row.prompt, row.completion);
-      const parts = promptCompletionParts(tok, row.prompt, row.completion);
+      const parts = promptCompletionParts(enc, row.prompt, row.completion);
       if (options.completionOnlyLoss === false) {
         return completionParts([], [...parts.prompt, ...parts.completion], undefined);
       }
@@ -267,15 +414,14 @@ function sftParts(row: SftRow, tok: TextTokenizer, options: SftExampleOptions): 
  * token count on. When the prompt's ids are not a prefix of the joint ids (a merge across the boundary),
  * the split still falls at the prompt's length, as in TRL, and the mismatch is counted.
  */
-function promptCompletionParts(tok: TextTokenizer, prompt: TextOrChat, completion: TextOrChat): Parts {
+function promptCompletionParts(enc: Encoder, prompt: TextOrChat, completion: TextOrChat): Parts {
   let promptIds: number[];
   let fullIds: number[];
   if (typeof prompt === "string") {
-    promptIds = withPrefixOnce(tok, tok.encode(prompt, { addSpecialTokens: false }));
-    fullIds = withEos(tok, withPrefixOnce(tok, tok.encode(prompt + completion, { addSpecialTokens: false })));
+    [promptIds, fullIds] = enc.promptAndJoint(prompt, completion as string);
   } else {
-    promptIds = chatIds(tok, prompt, true);
-    fullIds = chatIds(tok, [...prompt, ...(completion as Message[])], false);
+    promptIds = enc.chat(prompt, true);
+    fullIds = enc.chat([...prompt, ...(completion as Message[])], false);
   }
   const split = Math.min(promptIds.length, fullIds.length);
   const mismatch = promptIds.some((id, i) => fullIds[i] !== id);
@@ -288,13 +434,13 @@ function promptCompletionParts(tok: TextTokenizer, prompt: TextOrChat, completio
  * are found as the longest shared start with the whole chat's ids, so templates that add text between
  * turns still give sensible spans.
  */
-function assistantOnlyParts(tok: TextTokenizer, messages: readonly Message[]): Parts {
-  const full = chatIds(tok, messages, false);
+function assistantOnlyParts(enc: Encoder, messages: readonly Message[]): Parts {
+  const full = enc.chat(messages, false);
   const mask = full.map(() => 0);
   messages.forEach((m, i) => {
     if (m.role !== "assistant") return;
-    const start = sharedStart(chatIds(tok, messages.slice(0, i), true), full);
-    const end = sharedStart(chatIds(tok, messages.slice(0, i + 1), false), full);
+    const start = sharedStart(enc.chat(messages.slice(0, i), true), full);
+    const end = sharedStart(enc.chat(messages.slice(0, i + 1), false), full);
     for (let t = start; t < end; t++) mask[t] = 1;
   });
   const first = mask.indexOf(1);

@@ -1,7 +1,9 @@
 /**
- * LoRA adapters in PEFT's layout: trainable low-rank A [r, in] and B [out, r] beside frozen linear layers,
- * `y = x·Wᵀ + (alpha/r)·(x·Aᵀ)·Bᵀ`. Saved as `adapter_config.json` + `adapter_model.safetensors` with PEFT's
- * tensor names, so `PeftModel.from_pretrained` loads them; merged into a full model with `W + scale·B·A`.
+ * LoRA adapters for training, in PEFT's layout: trainable low-rank A [r, in] and B [out, r] beside frozen
+ * linear layers, `y = x·Wᵀ + scale·(x·Aᵀ)·Bᵀ` with scale alpha/r (alpha/√r with rsLoRA). Which linears carry
+ * an adapter, and at which rank and alpha, is `adaptedLinears` of io/peft_adapter.ts (PEFT's matching rules,
+ * `rank_pattern` and `alpha_pattern` included); the folder format is there too. This file gives the trainer
+ * the adapter's parameters, their initialisation, the model hook, saving and merging.
  *
  * @module
  */
@@ -10,32 +12,27 @@ import type { Gpu } from "../gpu/runtime.ts";
 import { readRowPieces, wholeTensor } from "../gpu/row_blocks.ts";
 import { matmul } from "../kernels/matmul.ts";
 import { LOAD_PIECE_ELEMENTS, paramPieces } from "../model/load.ts";
-import { writeJsonAtomic } from "../io/atomic.ts";
-import { SafetensorsFile, writeSafetensors } from "../io/safetensors.ts";
+import { join, resolve } from "node:path";
+import { isFile } from "../io/fs.ts";
+import {
+  adaptedLinears,
+  type LoraSpec,
+  readPeftAdapter,
+  TOKENIZER_FILES,
+  writePeftAdapter,
+} from "../io/peft_adapter.ts";
 import type { LoraAdapter } from "../model/llama.ts";
 import { uniformGenerator } from "../model/init.ts";
 import {
   LINEAR_NAMES,
   type LinearName,
-  linearName,
-  linearShape,
   type LlamaDims,
   numel,
   type ParamSpec,
 } from "../io/llama_architecture.ts";
 import type { ParamSet } from "../model/params.ts";
 
-/** What to adapt and how. */
-export interface LoraSpec {
-  /** Rank. */
-  r: number;
-  /** `lora_alpha`; the adapter's output is scaled by alpha/r (alpha/√r with rsLoRA). */
-  alpha: number;
-  /** Linear layers to adapt, by short name (q_proj, …, down_proj). */
-  targets: LinearName[];
-  /** Rank-stabilised scaling (PEFT's `use_rslora`). */
-  rslora?: boolean;
-}
+export type { LoraSpec } from "../io/peft_adapter.ts";
 
 /** Target lists people pass: `all-linear` or comma-separated short names. */
 export function parseLoraTargets(text: string): LinearName[] {
@@ -52,11 +49,6 @@ export function parseLoraTargets(text: string): LinearName[] {
   return names as LinearName[];
 }
 
-/** The adapter's output scale. */
-export function loraScale(spec: LoraSpec): number {
-  return spec.rslora ? spec.alpha / Math.sqrt(spec.r) : spec.alpha / spec.r;
-}
-
 /** Internal parameter names of the adapter of `linear` (e.g. `model.layers.0.self_attn.q_proj.lora_A`). */
 export function loraNames(linear: string): { a: string; b: string } {
   return { a: `${linear}.lora_A`, b: `${linear}.lora_B` };
@@ -70,20 +62,14 @@ export function loraNames(linear: string): { a: string; b: string } {
  * ```
  */
 export function loraParamSpecs(dims: LlamaDims, spec: LoraSpec): ParamSpec[] {
-  if (!(Number.isInteger(spec.r) && spec.r > 0)) {
-    throw new Error(`LoRA rank must be a positive integer, got ${spec.r}`);
-  }
   const out: ParamSpec[] = [];
-  for (let l = 0; l < dims.numLayers; l++) {
-    for (const w of spec.targets) {
-      const [outF, inF] = linearShape(dims, w);
-      const n = loraNames(linearName(l, w));
-      out.push({ name: n.a, shape: [spec.r, inF], decay: true }, {
-        name: n.b,
-        shape: [outF, spec.r],
-        decay: true,
-      });
-    }
+  for (const l of adaptedLinears(dims, spec)) {
+    const n = loraNames(l.name);
+    out.push({ name: n.a, shape: [l.rank, l.shape[1]], decay: true }, {
+      name: n.b,
+      shape: [l.shape[0], l.rank],
+      decay: true,
+    });
   }
   return out;
 }
@@ -107,30 +93,62 @@ export function initLora(dims: LlamaDims, spec: LoraSpec, seed: number): Map<str
 }
 
 /** The model's LoRA hook over a trainable adapter parameter set. */
-export function loraAdapters(params: ParamSet, spec: LoraSpec): (linear: string) => LoraAdapter | undefined {
-  const scale = loraScale(spec);
+export function loraAdapters(
+  params: ParamSet,
+  spec: LoraSpec,
+  dims: LlamaDims,
+): (linear: string) => LoraAdapter | undefined {
+  const layout = new Map(adaptedLinears(dims, spec).map((l) => [l.name, l]));
+  const grad = (name: string) => (params.trainable ? wholeTensor(params.blocks(name, "grad")) : undefined);
   return (linear) => {
+    const l = layout.get(linear);
+    if (!l) return undefined;
     const n = loraNames(linear);
-    if (!params.values.has(n.a)) return undefined;
-    const grad = (name: string) => (params.trainable ? wholeTensor(params.blocks(name, "grad")) : undefined);
     return {
       a: params.value(n.a),
       b: params.value(n.b),
       gradA: grad(n.a),
       gradB: grad(n.b),
-      rank: spec.r,
-      scale,
+      rank: l.rank,
+      scale: l.scale,
     };
   };
 }
 
-const PEFT_PREFIX = "base_model.model.";
-
 /**
- * Writes an adapter folder in PEFT's layout (atomically per file).
+ * How a saved adapter names its base model: a local folder by its absolute path (so the adapter loads from
+ * any working directory), a Hub id as given.
+ *
  * @example
  * ```ts
- * await saveLoraAdapter("runs/sft-lora/adapter", weights, spec, "runs/tiny-base");
+ * await baseModelReference("runs/tiny-base"); // "/home/me/project/runs/tiny-base"
+ * await baseModelReference("Qwen/Qwen2.5-0.5B"); // "Qwen/Qwen2.5-0.5B"
+ * ```
+ */
+export async function baseModelReference(pathOrRepoId: string): Promise<string> {
+  try {
+    if ((await Deno.stat(pathOrRepoId)).isDirectory) return resolve(pathOrRepoId);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  return pathOrRepoId;
+}
+
+/** Options of {@link saveLoraAdapter}. */
+export interface SaveLoraOptions {
+  /** The base model's architecture numbers (they give each adapter tensor its shape). */
+  dims: LlamaDims;
+  /** A folder whose tokenizer files are copied beside the adapter, as TRL saves the tokenizer with it. */
+  tokenizerFrom?: string;
+}
+
+/**
+ * Writes an adapter folder in PEFT's layout (atomically per file): `adapter_model.safetensors`,
+ * `adapter_config.json` with `base_model_name_or_path` as {@link baseModelReference} gives it, and the
+ * tokenizer files of `tokenizerFrom`.
+ * @example
+ * ```ts
+ * await saveLoraAdapter("runs/sft-lora/final", weights, spec, "runs/tiny-base", { dims, tokenizerFrom: "runs/tiny-base" });
  * ```
  */
 export async function saveLoraAdapter(
@@ -138,34 +156,19 @@ export async function saveLoraAdapter(
   weights: Map<string, Float32Array>,
   spec: LoraSpec,
   baseModel: string,
+  options: SaveLoraOptions,
 ): Promise<void> {
-  await Deno.mkdir(dir, { recursive: true });
-  const tensors: Record<string, { dtype: "F32"; shape: number[]; data: Float32Array }> = {};
-  for (const [name, data] of weights) {
-    const m = name.match(/^(.*)\.lora_([AB])$/);
-    if (!m) throw new Error(`"${name}" is not a LoRA tensor name`);
-    const shape = m[2] === "A" ? [spec.r, data.length / spec.r] : [data.length / spec.r, spec.r];
-    tensors[`${PEFT_PREFIX}${m[1]}.lora_${m[2]}.weight`] = { dtype: "F32", shape, data };
+  await writePeftAdapter(dir, weights, spec, options.dims, await baseModelReference(baseModel));
+  if (options.tokenizerFrom) {
+    for (const name of TOKENIZER_FILES) {
+      const from = join(options.tokenizerFrom, name);
+      if (await isFile(from)) {
+        const tmp = join(dir, `.${name}.tmp`);
+        await Deno.copyFile(from, tmp);
+        await Deno.rename(tmp, join(dir, name));
+      }
+    }
   }
-  await writeSafetensors(`${dir}/adapter_model.safetensors`, tensors, { format: "pt" });
-  await writeJsonAtomic(`${dir}/adapter_config.json`, {
-    alpha_pattern: {},
-    base_model_name_or_path: baseModel,
-    bias: "none",
-    fan_in_fan_out: false,
-    inference_mode: true,
-    init_lora_weights: true,
-    lora_alpha: spec.alpha,
-    lora_dropout: 0.0,
-    modules_to_save: null,
-    peft_type: "LORA",
-    r: spec.r,
-    rank_pattern: {},
-    target_modules: [...spec.targets].sort(),
-    task_type: "CAUSAL_LM",
-    use_dora: false,
-    use_rslora: Boolean(spec.rslora),
-  }, { indent: 2 });
 }
 
 /**
@@ -178,76 +181,44 @@ export async function saveLoraAdapter(
 export async function loadLoraAdapter(
   dir: string,
 ): Promise<{ spec: LoraSpec; weights: Map<string, Float32Array>; baseModel?: string }> {
-  const cfgPath = `${dir}/adapter_config.json`;
-  const cfg = JSON.parse(await Deno.readTextFile(cfgPath)) as Record<string, unknown>;
-  const fail = (field: string, expected: string) => {
-    throw new Error(`${cfgPath}: ${field} ${expected}, got ${JSON.stringify(cfg[field])}`);
-  };
-  if (cfg.peft_type !== "LORA") fail("peft_type", 'must be "LORA"');
-  if (typeof cfg.r !== "number") fail("r", "must be a number");
-  if (typeof cfg.lora_alpha !== "number") fail("lora_alpha", "must be a number");
-  if (cfg.use_dora) fail("use_dora", "is not supported");
-  if (cfg.fan_in_fan_out) fail("fan_in_fan_out", "must be false for Llama-family models");
-  if (cfg.bias && cfg.bias !== "none") fail("bias", 'must be "none"');
-  const rawTargets = cfg.target_modules;
-  const targets = typeof rawTargets === "string"
-    ? parseLoraTargets(rawTargets)
-    : Array.isArray(rawTargets)
-    ? parseLoraTargets(rawTargets.join(","))
-    : fail("target_modules", "must be a list of linear names");
-  const spec: LoraSpec = {
-    r: cfg.r as number,
-    alpha: cfg.lora_alpha as number,
-    targets,
-    rslora: Boolean(cfg.use_rslora),
-  };
-  const file = await SafetensorsFile.open(`${dir}/adapter_model.safetensors`);
-  const weights = new Map<string, Float32Array>();
-  for (const name of file.names()) {
-    const m = name.match(/^base_model\.model\.(.*)\.lora_([AB])(?:\.default)?\.weight$/);
-    if (!m) throw new Error(`${dir}/adapter_model.safetensors: tensor "${name}" is not a LoRA A/B weight`);
-    weights.set(`${m[1]}.lora_${m[2]}`, await file.readF32(name));
-  }
-  return {
-    spec,
-    weights,
-    baseModel: typeof cfg.base_model_name_or_path === "string" ? cfg.base_model_name_or_path : undefined,
-  };
+  const { spec, weights, baseModel } = await readPeftAdapter(dir);
+  return { spec, weights, baseModel };
 }
 
 /**
- * A full model's weights with the adapters folded in: W ← W + scale·B·A for every adapted linear.
+ * A full model's weights with the adapters folded in: W ← W + scale·B·A for every adapted linear, each with
+ * its own rank and scale.
  * @example
  * ```ts
- * const merged = mergeLora(baseWeights, adapterWeights, spec);
+ * const merged = mergeLora(baseWeights, adapterWeights, spec, dims);
  * ```
  */
 export function mergeLora(
   base: Map<string, Float32Array>,
   lora: Map<string, Float32Array>,
   spec: LoraSpec,
+  dims: LlamaDims,
 ): Map<string, Float32Array> {
   const out = new Map(base);
-  const scale = loraScale(spec);
-  for (const [name, a] of lora) {
-    if (!name.endsWith(".lora_A")) continue;
-    const linear = name.slice(0, -".lora_A".length);
-    const b = lora.get(`${linear}.lora_B`);
-    const w = base.get(`${linear}.weight`);
-    if (!b || !w) throw new Error(`cannot merge "${linear}": missing ${!b ? "lora_B" : "base weight"}`);
-    const r = spec.r, inF = a.length / r, outF = b.length / r;
-    if (outF * inF !== w.length) {
-      throw new Error(`"${linear}": adapter [${outF}x${r}]·[${r}x${inF}] does not fit the weight`);
+  for (const l of adaptedLinears(dims, spec)) {
+    const n = loraNames(l.name);
+    const a = lora.get(n.a), b = lora.get(n.b), w = base.get(`${l.name}.weight`);
+    if (!a || !b || !w) {
+      throw new Error(`cannot merge "${l.name}": missing ${!a ? "lora_A" : !b ? "lora_B" : "base weight"}`);
+    }
+    const r = l.rank, [outF, inF] = l.shape;
+    if (a.length !== r * inF || b.length !== outF * r || w.length !== outF * inF) {
+      throw new Error(`"${l.name}": adapter [${outF}x${r}]·[${r}x${inF}] does not fit the weight`);
     }
     const merged = new Float32Array(w);
     for (let o = 0; o < outF; o++) {
       for (let i = 0; i < inF; i++) {
         let s = 0;
         for (let k = 0; k < r; k++) s += b[o * r + k] * a[k * inF + i];
-        merged[o * inF + i] += scale * s;
+        merged[o * inF + i] += l.scale * s;
       }
     }
-    out.set(`${linear}.weight`, merged);
+    out.set(`${l.name}.weight`, merged);
   }
   return out;
 }
@@ -259,7 +230,7 @@ export function mergeLora(
  * ever on the host. {@link mergeLora} is the same merge on host arrays.
  * @example
  * ```ts
- * await saveLlama(gpu, loaded, "runs/sft/merged", { tensors: mergedLoraPieces(gpu, loaded.params, adapter, spec) });
+ * await saveLlama(gpu, loaded, "runs/sft/merged", { tensors: mergedLoraPieces(gpu, loaded.params, adapter, spec, dims) });
  * ```
  */
 export function mergedLoraPieces(
@@ -267,15 +238,20 @@ export function mergedLoraPieces(
   base: ParamSet,
   lora: Map<string, Float32Array>,
   spec: LoraSpec,
+  dims: LlamaDims,
 ): (name: string) => AsyncIterable<Float32Array> {
-  const scale = loraScale(spec), r = spec.r;
+  const layout = new Map(adaptedLinears(dims, spec).map((l) => [`${l.name}.weight`, l]));
   return async function* (name: string) {
-    const linear = name.endsWith(".weight") ? name.slice(0, -".weight".length) : "";
-    const a = lora.get(`${linear}.lora_A`), b = lora.get(`${linear}.lora_B`);
-    if (!a || !b) {
+    const l = layout.get(name);
+    const linear = l?.name ?? "";
+    const n = loraNames(linear);
+    const a = lora.get(n.a), b = lora.get(n.b);
+    if (!l || !a || !b) {
+      if (l) throw new Error(`cannot merge "${linear}": missing ${!a ? "lora_A" : "lora_B"}`);
       yield* paramPieces(gpu, base, name);
       return;
     }
+    const { rank: r, scale } = l;
     const w = base.blocks(name);
     const inF = w.cols;
     if (a.length !== r * inF || b.length !== w.rows * r) {

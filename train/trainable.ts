@@ -6,7 +6,8 @@
  * @module
  */
 import type { Gpu } from "../gpu/runtime.ts";
-import { openModelFolder, type SaveDType } from "../io/hf_model.ts";
+import type { SaveDType } from "../io/hf_model.ts";
+import type { ModelSource } from "../io/model_source.ts";
 import { type LoadedLlama, loadLlama, readParams, saveLlama } from "../model/load.ts";
 import { ParamSet } from "../model/params.ts";
 import type { TrainConfig } from "./config.ts";
@@ -28,6 +29,8 @@ export interface Trainable {
   lora?: { spec: LoraSpec; params: ParamSet };
   /** The base model's folder: its tokenizer and generation files go with every saved model. */
   baseDir: string;
+  /** Where the tokenizer files are (an adapter folder's own, or the base model's): saved with an adapter. */
+  tokenizerDir: string;
   /** The base model as the user named it (a PEFT adapter's `base_model_name_or_path`). */
   baseModel: string;
 }
@@ -40,6 +43,35 @@ export interface TrainableOptions {
   maxPositions: number;
   /** Receives the loader's warnings. */
   warn: (message: string) => void;
+  /** Receives what the run does that the flags alone do not say (an adapter trained further). */
+  info: (message: string) => void;
+}
+
+/**
+ * The adapter a LoRA run trains: a new one as `cfg.lora` describes it, or, when `--model` names a PEFT adapter
+ * folder, that adapter (its own rank, alpha and targets), trained further over its base model. Full
+ * training of an adapter folder is refused: merge it first, or train the base.
+ */
+function trainedAdapter(
+  cfg: TrainConfig,
+  source: ModelSource,
+  info: (message: string) => void,
+): { spec: LoraSpec; init?: Map<string, Float32Array>; baseModel: string } | undefined {
+  const adapter = source.adapter;
+  if (!adapter) return cfg.lora ? { spec: cfg.lora, baseModel: cfg.model } : undefined;
+  if (!cfg.lora) {
+    throw new Error(
+      `--model ${cfg.model} is a PEFT adapter over ${adapter.baseModel}: train it further with --lora-r (the ` +
+        `adapter's own rank, alpha and targets are used), or train the base model in full with --model ` +
+        adapter.baseModel,
+    );
+  }
+  info(
+    `training the adapter ${cfg.model} further over ${adapter.baseModel} (its own r=${adapter.spec.r}, ` +
+      `lora_alpha=${adapter.spec.alpha}, target_modules ${JSON.stringify(adapter.spec.targets)}; ` +
+      "--lora-r, --lora-alpha and --lora-targets do not apply)",
+  );
+  return { spec: adapter.spec, init: adapter.weights, baseModel: adapter.baseModel };
 }
 
 /**
@@ -47,13 +79,19 @@ export interface TrainableOptions {
  * every weight, or LoRA adapters (from `from`, or freshly initialised) over the frozen base.
  * @example
  * ```ts
- * const t = await loadTrainable(gpu, cfg, "runs/tiny-base", undefined, { maxTokens: 1024, maxPositions: 128, warn: console.error });
+ * const source = await resolveModelSource("runs/tiny-base");
+ * const t = await loadTrainable(gpu, cfg, source, undefined, {
+ *   maxTokens: 1024,
+ *   maxPositions: 128,
+ *   warn: console.error,
+ *   info: console.error,
+ * });
  * ```
  */
 export async function loadTrainable(
   gpu: Gpu,
   cfg: TrainConfig,
-  baseDir: string,
+  source: ModelSource,
   from: string | undefined,
   opts: TrainableOptions,
 ): Promise<Trainable> {
@@ -64,16 +102,18 @@ export async function loadTrainable(
     warn: opts.warn,
     gradientCheckpointing: cfg.gradientCheckpointing,
   };
-  const base = { baseDir, baseModel: cfg.model };
-  if (!cfg.lora) {
+  const baseDir = source.modelDir;
+  const lora = trainedAdapter(cfg, source, opts.info);
+  const base = { baseDir, tokenizerDir: source.tokenizerDir, baseModel: lora?.baseModel ?? cfg.model };
+  if (!lora) {
     const loaded = await loadLlama(gpu, from ?? baseDir, { trainable: true, ...load });
     loaded.dir = baseDir; // tokenizer and generation files come from the base model's folder
     return { loaded, sets: [loaded.params], ...base };
   }
-  const spec: LoraSpec = cfg.lora;
-  const dims = (await openModelFolder(baseDir)).config;
+  const { spec } = lora;
+  const dims = source.config;
   const params = ParamSet.create(gpu, loraParamSpecs(dims, spec), { trainable: true, label: "lora" });
-  const init = from ? (await loadLoraAdapter(from)).weights : initLora(dims, spec, cfg.seed);
+  const init = from ? (await loadLoraAdapter(from)).weights : lora.init ?? initLora(dims, spec, cfg.seed);
   for (const p of params.specs) {
     const w = init.get(p.name);
     if (!w) throw new Error(`${from ?? "LoRA init"}: adapter lacks "${p.name}"`);
@@ -82,7 +122,7 @@ export async function loadTrainable(
   const loaded = await loadLlama(gpu, baseDir, {
     trainable: false,
     frozenF16: cfg.f16Base,
-    lora: loraAdapters(params, spec),
+    lora: loraAdapters(params, spec, dims),
     ...load,
   });
   return { loaded, sets: [params], lora: { spec, params }, ...base };
@@ -103,7 +143,10 @@ export async function saveTrainable(
   dtype: SaveDType,
 ): Promise<void> {
   if (t.lora) {
-    await saveLoraAdapter(dir, await readParams(gpu, t.lora.params), t.lora.spec, t.baseModel);
+    await saveLoraAdapter(dir, await readParams(gpu, t.lora.params), t.lora.spec, t.baseModel, {
+      dims: t.loaded.config,
+      tokenizerFrom: t.tokenizerDir,
+    });
   } else {
     await saveLlama(gpu, t.loaded, dir, { dtype, copyFrom: t.baseDir });
   }
@@ -127,6 +170,6 @@ export async function saveMerged(
   await saveLlama(gpu, t.loaded, dir, {
     dtype,
     copyFrom: t.baseDir,
-    tensors: mergedLoraPieces(gpu, t.loaded.params, adapter, t.lora.spec),
+    tensors: mergedLoraPieces(gpu, t.loaded.params, adapter, t.lora.spec, t.loaded.config),
   });
 }

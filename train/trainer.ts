@@ -9,7 +9,7 @@
  */
 import { Gpu } from "../gpu/runtime.ts";
 import { JsonlLog } from "../io/jsonl.ts";
-import { resolveModelPath } from "../io/hub.ts";
+import { resolveModelSource } from "../io/model_source.ts";
 import type { ObjectiveKind } from "../kernels/objective.ts";
 import { loadTokenizer } from "../text/tokenizer.ts";
 import {
@@ -123,8 +123,9 @@ async function trainLocked(
   }
 
   // --- the data
-  const modelDir = await resolveModelPath(cfg.model);
-  const tok = await loadTokenizer(modelDir, { chatTemplate: cfg.chatTemplate });
+  const source = await resolveModelSource(cfg.model);
+  const modelDir = source.modelDir;
+  const tok = await loadTokenizer(source.tokenizerDir, { chatTemplate: cfg.chatTemplate });
   const data = await prepareData(cfg, tok);
   say(describeData(data));
 
@@ -149,10 +150,11 @@ async function trainLocked(
   if (start.deleted > 0) say(`removed ${start.deleted} checkpoint(s) of an earlier run in ${cfg.out}`);
   const maxT = Math.ceil(cfg.maxLength / cfg.padMultiple) * cfg.padMultiple;
   const rowsPerBatch = cfg.batchSize * (data.kind === "preference" ? 2 : 1);
-  const trainable = await loadTrainable(gpu, cfg, modelDir, start.from?.dir, {
+  const trainable = await loadTrainable(gpu, cfg, source, start.from?.dir, {
     maxTokens: rowsPerBatch * maxT,
     maxPositions: maxT,
     warn: (m) => say(`warning: ${m}`),
+    info: say,
   });
   const vocab = trainable.loaded.config.vocabSize;
   const highest = maxTokenId(data);

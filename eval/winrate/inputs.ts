@@ -16,6 +16,8 @@ import { type JsonObject, parseJsonl } from "../../io/jsonl.ts";
 export interface Question {
   id: string;
   text: string;
+  /** MT-Bench's `category` (writing, math, …), when the record has one: it picks the answer temperature. */
+  category?: string;
 }
 
 /** Where a model's answers come from. */
@@ -129,7 +131,8 @@ export async function readQuestions(path: string, limit?: number): Promise<Quest
     const id = idOf(row, where);
     if (seen.has(id)) throw new WinRateInputError(`${where}: duplicate id ${JSON.stringify(id)}`);
     seen.add(id);
-    return { id, text: questionText(row, where) };
+    const category = typeof row.category === "string" ? row.category : undefined;
+    return { id, text: questionText(row, where), ...(category ? { category } : {}) };
   });
   if (questions.length === 0) throw new WinRateInputError(`${path}: no questions`);
   return limit === undefined ? questions : questions.slice(0, limit);

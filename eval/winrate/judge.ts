@@ -5,7 +5,13 @@
  * @module
  */
 import { type ChatClient, OpenAIRequestError } from "../../io/openai_client.ts";
-import { JUDGE_PROMPT_VERSION, judgeMessages, parseVerdict, type Verdict } from "./judge_prompt.ts";
+import {
+  JUDGE_PROMPT_VERSION,
+  judgeMessages,
+  parseVerdict,
+  type Verdict,
+  type VerdictRule,
+} from "./judge_prompt.ts";
 import type { Question } from "./inputs.ts";
 import type { JudgmentRecord, Outcome } from "./judgments.ts";
 
@@ -46,13 +52,22 @@ export class Judge {
   readonly #client: ChatClient;
   readonly #maxTokens: number;
   readonly #verdictRetries: number;
+  /** How verdicts are read from replies. */
+  readonly verdictRule: VerdictRule;
 
-  /** `verdictRetries`: extra calls for a game whose reply has no verdict. */
-  constructor(client: ChatClient, model: string, maxTokens: number, verdictRetries: number) {
+  /** `verdictRetries`: extra calls for a game whose reply has no verdict; `verdictRule`: how to read one. */
+  constructor(
+    client: ChatClient,
+    model: string,
+    maxTokens: number,
+    verdictRetries: number,
+    verdictRule: VerdictRule = "fastchat",
+  ) {
     this.#client = client;
     this.model = model;
     this.#maxTokens = maxTokens;
     this.#verdictRetries = verdictRetries;
+    this.verdictRule = verdictRule;
   }
 
   /** One game: asks until the reply holds a verdict or the retries are spent. */
@@ -67,7 +82,7 @@ export class Judge {
         max_tokens: this.#maxTokens,
       });
       raw = reply.content;
-      const verdict = parseVerdict(raw);
+      const verdict = parseVerdict(raw, this.verdictRule);
       if (verdict) return { verdict, raw, attempts: attempt };
     }
     return { verdict: null, raw, attempts: 1 + this.#verdictRetries };
@@ -142,14 +157,19 @@ function shorten(text: string): string {
   return `${text.slice(0, half)} […] ${text.slice(-half)}`;
 }
 
+/**
+ * What a judgment depends on, hashed: the prompt version, the judge, how its verdicts are read, the
+ * question and both answers. A resumed run reuses a judgment only when all of them are the same.
+ */
 export async function fingerprint(
   judgeModel: string,
   q: Question,
   answerA: string,
   answerB: string,
+  verdictRule: VerdictRule = "fastchat",
 ): Promise<string> {
   const data = new TextEncoder().encode(
-    JSON.stringify([JUDGE_PROMPT_VERSION, judgeModel, q.text, answerA, answerB]),
+    JSON.stringify([JUDGE_PROMPT_VERSION, judgeModel, verdictRule, q.text, answerA, answerB]),
   );
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", data));
   return Array.from(digest.slice(0, 8), (b) => b.toString(16).padStart(2, "0")).join("");

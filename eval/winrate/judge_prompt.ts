@@ -67,16 +67,28 @@ export function judgeMessages(
 }
 
 /**
- * The last `[[A]]`, `[[B]]` or `[[C]]` in the judge's text, or null when there is none. The last one counts
- * because judges often quote the format while explaining before they give the verdict.
+ * How a verdict is read from the judge's text: `fastchat` as FastChat's `run_judge_pair` reads it (`[[A]]`
+ * anywhere wins, then `[[B]]`, then `[[C]]`), or `last`, the last marker in the text (judges often quote
+ * the format while explaining before they give the verdict).
+ */
+export type VerdictRule = "fastchat" | "last";
+
+/**
+ * The verdict in the judge's text by `rule` (default FastChat's), or null when there is none.
  *
  * @example
  * ```ts
- * parseVerdict('형식은 "[[C]]"처럼 씁니다. A가 더 정확합니다. [[A]]'); // "A"
+ * parseVerdict('형식은 "[[C]]"처럼 씁니다. B가 더 정확합니다. [[B]]'); // "B": no [[A]], so [[B]] comes first
+ * parseVerdict('"[[A]]" 또는 "[[B]]"로 답합니다. [[B]]'); // "A", as FastChat reads it
+ * parseVerdict('"[[A]]" 또는 "[[B]]"로 답합니다. [[B]]', "last"); // "B"
  * parseVerdict("판단할 수 없습니다."); // null
  * ```
  */
-export function parseVerdict(text: string): Verdict | null {
+export function parseVerdict(text: string, rule: VerdictRule = "fastchat"): Verdict | null {
+  if (rule === "fastchat") {
+    for (const v of ["A", "B", "C"] as const) if (text.includes(`[[${v}]]`)) return v;
+    return null;
+  }
   let last: Verdict | null = null;
   for (const m of text.matchAll(/\[\[([ABC])\]\]/g)) last = m[1] as Verdict;
   return last;

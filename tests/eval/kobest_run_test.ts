@@ -89,3 +89,31 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "kobest run: the context window is the model's max_position_embeddings, not 2,048, unless given",
+  GPU_TEST,
+  async () => {
+    const root = await Deno.makeTempDir({ prefix: "kobest-window-" });
+    try {
+      const model = await writeMicroModel(`${root}/model`);
+      const configPath = `${model}/config.json`;
+      const config = JSON.parse(await Deno.readTextFile(configPath));
+      await Deno.writeTextFile(configPath, JSON.stringify({ ...config, max_position_embeddings: 3000 }));
+      const base = {
+        models: [model],
+        tasks: ["copa" as const],
+        limit: 2,
+        dataDir: DATA,
+        gpu: await testGpu(),
+        log: () => {},
+      };
+      const own = await runKobest(base);
+      assertStringIncludes(own.results[0].results.config.model_args, "max_length=3000");
+      const given = await runKobest({ ...base, maxLength: 100 });
+      assertStringIncludes(given.results[0].results.config.model_args, "max_length=100");
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+);

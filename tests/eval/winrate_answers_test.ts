@@ -14,7 +14,7 @@ Deno.test("winrate: a run killed while caching generated answers leaves a cut li
     maxConcurrent: 2,
     maxQueue: 8,
     maxPromptTokens: 3000,
-    maxTokensLimit: 512,
+    maxTokensLimit: 1024,
   });
   try {
     await Deno.writeTextFile(

@@ -11,10 +11,18 @@ import { KO_PROMPTS } from "../../pipeline/settings.ts";
 import { assert, assertEquals, assertRejects, assertStringIncludes, assertThrows } from "../asserts.ts";
 import { FakeEngine } from "../serve/fake_engine.ts";
 
-Deno.test("winrate: the last verdict marker counts; the two orders combine as FastChat does", () => {
+Deno.test("winrate: verdicts are read as FastChat reads them ([[A]], then [[B]], then [[C]]); the two orders combine as FastChat does", () => {
   assertEquals(parseVerdict('형식은 "[[C]]"입니다. 그래서 [[B]]'), "B");
   assertEquals(parseVerdict("[[A]] 라고 하려다 [[ A ]] 아님"), "A");
   assertEquals(parseVerdict("판정 불가 [A] [[D]]"), null);
+  // A reply quoting the format: FastChat takes [[A]] wherever it is; the `last` rule takes the last marker.
+  const quoted = '"[[A]]" 또는 "[[B]]"로 답해야 합니다. 최종 판정: [[B]]';
+  assertEquals([parseVerdict(quoted), parseVerdict(quoted, "fastchat"), parseVerdict(quoted, "last")], [
+    "A",
+    "A",
+    "B",
+  ]);
+  assertEquals(parseVerdict("[[C]] 그리고 [[B]]"), "B");
   const table: [ReturnType<typeof parseVerdict>, ReturnType<typeof parseVerdict>, string][] = [
     ["A", "B", "win"],
     ["B", "A", "loss"],
@@ -154,7 +162,7 @@ Deno.test("winrate: end to end with a judge and an answering model served over l
   const dir = await Deno.makeTempDir();
   const judgeEngine = new FakeEngine({ modelId: "fake-judge", reply: fakeJudge });
   const answerEngine = new FakeEngine({ modelId: "fake-y", reply: () => "점수=2 답변입니다" });
-  const limits = { port: 0, maxConcurrent: 2, maxQueue: 8, maxPromptTokens: 3000, maxTokensLimit: 512 };
+  const limits = { port: 0, maxConcurrent: 2, maxQueue: 8, maxPromptTokens: 3000, maxTokensLimit: 1024 };
   const judgeServer = startServer(judgeEngine, { ...limits, apiKey: "judge-key" });
   const answerServer = startServer(answerEngine, limits);
   try {
@@ -162,6 +170,7 @@ Deno.test("winrate: end to end with a judge and an answering model served over l
       id: `q${i}`,
       instruction: `질문 ${i}`,
       instances: [{ input: i === 1 ? "입력 예시" : "" }],
+      ...(i === 2 ? { category: "math" } : i === 3 ? { category: "stem" } : {}),
     }));
     await Deno.writeTextFile(`${dir}/prompts.jsonl`, questions.map((q) => JSON.stringify(q)).join("\n"));
     const xAnswers = ["점수=3", "점수=1", "점수=2", "점수=2 편향", "점수=2 엉망"]; // none for q6
@@ -217,7 +226,10 @@ Deno.test("winrate: end to end with a judge and an answering model served over l
     assertEquals([first.judgeCalls, judgeEngine.requests.length], [28, 28]);
     assertEquals([first.answerCalls, answerEngine.requests.length], [6, 6]);
     assertStringIncludes(answerEngine.requests[0].prompt, "질문 1\n\n입력 예시");
-    assertEquals(answerEngine.requests[0].temperature, 0);
+    // Answers as FastChat generates them: the category's temperature (0.7 otherwise), 1,024 tokens, seed 0.
+    const asked = (n: number) => answerEngine.requests.find((r) => r.prompt.includes(`질문 ${n}`))!;
+    assertEquals([asked(1).temperature, asked(2).temperature, asked(3).temperature], [0.7, 0, 0.1]);
+    assert(answerEngine.requests.every((r) => r.maxTokens === 1024 && r.seed === 0), "1,024 tokens, seed 0");
     assert(
       judgeEngine.requests.every((r) => r.temperature === 0 && r.maxTokens === 256),
       "judge at temperature 0",

@@ -6,6 +6,7 @@ import {
   sampleDispatch,
   samplingParams,
   type SamplingSettings,
+  SEEN_IN_PROMPT,
   seenFromTokens,
   WGSL_SAMPLING_RNG,
 } from "../../kernels/sampling.ts";
@@ -118,6 +119,51 @@ Deno.test(
     settings.forEach((s, r) => {
       const ref = sampleRef(logits.subarray(r * vocab, (r + 1) * vocab), seen.subarray(r * vocab), s, 0);
       assertEquals(got.out[r], ref.token, `row ${r} against the reference`);
+    });
+  },
+);
+
+Deno.test(
+  "sampling: frequency and presence penalties count the output only; the repetition penalty the prompt too",
+  GPU_TEST,
+  async () => {
+    // Awkward vocabulary; token 3 leads, token 7 is the runner-up. Rows differ in where token 3 was seen.
+    const vocab = 301, rows = 6;
+    const logits = new Float32Array(rows * vocab);
+    const seen = new Uint32Array(rows * vocab);
+    const settings: SamplingSettings[] = [
+      { temperature: 0, frequencyPenalty: 2, presencePenalty: 2 }, // in the prompt only: no additive penalty
+      { temperature: 0, frequencyPenalty: 0.3 }, // in the prompt and twice in the output: 2 − 0.6 < 1.5
+      { temperature: 0, presencePenalty: 0.6 }, // once in the output: 2 − 0.6 < 1.5
+      { temperature: 0, repetitionPenalty: 1.5 }, // in the prompt only: 2 / 1.5 < 1.5
+      { temperature: 0, frequencyPenalty: -2 }, // negative penalties favour the runner-up seen in the output
+      { temperature: 0, repetitionPenalty: 1.5, presencePenalty: 1 }, // prompt-only runner-up: 1.5/1.5
+    ];
+    const where: [number, number][] = [
+      [3, SEEN_IN_PROMPT],
+      [3, SEEN_IN_PROMPT + 2],
+      [3, 1],
+      [3, SEEN_IN_PROMPT],
+      [7, 1],
+      [7, SEEN_IN_PROMPT],
+    ];
+    for (let r = 0; r < rows; r++) {
+      logits[r * vocab + 3] = 2;
+      logits[r * vocab + 7] = 1.5;
+      seen[r * vocab + where[r][0]] = where[r][1];
+    }
+    const got = await sampleOnce(logits, settings, seen.slice());
+    assertEquals([...got.out], [3, 7, 7, 7, 7, 3]);
+    assertEquals(got.scores[3], 2, "a prompt token gets no frequency or presence penalty");
+    assertEquals(got.scores[vocab + 3], Math.fround(2 - 0.6), "frequency · output count");
+    settings.forEach((s, r) => {
+      const ref = sampleRef(logits.subarray(r * vocab, (r + 1) * vocab), seen.subarray(r * vocab), s, 0);
+      assertEquals(got.out[r], ref.token, `row ${r} against the reference`);
+      assertEquals(
+        [...got.scores.subarray(r * vocab, (r + 1) * vocab)],
+        [...ref.values],
+        `row ${r}'s scores`,
+      );
     });
   },
 );
@@ -259,7 +305,7 @@ Deno.test("sampling: a fixed seed reproduces the reference's tokens step after s
   const got = await sampleSteps(gpu, pristine, settings, prompts, counter0, steps);
 
   const seen = new Uint32Array(rows * vocab);
-  prompts.forEach((ids, row) => ids.forEach((id) => seen[row * vocab + id]++));
+  prompts.forEach((ids, row) => ids.forEach((id) => seen[row * vocab + id] |= SEEN_IN_PROMPT));
   const counter = counter0.slice();
   const knifeEdges: string[] = [];
   for (let s = 0; s < steps; s++) {
@@ -277,7 +323,7 @@ Deno.test("sampling: a fixed seed reproduces the reference's tokens step after s
   }
   assert(knifeEdges.length <= 2, `too many near-ties: ${knifeEdges}`);
   assertEquals(got.counter, counter, "counters");
-  assertEquals(got.seen, seen, "seen counts: prompt plus every pick");
+  assertEquals(got.seen, seen, "seen: the prompt's marks plus every pick's count");
   const distinct = new Set(got.picks.filter((_, i) => i % rows === 0));
   assert(distinct.size > 20, `temperature 1 over 777 tokens should rarely repeat, got ${distinct.size}/40`);
 });
@@ -389,7 +435,7 @@ Deno.test(
   },
 );
 
-Deno.test("sampling: seenFromTokens counts a prompt into one row", GPU_TEST, async () => {
+Deno.test("sampling: seenFromTokens marks a prompt in one row", GPU_TEST, async () => {
   const gpu = await testGpu();
   const vocab = 300, rows = 3;
   const seen = gpu.upload(new Uint32Array(rows * vocab).fill(7));
@@ -401,16 +447,23 @@ Deno.test("sampling: seenFromTokens counts a prompt into one row", GPU_TEST, asy
   const twice = await gpu.read(seen);
   const expected = new Uint32Array(rows * vocab).fill(7);
   expected.fill(0, vocab, 2 * vocab);
-  expected[vocab + 4] = 3;
-  expected[vocab + 299] = 1;
-  expected[vocab + 17] = 1;
+  expected[vocab + 4] = SEEN_IN_PROMPT;
+  expected[vocab + 299] = SEEN_IN_PROMPT;
+  expected[vocab + 17] = SEEN_IN_PROMPT;
   assertEquals(
     once,
     expected,
-    "cleared row 1 holds the counts; ids ≥ vocab are skipped; rows 0, 2 untouched",
+    "cleared row 1 holds the prompt's marks; ids ≥ vocab are skipped; rows 0, 2 untouched",
   );
-  const doubled = expected.map((v, i) => (i >= vocab && i < 2 * vocab ? 2 * v : v));
-  assertEquals(twice, doubled, "clear: false adds to the row");
+  assertEquals(twice, expected, "clear: false marks again, counting nothing twice");
+  gpu.run(seenFromTokens(gpu, { ...args, clear: false, count: 0 }));
+  gpu.write(seen, Uint32Array.of(3), vocab + 4);
+  gpu.run(seenFromTokens(gpu, { ...args, clear: false }));
+  assertEquals(
+    (await gpu.read(seen))[vocab + 4],
+    SEEN_IN_PROMPT + 3,
+    "an output count is kept beside the mark",
+  );
   gpu.run(seenFromTokens(gpu, { ...args, count: 0 }));
   assert((await gpu.read(seen)).subarray(vocab, 2 * vocab).every((v) => v === 0), "count 0 only clears");
 });

@@ -3,6 +3,7 @@ import { readRows, singleBlock, writeRows } from "../../gpu/row_blocks.ts";
 import { type LoadedLlama, loadLlama, unloadLlama } from "../../model/load.ts";
 import { ParamSet } from "../../model/params.ts";
 import { openModelFolder } from "../../io/hf_model.ts";
+import type { LlamaDims } from "../../io/llama_architecture.ts";
 import { initLora, loraAdapters, loraParamSpecs, type LoraSpec } from "../../train/lora.ts";
 import { writeBatch } from "../../model/inputs.ts";
 import { assert, assertEquals } from "../asserts.ts";
@@ -24,7 +25,7 @@ function batch(vocab: number) {
 async function gradients(
   gpu: Gpu,
   gradientCheckpointing: boolean,
-  lora?: { spec: LoraSpec; params: ParamSet },
+  lora?: { spec: LoraSpec; params: ParamSet; dims: LlamaDims },
 ): Promise<{ logp: Float32Array; grads: Map<string, Float32Array>; bytes: number }> {
   const before = gpu.liveBytes;
   const loaded: LoadedLlama = await loadLlama(gpu, FIXTURE_MODEL, {
@@ -32,7 +33,7 @@ async function gradients(
     maxTokens: B * T,
     maxPositions: T,
     gradientCheckpointing,
-    lora: lora ? loraAdapters(lora.params, lora.spec) : undefined,
+    lora: lora ? loraAdapters(lora.params, lora.spec, lora.dims) : undefined,
   });
   try {
     const io = loaded.model.allocStep();
@@ -93,8 +94,8 @@ Deno.test(
     for (const [name, w] of initLora(dims, spec, 3)) {
       gpu.write(params.value(name), name.endsWith("lora_B") ? randn(w.length, w.length, 0.1) : w);
     }
-    const kept = await gradients(gpu, false, { spec, params });
-    const recomputed = await gradients(gpu, true, { spec, params });
+    const kept = await gradients(gpu, false, { spec, params, dims });
+    const recomputed = await gradients(gpu, true, { spec, params, dims });
     for (const [name, g] of kept.grads) {
       assert(g.some((v) => v !== 0), `${name}: the test needs a nonzero gradient`);
       assertEquals(recomputed.grads.get(name), g, name);

@@ -4,7 +4,10 @@
  * @module
  */
 import { loadDataset, rowTexts } from "../../io/datasets.ts";
-import { saveModelFolder } from "../../io/hf_model.ts";
+import { openModelFolder, saveModelFolder } from "../../io/hf_model.ts";
+import type { LoraSpec } from "../../io/peft_adapter.ts";
+import { loadLoraAdapter, loraParamSpecs, mergeLora, saveLoraAdapter } from "../../train/lora.ts";
+import { randn } from "../helpers.ts";
 import { initLlamaWeights } from "../../model/init.ts";
 import { BUNDLED_DATA } from "../../model/tiny.ts";
 import { trainBpeTokenizer, writeTokenizerFiles } from "../../text/bpe_train.ts";
@@ -61,5 +64,46 @@ export async function writeMicroModel(
   await writeTokenizerFiles(staging, tokenizer);
   await saveModelFolder(dir, { config, tensors: weights, dtype: "F32", copyFrom: staging });
   await Deno.remove(staging, { recursive: true });
+  return dir;
+}
+
+/**
+ * Writes a PEFT adapter over the micro model at `baseDir` with random (non-zero) A and B, so it changes the
+ * model's outputs, and returns its folder. `spec` defaults to rank 4 on q, v and down projections with a
+ * rank pattern and an alpha pattern, so those paths are exercised.
+ */
+export async function writeMicroAdapter(
+  dir: string,
+  baseDir: string,
+  opts: { seed?: number; spec?: LoraSpec } = {},
+): Promise<string> {
+  const spec: LoraSpec = opts.spec ?? {
+    r: 4,
+    alpha: 8,
+    targets: ["q_proj", "v_proj", "down_proj"],
+    rankPattern: { "layers.1.mlp.down_proj": 6 },
+    alphaPattern: { v_proj: 12 },
+  };
+  const dims = (await openModelFolder(baseDir)).config;
+  const seed = opts.seed ?? 5;
+  const weights = new Map(
+    loraParamSpecs(dims, spec).map((p, i) => [p.name, randn(p.shape[0] * p.shape[1], seed * 100 + i, 0.3)]),
+  );
+  await saveLoraAdapter(dir, weights, spec, baseDir, { dims, tokenizerFrom: baseDir });
+  return dir;
+}
+
+/** Writes the merged model (base + adapter folded in) of {@link writeMicroAdapter}'s adapter into `dir`. */
+export async function writeMergedModel(dir: string, baseDir: string, adapterDir: string): Promise<string> {
+  const folder = await openModelFolder(baseDir);
+  const base = new Map<string, Float32Array>();
+  for (const name of folder.tensorNames) base.set(name, await folder.readF32(name));
+  const { spec, weights } = await loadLoraAdapter(adapterDir);
+  await saveModelFolder(dir, {
+    config: folder.config.raw,
+    tensors: mergeLora(base, weights, spec, folder.config),
+    dtype: "F32",
+    copyFrom: baseDir,
+  });
   return dir;
 }

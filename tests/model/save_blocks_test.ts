@@ -92,8 +92,8 @@ Deno.test(
           loaded.params.blocks("model.layers.0.mlp.gate_proj.weight").blocks.length > 1,
           "gate_proj split",
         );
-        const expected = mergeLora(await readParams(gpu, loaded.params), adapter, spec);
-        const pieces = mergedLoraPieces(gpu, loaded.params, adapter, spec);
+        const expected = mergeLora(await readParams(gpu, loaded.params), adapter, spec, dims);
+        const pieces = mergedLoraPieces(gpu, loaded.params, adapter, spec, dims);
         for (const name of loaded.params.specs.map((s) => s.name)) {
           const parts: number[] = [];
           for await (const p of pieces(name)) parts.push(...p);

@@ -114,13 +114,13 @@ const BAD_FIELDS: [string, unknown[]][] = [
   ["top_k", [-1, 0.5, "5"]],
   ["max_tokens", [0, -3, 1.5, 1e9, "8", FUZZ_LIMITS.maxTokensLimit + 1]],
   ["max_completion_tokens", [0, -1]],
-  ["n", [2, 0, 1.5]],
+  ["n", [0, 1.5, 1000]],
   ["stream", ["yes", 1]],
   ["stop", [5, ["a", "b", "c", "d", "e"], [""], [1]]],
   ["frequency_penalty", [3, -3, "x"]],
-  ["presence_penalty", [1]],
+  ["presence_penalty", [3, "x"]],
   ["repetition_penalty", [0, -1, "1.1"]],
-  ["logprobs", [true]],
+  ["logprobs", ["x", 21]],
   ["tools", [[{ type: "function" }]]],
   ["stream_options", [{ include_usage: true }]],
   ["model", ["nope", 5, ""]],
@@ -176,7 +176,7 @@ function badProbe(r: Rng, known: Known): Probe {
     };
   }
   if (choice < 0.93) {
-    const prompt = pick(r, [[1, 2], ["a", "b"], 5, null]);
+    const prompt = pick(r, [[[1, 2], [-1]], ["a", 1], [1.5], [], 5, null]);
     return {
       what: `prompt: ${JSON.stringify(prompt)}`,
       path: "/v1/completions",

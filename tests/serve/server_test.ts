@@ -49,7 +49,9 @@ Deno.test("serve: a chat completion has OpenAI's shape, usage and the engine's s
       temperature: 0.5,
       topP: 0.9,
       topK: 40,
-      repetitionPenalty: 1.1,
+      repetitionPenalty: 1,
+      frequencyPenalty: 0.4,
+      presencePenalty: 0,
       stop: [],
       seed: 7,
     });
@@ -147,16 +149,11 @@ Deno.test("serve: malformed requests get 400 naming the field; unknown model and
       [chat("x", { top_k: 1.5 }), 400, "top_k", "invalid_value"],
       [chat("x", { max_tokens: 0 }), 400, "max_tokens", "invalid_value"],
       [chat("x", { max_completion_tokens: 501 }), 400, "max_tokens", "invalid_value"],
-      [chat("x", { n: 2 }), 400, "n", "invalid_value"],
+      [chat("x", { n: 0 }), 400, "n", "invalid_value"],
       [chat("x", { stream: "yes" }), 400, "stream", "invalid_value"],
       [chat("x", { stream_options: { include_usage: true } }), 400, "stream_options", "invalid_value"],
       [chat("x", { stop: ["a", "b", "c", "d", "e"] }), 400, "stop", "invalid_value"],
-      [
-        chat("x", { repetition_penalty: 1.2, frequency_penalty: 1 }),
-        400,
-        "frequency_penalty",
-        "invalid_value",
-      ],
+      [chat("x", { presence_penalty: -2.5 }), 400, "presence_penalty", "invalid_value"],
       [chat("x", { logprobs: true }), 400, "logprobs", "unsupported_parameter"],
       [{ model: "fake-model", messages: [] }, 400, "messages", "invalid_type"],
       [
@@ -188,8 +185,11 @@ Deno.test("serve: malformed requests get 400 naming the field; unknown model and
       assertEquals([res.body.error.param, res.body.error.code], [param, code], what);
       if (param) assertStringIncludes(res.body.error.message, param.replace(/\[.*/, ""), what);
     }
-    const badPrompt = await postJson(url, "/v1/completions", { model: "fake-model", prompt: [1, 2, 3] });
-    assertEquals([badPrompt.status, badPrompt.body.error.param], [400, "prompt"]);
+    // The fake engine gives no log-probabilities, so token-id prompts and echo are refused, naming the field.
+    const idPrompt = await postJson(url, "/v1/completions", { model: "fake-model", prompt: [1, 2, 3] });
+    assertEquals([idPrompt.status, idPrompt.body.error.param], [400, "prompt"]);
+    const echo = await postJson(url, "/v1/completions", { model: "fake-model", prompt: "a", echo: true });
+    assertEquals([echo.status, echo.body.error.param], [400, "echo"]);
     const viaAlias = await postJson(url, "/v1/chat/completions", chat("x", { model: "alias" }));
     assertEquals(viaAlias.status, 200, "an alias is accepted");
     assertEquals(viaAlias.body.model, "fake-model");
@@ -394,3 +394,39 @@ async function waitForHealth(
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+Deno.test("serve: n choices and several prompts are numbered as OpenAI numbers them, streamed or not", async () => {
+  const engine = new FakeEngine({ reply: (p) => `답: ${p}` });
+  await withServer(engine, { maxConcurrent: 1 }, async (url) => {
+    const { status, body } = await postJson(url, "/v1/completions", {
+      model: "fake-model",
+      prompt: ["가", "나 다"],
+      n: 2,
+      max_tokens: 5,
+      seed: 3,
+    });
+    assertEquals(status, 200, JSON.stringify(body));
+    assertEquals(
+      body.choices.map((c: { index: number; text: string }) => [c.index, c.text]),
+      [[0, "답: 가"], [1, "답: 가"], [2, "답: 나 다"], [3, "답: 나 다"]],
+    );
+    // Each prompt counts once; each choice's tokens count.
+    assertEquals(body.usage, { prompt_tokens: 3, completion_tokens: 2 + 2 + 3 + 3, total_tokens: 13 });
+    // The choices of one prompt share its seed and differ in their random stream.
+    const seeds = engine.requests.map((r) => [r.prompt, r.seed, r.choice ?? 0]);
+    assertEquals(seeds, [["가", 3, 0], ["가", 3, 1], ["나 다", 3, 0], ["나 다", 3, 1]]);
+
+    const res = await post(url, "/v1/chat/completions", chat("x", { n: 3, stream: true }));
+    // deno-lint-ignore no-explicit-any
+    const chunks = (sseEvents(await res.text()) as any[]).slice(0, -1);
+    for (const index of [0, 1, 2]) {
+      const mine = chunks.filter((c) => c.choices[0].index === index);
+      assertEquals(mine[0].choices[0].delta, { role: "assistant", content: "" });
+      assertEquals(
+        mine.map((c) => c.choices[0].delta.content ?? "").join(""),
+        "답: <|system|>간결하게\n<|user|>x\n<|assistant|>",
+      );
+      assertEquals(mine.at(-1).choices[0].finish_reason, "stop");
+    }
+  });
+});

@@ -185,3 +185,44 @@ Deno.test("examples: truncation keeps the prompt's end and the completion's star
     "p.jsonl:1: a row's prompt",
   );
 });
+
+Deno.test("examples: current TRL encodes a pair's prompt and completion together; the legacy encoding apart", async () => {
+  const tok = await tinyTokenizer();
+  // " 수도" is one token: "질문: 수" + "도는?" merges across the boundary.
+  const row = pref("질문: 수", "도는?", " bad");
+  const prompt = [BOS, ...enc(tok, "질문: 수")];
+  const jointChosen = tok.encode("질문: 수도는?</s>");
+  // DPOTrainer: prompt and prompt+completion tokenized, the completion what follows the prompt's length.
+  const dpo = buildPreferenceExamples([row], tok);
+  assertEquals(dpo.examples[0].promptIds, prompt);
+  assertEquals(dpo.examples[0].chosenIds, jointChosen.slice(prompt.length));
+  assertEquals(dpo.stats.promptMismatches, 1);
+  // ORPOTrainer: the merged prompt token moves into the completion; BOS and EOS added once.
+  const [orpo] = buildPreferenceExamples([row], tok, { objective: "orpo" }).examples;
+  const full = enc(tok, "질문: 수도는?");
+  const start = enc(tok, "질문: 수").length - 1;
+  assertEquals(orpo.promptIds, [BOS, ...full.slice(0, start)]);
+  assertEquals(orpo.chosenIds, [...full.slice(start), EOS]);
+  // The legacy encoding: prompt and completion apart, EOS as an id.
+  const [legacy] = buildPreferenceExamples([row], tok, { encoding: "legacy" }).examples;
+  assertEquals([legacy.promptIds, legacy.chosenIds], [prompt, [...enc(tok, "도는?"), EOS]]);
+});
+
+Deno.test("examples: chats are tokenized as apply_chat_template does (no BOS added); text gets EOS as text", async () => {
+  const files = trainBpeTokenizer((await bundledTexts()).flat(), { vocabSize: 600 });
+  const noBos = "{% for m in messages %}{{ m['role'] + ': ' + m['content'] + '\\n' }}{% endfor %}" +
+    "{% if add_generation_prompt %}{{ 'assistant: ' }}{% endif %}";
+  const tok = tokenizerFromFiles(files, { chatTemplate: noBos });
+  assertEquals(tok.prefixIds, [BOS]);
+  const messages = chat(["user", "안녕?"], ["assistant", "네!"]);
+  const rendered = tok.applyChatTemplate(messages);
+  const [trl] = buildSftExamples([{ kind: "conversational", source: "c:1", messages }], tok).examples;
+  assertEquals(trl.ids, enc(tok, rendered), "no BOS the template does not write, no EOS");
+  const [legacy] = buildSftExamples([{ kind: "conversational", source: "c:1", messages }], tok, {
+    encoding: "legacy",
+  }).examples;
+  assertEquals(legacy.ids, [BOS, ...enc(tok, rendered)]);
+  // A text that already ends with the EOS text gets no second one.
+  const [t] = buildSftExamples([text("안녕</s>")], tok).examples;
+  assertEquals(t.ids, [BOS, ...enc(tok, "안녕"), EOS]);
+});

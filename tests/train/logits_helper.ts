@@ -21,7 +21,7 @@ export async function runParityLogits(gpu: Gpu, dir: string, adapterDir?: string
     const dims = (await openModelFolder(dir)).config;
     const params = ParamSet.create(gpu, loraParamSpecs(dims, spec), { trainable: false, label: "lora" });
     for (const [name, w] of weights) gpu.write(params.value(name), w);
-    lora = loraAdapters(params, spec);
+    lora = loraAdapters(params, spec, dims);
   }
   const loaded = await loadLlama(gpu, dir, { trainable: false, maxTokens: 64, lora });
   const io = loaded.model.allocStep();

@@ -1,4 +1,5 @@
 import { readRows } from "../../gpu/row_blocks.ts";
+import { resolve } from "node:path";
 import type { Gpu } from "../../gpu/runtime.ts";
 import { loadDataset, type PreferenceRow, type SftRow } from "../../io/datasets.ts";
 import type { ObjectiveKind } from "../../kernels/objective.ts";
@@ -166,6 +167,40 @@ Deno.test(
     const base = await runParityLogits(gpu, await microModel());
     assertClose(merged, adapted, "merged vs adapter logits", 1e-4, 1e-4);
     assert(adapted.some((x, i) => Math.abs(x - base[i]) > 1e-4), "the adapter changed nothing");
+    await Deno.remove(root, { recursive: true });
+  },
+);
+
+Deno.test(
+  "trainer: an adapter names its base by absolute path with the tokenizer beside it; --model ADAPTER trains it further",
+  GPU_TEST,
+  async () => {
+    const root = await Deno.makeTempDir({ prefix: "lora-again-" });
+    const lora = { r: 4, alpha: 8, targets: ["q_proj", "v_proj"] as ("q_proj" | "v_proj")[], rslora: false };
+    const first = await trainMicro(`${root}/first`, { maxSteps: 3, evalFraction: 0, lora });
+    const config = JSON.parse(await Deno.readTextFile(`${first.finalDir}/adapter_config.json`));
+    assertEquals(config.base_model_name_or_path, resolve(await microModel()));
+    for (const f of ["tokenizer.json", "tokenizer_config.json"]) {
+      assert((await Deno.stat(`${first.finalDir}/${f}`)).isFile, `${f} beside the adapter`);
+    }
+    // Training the adapter folder starts from its weights (the first batch's loss differs from a fresh
+    // adapter's, which starts exactly at the base model) and keeps its own rank, over the same base.
+    const again = await trainMicro(`${root}/again`, {
+      model: first.finalDir,
+      maxSteps: 2,
+      evalFraction: 0,
+      lora: { ...lora, r: 16 },
+    });
+    const fresh = await trainMicro(`${root}/fresh`, { maxSteps: 2, evalFraction: 0, lora });
+    assertEquals(fresh.firstLoss, first.firstLoss);
+    assert(again.firstLoss !== first.firstLoss, "the adapter's weights were not the starting point");
+    const againConfig = JSON.parse(await Deno.readTextFile(`${again.finalDir}/adapter_config.json`));
+    assertEquals([againConfig.r, againConfig.base_model_name_or_path], [4, config.base_model_name_or_path]);
+    // Full training of an adapter folder is refused, saying what to do.
+    const err = await assertRejects(() =>
+      trainMicro(`${root}/full`, { model: first.finalDir, maxSteps: 1, evalFraction: 0 })
+    );
+    assert(String((err as Error).message).includes("is a PEFT adapter"), (err as Error).message);
     await Deno.remove(root, { recursive: true });
   },
 );
