@@ -191,10 +191,11 @@ export class TokenScorer {
     g.write(sc.index, idx);
     g.write(sc.targets, tgt);
     const top = k > 0 ? this.#topBuffers(k) : undefined;
-    g.run([
-      ...this.#programs.get(`fwd:${B}x${T}`, () => model.forwardHidden(B, T, io)),
-      ...this.#programs.get(`score:${B}x${T}:${rows}:${k}:${top?.k ?? 0}`, () =>
-        model.scoreRows({
+    // One recording for both: scoreRows reads the row groups of the forward pass recorded just before it.
+    g.run(
+      this.#programs.get(`score:${B}x${T}:${rows}:${k}:${top?.k ?? 0}`, () => [
+        ...model.forwardHidden(B, T, io),
+        ...model.scoreRows({
           index: prefix(sc.index, rows),
           targets: prefix(sc.targets, rows),
           logp: prefix(sc.logp, rows),
@@ -203,8 +204,9 @@ export class TokenScorer {
           ...(top ? { top: { k, ids: prefix(top.ids, rows * k), logp: prefix(top.logp, rows * k) } } : {}),
           n: rows,
           srcRows: B * T,
-        })),
-    ]);
+        }),
+      ]),
+    );
     const reads = [prefix(sc.logp, n), prefix(sc.greedy, n)];
     if (top) reads.push(prefix(top.ids, n * k), prefix(top.logp, n * k));
     const [logp, greedy, topIds, topLogp] = await g.readMany(reads) as [
