@@ -37,7 +37,7 @@ import {
   logprobsMerge,
 } from "../kernels/logprobs.ts";
 import { loraSelect } from "../kernels/lora_select.ts";
-import { topLogprobs } from "../kernels/topk.ts";
+import { topkCandidateLayout, topLogprobs, topLogprobsBlock, topLogprobsMerge } from "../kernels/topk.ts";
 import {
   hasBias,
   layerNormName,
@@ -240,6 +240,12 @@ export class Llama {
   #fullLogits?: Tensor;
   /** The final hidden rows {@link scoreRows} picks, [logitsRows, hidden], allocated on first use. */
   #picked?: Tensor;
+  /**
+   * Each vocabulary block's top-k candidates (values f32, ids u32) of one chunk, when the projection is
+   * split, allocated on first use and replaced by a larger pair for a larger k; the smaller stay owned
+   * (recorded programs may still bind them) until {@link destroy}.
+   */
+  #topCandidates?: { values: Tensor; ids: Tensor };
   /** Where the kernel writes a frozen norm weight's unused gradient (LoRA), allocated on first use. */
   #normScratch?: Tensor;
 
@@ -706,7 +712,8 @@ export class Llama {
   /**
    * Log-probs of R rows of final hidden states (`hidden`, [R, D]) at `rowOffset` of the per-row outputs:
    * one projection and log-softmax when the vocabulary projection is one block, else per vocabulary block
-   * with the blocks' statistics merged.
+   * with the blocks' statistics merged (and, for `top`, each block's k best merged once `lse` is known;
+   * R at most {@link #scoreChunkRows}).
    */
   #vocabLogprobs(
     hidden: Tensor,
@@ -744,18 +751,15 @@ export class Llama {
           : []),
       ];
     }
-    if (top) {
-      throw new RangeError(
-        `top log-probs over a vocabulary in ${blocks.length} row blocks (the LM head exceeds one binding) ` +
-          "are not supported",
-      );
-    }
     const out: Dispatch[] = [];
     const stats = prefix(this.#logitStats!, R * blocks.length * LOGPROBS_STAT_FIELDS);
+    const layout = top && topkCandidateLayout(blocks.map((b) => b.rows), top.k);
+    const candidates = layout && this.#candidates(R * layout.columns);
     blocks.forEach((block, b) => {
+      const logits = prefix(this.#logits, R * block.rows);
       out.push(project(block));
       out.push(logprobsBlockStats(g, {
-        logits: prefix(this.#logits, R * block.rows),
+        logits,
         targets: o.targets,
         stats,
         rows: R,
@@ -765,9 +769,22 @@ export class Llama {
         block: b,
         blocks: blocks.length,
       }));
+      if (top && layout && candidates) {
+        out.push(topLogprobsBlock(g, {
+          logits,
+          candidateValues: candidates.values,
+          candidateIds: candidates.ids,
+          rows: R,
+          cols: block.rows,
+          firstColumn: block.row0,
+          k: top.k,
+          candidateColumns: layout.columns,
+          candidateColumn: layout.offsets[b],
+        }));
+      }
     });
     out.push(logprobsMerge(g, {
-      ...o,
+      ...scored,
       ...greedy,
       stats,
       rows: R,
@@ -775,7 +792,50 @@ export class Llama {
       blockColumns: blocks[0].rows,
       vocabSize: V,
     }));
+    if (top && layout && candidates) {
+      // After logprobsMerge: the candidates become log-probs with the whole row's lse.
+      out.push(topLogprobsMerge(g, {
+        candidateValues: candidates.values,
+        candidateIds: candidates.ids,
+        candidateColumns: layout.columns,
+        lse: o.lse,
+        ids: top.ids,
+        logp: top.logp,
+        rows: R,
+        rowOffset: o.rowOffset,
+        k: top.k,
+      }));
+    }
     return out;
+  }
+
+  /** At least `n` elements of each top-k candidate buffer (values f32, ids u32). */
+  #candidates(n: number): { values: Tensor; ids: Tensor } {
+    if (!this.#topCandidates || this.#topCandidates.values.length < n) {
+      this.#topCandidates = {
+        values: this.#own(n, "f32", "logits.topk.values"),
+        ids: this.#own(n, "u32", "logits.topk.ids"),
+      };
+    }
+    return { values: prefix(this.#topCandidates.values, n), ids: prefix(this.#topCandidates.ids, n) };
+  }
+
+  /**
+   * Rows {@link scoreRows} projects at once: {@link logitsRows}, fewer when the top-k candidates of a split
+   * vocabulary projection (min(k, columns) per block and row) would exceed one binding.
+   */
+  #scoreChunkRows(k: number | undefined): number {
+    const blocks = this.#headBlocks();
+    if (!k || blocks.length === 1) return this.opts.logitsRows;
+    const { columns } = topkCandidateLayout(blocks.map((b) => b.rows), k);
+    const fit = Math.floor(this.gpu.maxBinding / (4 * columns));
+    if (fit < 1) {
+      throw new RangeError(
+        `the top ${k} candidates of one row (${columns} per row, over ${blocks.length} vocabulary blocks) ` +
+          `exceed one binding (${this.gpu.maxBinding} bytes)`,
+      );
+    }
+    return Math.min(this.opts.logitsRows, fit);
   }
 
   /**
@@ -840,7 +900,7 @@ export class Llama {
     }
     this.#picked ??= this.#own(this.opts.logitsRows * D, "f32", "final.picked");
     const out: Dispatch[] = [];
-    for (const { r0, R } of rowChunks(a.n, this.opts.logitsRows)) {
+    for (const { r0, R } of rowChunks(a.n, this.#scoreChunkRows(a.top?.k))) {
       const picked = prefix(this.#picked, R * D);
       for (const g of groups) {
         out.push(gatherRows(this.gpu, {
