@@ -30,6 +30,7 @@ export interface ArenaState {
   judge: string;
   /** How questions are shown and counted. */
   rule: OrderRule;
+  /** Items voted on, and items in all. */
   progress: { done: number; total: number };
   /** The item to vote on, or null when every item is voted on. */
   item: { key: string; question: string; answers: [string, string] } | null;

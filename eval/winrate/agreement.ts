@@ -18,7 +18,9 @@ import { isHumanJudge } from "./summary.ts";
 
 /** Meetings counted and those that agreed. */
 export interface AgreementCount {
+  /** Meetings where the two decisions were the same. */
   agree: number;
+  /** Meetings counted. */
   total: number;
 }
 
@@ -28,7 +30,9 @@ export interface JudgeAgreement {
   first: string;
   /** The second: `human`, every person's votes. */
   second: string;
+  /** Every meeting; two ties agree. */
   withTies: AgreementCount;
+  /** Meetings where neither decision is a tie. */
   withoutTies: AgreementCount;
 }
 

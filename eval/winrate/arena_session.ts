@@ -35,7 +35,9 @@ export type ArenaRequestCode = "unknown_item" | "already_voted" | "stale_undo" |
  * ```
  */
 export class ArenaRequestError extends Error {
+  /** Which kind of refusal. */
   readonly code: ArenaRequestCode;
+  /** A refusal of kind `code`, saying what is current. */
   constructor(code: ArenaRequestCode, message: string) {
     super(message);
     this.name = "ArenaRequestError";
@@ -45,7 +47,9 @@ export class ArenaRequestError extends Error {
 
 /** Votes cast and items in all. */
 export interface ArenaProgress {
+  /** Items voted on. */
   done: number;
+  /** Items in the plan. */
   total: number;
 }
 
@@ -99,6 +103,7 @@ export async function arenaSeed(path: string, given?: number): Promise<number> {
  * ```
  */
 export class ArenaSession {
+  /** What is shown, in order. */
   readonly plan: ArenaPlan;
   /** The questions file, named in the summary. */
   readonly prompts: string;

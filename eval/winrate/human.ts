@@ -73,9 +73,13 @@ export function parseOrderRule(text: string): OrderRule {
 
 /** A pair of models with their answers by question id. */
 export interface AnsweredPair {
+  /** The model whose side the rates are reported from. */
   modelA: string;
+  /** The model it is compared against. */
   modelB: string;
+  /** Model A's answers by question id. */
   answersA: ReadonlyMap<string, string>;
+  /** Model B's answers by question id. */
   answersB: ReadonlyMap<string, string>;
 }
 
@@ -85,8 +89,11 @@ export interface ArenaItem {
   key: string;
   /** Index of the pair in the plan. */
   pair: number;
+  /** The question asked. */
   question: Question;
+  /** The pair's model A. */
   modelA: string;
+  /** The pair's model B. */
   modelB: string;
   /** Of the question, both answers, the judge and the rule: the key of its line in the results. */
   fingerprint: string;
@@ -98,16 +105,23 @@ export interface ArenaItem {
 
 /** One question of one pair, in both orders' items. */
 export interface PlannedQuestion {
+  /** Index of the pair in the plan. */
   pair: number;
+  /** The question's id. */
   id: string;
+  /** The key of its line in the results. */
   fingerprint: string;
 }
 
 /** What the arena shows, in order. */
 export interface ArenaPlan {
+  /** `human:<name>`. */
   judge: string;
+  /** How questions are shown and counted. */
   rule: OrderRule;
+  /** What the orders and the sequence were drawn from. */
   seed: number;
+  /** Per pair: its models, the questions both answered, and how many questions lack an answer. */
   pairs: { modelA: string; modelB: string; questions: PlannedQuestion[]; missing: number }[];
   /** Every item in the order it is shown; under `both` every question's first order comes first. */
   items: ArenaItem[];
@@ -272,6 +286,11 @@ export function humanRecord(
 /**
  * Whether `line` holds the vote `item` asks for: under `once` any vote on the question, under `both` the vote
  * of the item's game.
+ *
+ * @example
+ * ```ts
+ * isVoted(log.find(key), item, "both"); // false until the item's own order is voted on
+ * ```
  */
 export function isVoted(line: JudgmentRecord | undefined, item: ArenaItem, rule: OrderRule): boolean {
   if (!line) return false;

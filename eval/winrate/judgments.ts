@@ -29,20 +29,27 @@ export type OrderRule = "once" | "both";
 
 /** One line of the results JSONL. */
 export interface JudgmentRecord {
+  /** The question's id. */
   id: string;
+  /** The model whose side the outcome is from. */
   model_a: string;
+  /** The model it is compared against. */
   model_b: string;
+  /** The judge model's id, or `human:<name>` for a person. */
   judge: string;
   /** Hash of prompt version, judge, question and both answers: what makes a judgment reusable. */
   fingerprint: string;
   /** Game 1 shows model_a as assistant A; game 2 shows model_b as assistant A. Null: no verdict found. */
   verdicts: [Verdict | null, Verdict | null];
+  /** What the verdicts make of the pair, from model A's side. */
   outcome: Outcome;
   /** The judge's last reply in each game, shortened to {@link RAW_CHARS} characters. */
   judge_raw: [string, string];
   /** Judge calls made in each game (more than one when a reply had no verdict). */
   attempts: [number, number];
+  /** Why a game has no verdict (empty when both have one). */
   errors: string[];
+  /** When the line was written (ISO 8601). */
   judged_at: string;
   /** A person's line only: the rule the vote was cast under. */
   orders?: OrderRule;
