@@ -130,8 +130,15 @@ export { GpuLogprobModel } from "./eval/gpu_model.ts";
 export { runWinRate } from "./eval/winrate/run.ts";
 export type { JudgeEndpoint, WinRateConfig, WinRateReport } from "./eval/winrate/run.ts";
 export type { Verdict, VerdictRule } from "./eval/winrate/judge_prompt.ts";
-export type { AnswerSource, ModelSpec, PairSpec } from "./eval/winrate/inputs.ts";
+export type { AnswerSource, ModelSpec, PairSpec, Question } from "./eval/winrate/inputs.ts";
 export type { PairSummary, WinRateSummary } from "./eval/winrate/summary.ts";
+export { planArena } from "./eval/winrate/human.ts";
+export type { AnsweredPair, ArenaItem, ArenaPlan, HumanVote, PlannedQuestion } from "./eval/winrate/human.ts";
+export { ArenaRequestError, ArenaSession } from "./eval/winrate/arena_session.ts";
+export type { ArenaProgress, ArenaRequestCode, ArenaTables } from "./eval/winrate/arena_session.ts";
+export { agreementLine, judgeAgreements } from "./eval/winrate/agreement.ts";
+export type { AgreementCount, JudgeAgreement } from "./eval/winrate/agreement.ts";
+export type { JudgmentRecord, OrderRule, Outcome } from "./eval/winrate/judgments.ts";
 export { OpenAIClient } from "./io/openai_client.ts";
 export type {
   ChatClient,
@@ -165,6 +172,8 @@ export type {
 export type { TextEngineParts } from "./generate/engine.ts";
 export { exitOnSignals, startServer } from "./serve/server.ts";
 export type { ServerHandle, ServerOptions } from "./serve/server.ts";
+export { startArenaServer } from "./serve/arena.ts";
+export type { ArenaServer, ArenaServerOptions, ArenaState } from "./serve/arena.ts";
 
 // Reports
 export { writeReport } from "./report/write.ts";

@@ -9,7 +9,9 @@
  *   files read the same way, other tasks in them are ignored;
  * - win rates from `deno task winrate` (`eval/winrate/`): the JSON summary (`{judge, pairs}`), or the
  *   results JSONL (one judged question per line), summarised here as the summary does, with no count of
- *   missing answers (the JSONL does not record them).
+ *   missing answers (the JSONL does not record them). A person's votes from `deno task arena` are read the
+ *   same way (judge `human:<name>`, its own summary JSON or its lines in the results JSONL); from the JSONL
+ *   each judge's lines are kept too, for the judges' agreement.
  *
  * Errors name the file (and line or field) and what was expected.
  *
@@ -18,7 +20,7 @@
 import { basename, dirname } from "node:path";
 import { KOBEST_TASKS, type KobestTask } from "../eval/kobest/data.ts";
 import { type LmEvalResults, lmEvalTaskName } from "../eval/kobest/results.ts";
-import { type JudgmentRecord, parseJudgment } from "../eval/winrate/judgments.ts";
+import { type JudgmentRecord, type OrderRule, parseJudgment } from "../eval/winrate/judgments.ts";
 import { type JsonlRow, parseJsonl } from "../io/jsonl.ts";
 import { type PairSummary, summarizePair } from "../eval/winrate/summary.ts";
 
@@ -68,6 +70,10 @@ export interface WinRateSet {
   judge: string;
   pairs: PairSummary[];
   source: string;
+  /** How a person's questions were shown (absent: both orders, as an LLM judge plays). */
+  orders?: OrderRule;
+  /** The judge's last line per pair and question, when read from a results JSONL (for the agreement). */
+  records?: JudgmentRecord[];
 }
 
 /** One input file or folder, read and recognised. */
@@ -490,7 +496,10 @@ export function parseWinRateSummary(value: unknown, file: string): WinRateSet {
     );
   }
   const pairs = value.pairs.map((p, i) => checkPair(p, `${file}: pairs[${i}]`));
-  return { judge: value.judge, pairs, source: file };
+  if (value.orders !== undefined && value.orders !== "once" && value.orders !== "both") {
+    throw new ReportInputError(`${file}: "orders": expected "once" or "both", got ${show(value.orders)}`);
+  }
+  return { judge: value.judge, pairs, source: file, ...(value.orders ? { orders: value.orders } : {}) };
 }
 
 function checkPair(value: unknown, where: string): PairSummary {
@@ -500,7 +509,7 @@ function checkPair(value: unknown, where: string): PairSummary {
       throw new ReportInputError(`${where}.${f}: expected a string, got ${show(value[f])}`);
     }
   }
-  for (const f of COUNT_FIELDS) {
+  for (const f of [...COUNT_FIELDS, ...(value.pending === undefined ? [] : ["pending" as const])]) {
     if (!(Number.isSafeInteger(value[f]) && (value[f] as number) >= 0)) {
       throw new ReportInputError(`${where}.${f}: expected an integer ≥ 0, got ${show(value[f])}`);
     }
@@ -542,11 +551,17 @@ export function parseJudgments(text: string, file: string): WinRateSet[] {
     pair.byId.set(rec.id, rec);
   }
   if (byJudge.size === 0) throw new ReportInputError(`${file}: no judgments in it`);
-  return [...byJudge].map(([judge, pairs]) => ({
-    judge,
-    pairs: [...pairs.values()].map((p) => summarizePair(p.a, p.b, [...p.byId.values()], 0)),
-    source: file,
-  }));
+  return [...byJudge].map(([judge, pairs]) => {
+    const records = [...pairs.values()].flatMap((p) => [...p.byId.values()]);
+    const orders = records.findLast((r) => r.orders !== undefined)?.orders;
+    return {
+      judge,
+      pairs: [...pairs.values()].map((p) => summarizePair(p.a, p.b, [...p.byId.values()], 0)),
+      source: file,
+      ...(orders ? { orders } : {}),
+      records,
+    };
+  });
 }
 
 /**
@@ -556,11 +571,13 @@ export function parseJudgments(text: string, file: string): WinRateSet[] {
 function mergeByJudge(sets: WinRateSet[]): WinRateSet[] {
   const merged = new Map<string, WinRateSet>();
   for (const set of sets) {
-    const into = merged.get(set.judge) ?? { judge: set.judge, pairs: [], source: set.source };
+    const into: WinRateSet = merged.get(set.judge) ?? { judge: set.judge, pairs: [], source: set.source };
     if (merged.has(set.judge) && !into.source.split(", ").includes(set.source)) {
       into.source += `, ${set.source}`;
     }
     merged.set(set.judge, into);
+    into.orders ??= set.orders;
+    if (set.records) into.records = [...into.records ?? [], ...set.records];
     for (const p of set.pairs) {
       if (!into.pairs.some((q) => q.model_a === p.model_a && q.model_b === p.model_b)) into.pairs.push(p);
     }

@@ -10,7 +10,14 @@ import { CHART_JS_VERSION, chartJsSource } from "./chartjs.ts";
 import { escapeHtml, inlineScript, scriptJson } from "./html.ts";
 import type { ReportInputs } from "./inputs.ts";
 import { CHART_BOOTSTRAP_SCRIPT, ERROR_CAPTURE_SCRIPT } from "./page_scripts.ts";
-import { configTable, kobestTable, runSummaryTable, textTableHtml, winRateTable } from "./tables.ts";
+import {
+  configTable,
+  judgesTable,
+  kobestTable,
+  runSummaryTable,
+  textTableHtml,
+  winRateTable,
+} from "./tables.ts";
 
 /**
  * Korean fonts the page asks for, first found wins; the page records which of them the browser has.
@@ -141,7 +148,24 @@ function winRateSection(inputs: ReportInputs, charts: readonly ChartSpec[]): str
     return `<h3>Judge: ${escapeHtml(set.judge)}</h3>${chartGrid([charts[i]], true)}` +
       tableBlock(textTableHtml(table, 2)) + `<p class="note">${escapeHtml(table.note)}</p>`;
   });
-  return `<section id="winrate"><h2>Pairwise win rates</h2>${blocks.join("")}</section>`;
+  return `<section id="winrate"><h2>Pairwise win rates</h2>${judgesBlock(inputs)}${
+    blocks.join("")
+  }</section>`;
+}
+
+/** A person's win rates beside the LLM judges', with their agreement, when the inputs hold both. */
+function judgesBlock(inputs: ReportInputs): string {
+  const table = judgesTable(inputs.winRates);
+  if (!table) return "";
+  const agreement = table.agreement.length === 0
+    ? `<p class="note">Give the results JSONL (not only the summaries) to see how often the judges agree.</p>`
+    : `<p class="note">Agreement, counted as FastChat's compute_agreement counts it (a person's votes all ` +
+      `together as "human"):</p><ul class="note" id="judge-agreement">${
+        table.agreement.map((l) => `<li>${escapeHtml(l)}</li>`).join("")
+      }</ul>`;
+  return `<h3>People and LLM judges side by side</h3>` + tableBlock(textTableHtml(table, 2), true) +
+    `<p class="note">Win rate (wins/ties/losses) from model A's side; each judge's own rule, as its table ` +
+    `below says.</p>${agreement}`;
 }
 
 function header(inputs: ReportInputs, title: string, generatedAt: Date): string {

@@ -7,8 +7,9 @@
  * @module
  */
 import { kobestMarkdownTable, lmEvalTaskName } from "../eval/kobest/results.ts";
-import { renderTable } from "../eval/winrate/summary.ts";
-import { kobestTasksPresent } from "./charts.ts";
+import { agreementLine, judgeAgreements } from "../eval/winrate/agreement.ts";
+import { isHumanJudge, type PairSummary, renderTable } from "../eval/winrate/summary.ts";
+import { kobestTasksPresent, percent } from "./charts.ts";
 import { escapeHtml, htmlTable } from "./html.ts";
 import type { KobestEntry, TrainingRun, WinRateSet } from "./inputs.ts";
 
@@ -55,7 +56,7 @@ export function kobestTable(entries: readonly KobestEntry[]): TextTable {
  */
 export function winRateTable(set: WinRateSet): TextTable & { note: string } {
   const anonymous = set.pairs.map((p, i) => ({ ...p, model_a: `a${i}`, model_b: `b${i}` }));
-  const lines = renderTable(anonymous, set.judge).split("\n");
+  const lines = renderTable(anonymous, set.judge, set.orders).split("\n");
   const header = markdownCells(lines[0]);
   const rows = lines.slice(2, 2 + set.pairs.length).map(markdownCells).map((cells, i) => [
     set.pairs[i].model_a,
@@ -63,6 +64,50 @@ export function winRateTable(set: WinRateSet): TextTable & { note: string } {
     ...cells.slice(2),
   ]);
   return { header, rows, note: lines[lines.length - 1] };
+}
+
+/**
+ * A person's win rates beside the LLM judges': one row per pair of models (named as the first judge that
+ * compared them names them; a judge that compared them the other way round is turned to match), one column
+ * per judge, LLM judges first, each cell the win rate with its wins/ties/losses; undefined unless the sets
+ * hold both a person's votes and another judge's verdicts. `agreement` holds FastChat's agreement lines
+ * where the judges' lines were given (results JSONL).
+ *
+ * @example
+ * ```ts
+ * judgesTable(inputs.winRates)?.rows[0]; // ["SFT", "PT", "62.5% (5/0/3)", "75.0% (6/0/2)"]
+ * ```
+ */
+export function judgesTable(sets: readonly WinRateSet[]): (TextTable & { agreement: string[] }) | undefined {
+  const people = sets.filter((s) => isHumanJudge(s.judge));
+  const judges = [...sets.filter((s) => !isHumanJudge(s.judge)), ...people];
+  if (people.length === 0 || people.length === judges.length) return undefined;
+  const pairs: [string, string][] = [];
+  for (const p of judges.flatMap((s) => s.pairs)) {
+    if (
+      !pairs.some(([a, b]) => (a === p.model_a && b === p.model_b) || (a === p.model_b && b === p.model_a))
+    ) {
+      pairs.push([p.model_a, p.model_b]);
+    }
+  }
+  const cell = (set: WinRateSet, a: string, b: string) => {
+    const same = set.pairs.find((p) => p.model_a === a && p.model_b === b);
+    const turned = set.pairs.find((p) => p.model_a === b && p.model_b === a);
+    const p: PairSummary | undefined = same ?? (turned && {
+      ...turned,
+      win: turned.loss,
+      loss: turned.win,
+      wins: turned.losses,
+      losses: turned.wins,
+      win_rate: turned.win_rate === null ? null : 1 - turned.win_rate,
+    });
+    return p ? `${percent(p.win_rate)} (${p.wins}/${p.ties}/${p.losses})` : "–";
+  };
+  return {
+    header: ["Model A", "Model B", ...judges.map((s) => s.judge)],
+    rows: pairs.map(([a, b]) => [a, b, ...judges.map((s) => cell(s, a, b))]),
+    agreement: judgeAgreements(sets.flatMap((s) => s.records ?? [])).map(agreementLine),
+  };
 }
 
 /**

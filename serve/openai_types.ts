@@ -306,9 +306,14 @@ function rejectUnsupported(b: Body): void {
 
 /**
  * The sampling fields' ranges in the API: the sampler's, narrowed where OpenAI's API is narrower
- * (temperature ≤ 2, top_p > 0, the additive penalties in [-2, 2]).
+ * (temperature ≤ 2, top_p > 0, the additive penalties in [-2, 2]). The chat page's inputs keep within them.
+ *
+ * @example
+ * ```ts
+ * API_RANGES.temperature; // { min: 0, max: 2, note: "0 is greedy" }
+ * ```
  */
-const API_RANGES = {
+export const API_RANGES = {
   temperature: { ...SAMPLING_RANGES.temperature, max: 2 },
   top_p: { ...SAMPLING_RANGES.topP, min: 0, minExclusive: true },
   top_k: SAMPLING_RANGES.topK,

@@ -1,6 +1,7 @@
 /**
  * An OpenAI-compatible HTTP server over a {@link GenerationEngine}:
- * `POST /v1/chat/completions`, `POST /v1/completions`, `GET /v1/models`, `GET /health`. The model is asked
+ * `POST /v1/chat/completions`, `POST /v1/completions`, `GET /v1/models`, `GET /health`, and a chat page
+ * for people at `GET /` (`serve/ui/`, see `pages.ts`) that talks to the same API. The model is asked
  * for by its id (or an alias); adapters the engine serves over it by their names (vLLM's `--lora-modules`).
  * A request's choices (`n`, several prompts) run together and count as one request for admission.
  *
@@ -17,7 +18,9 @@
  */
 import type { GenerateRequest, GenerationEngine } from "../generate/engine_contract.ts";
 import { type ChoiceOutcome, type ChoicePlan, finishGenerated, planChoices, scorePrompt } from "./choices.ts";
+import { readJson } from "./body.ts";
 import { ApiError, jsonResponse } from "./errors.ts";
+import { isPagePath, pageResponse } from "./pages.ts";
 import { EngineFailure, type GenerationOutcome, runGeneration } from "./generation.ts";
 import {
   type ModelList,
@@ -61,6 +64,8 @@ export interface ServerOptions {
   stuckAfterMs?: number;
   /** Receives one line per request and per failure; silent when absent. */
   log?: (line: string) => void;
+  /** Serve the chat page at `/` (default true). */
+  ui?: boolean;
 }
 
 /** A running server. */
@@ -107,6 +112,7 @@ interface Config {
   requestTimeoutMs?: number;
   maxBodyBytes: number;
   log: (line: string) => void;
+  ui: boolean;
 }
 
 interface State extends Config {
@@ -161,6 +167,7 @@ export function startServer(engine: GenerationEngine, opts: ServerOptions): Serv
     requestTimeoutMs: opts.requestTimeoutMs,
     maxBodyBytes: opts.maxBodyBytes ?? 4 * 1024 * 1024,
     log: opts.log ?? (() => {}),
+    ui: opts.ui ?? true,
     scheduler: new FifoScheduler(opts.maxConcurrent, opts.maxQueue),
     active: new Set(),
     generations: new Set(),
@@ -276,6 +283,16 @@ async function handle(state: State, req: Request): Promise<Response> {
 }
 
 function route(state: State, req: Request, path: string): Promise<Response> | Response {
+  if (state.ui && isPagePath("chat", path)) {
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      throw new ApiError(405, `${req.method} is not allowed on ${path}; use GET`, {
+        type: "invalid_request_error",
+        code: "method_not_allowed",
+        headers: { allow: "GET, HEAD" },
+      });
+    }
+    return pageResponse("chat", path, req.method === "HEAD");
+  }
   const r = ROUTES[path];
   if (!r) {
     throw new ApiError(
@@ -452,49 +469,6 @@ async function scoring<T>(work: () => Promise<T>): Promise<T> {
   } catch (e) {
     if (e instanceof ApiError || e instanceof EngineFailure) throw e;
     throw new EngineFailure(`scoring failed: ${errorText(e)}`, { cause: e });
-  }
-}
-
-async function readJson(req: Request, maxBytes: number): Promise<unknown> {
-  const text = await readBody(req, maxBytes);
-  if (text.trim() === "") {
-    throw new ApiError(400, "the request body is empty; expected a JSON object", { code: "invalid_json" });
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new ApiError(400, `the request body is not valid JSON: ${errorText(e)}`, { code: "invalid_json" });
-  }
-}
-
-async function readBody(req: Request, maxBytes: number): Promise<string> {
-  const tooLarge = () =>
-    new ApiError(413, `the request body is larger than ${maxBytes} bytes`, { code: "request_too_large" });
-  if (Number(req.headers.get("content-length")) > maxBytes) throw tooLarge();
-  if (!req.body) return "";
-  const reader = req.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > maxBytes) {
-      await reader.cancel().catch(() => {});
-      throw tooLarge();
-    }
-    chunks.push(value);
-  }
-  const bytes = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    bytes.set(c, at);
-    at += c.byteLength;
-  }
-  try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
-    throw new ApiError(400, "the request body is not valid UTF-8", { code: "invalid_json" });
   }
 }
 

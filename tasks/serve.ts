@@ -18,7 +18,8 @@ const HELP = `Serve a model over an OpenAI-compatible HTTP API.
 
 Usage: deno task serve --model DIR [options]
 
-Endpoints: POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health
+Endpoints: POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health, and a chat page
+for people at GET / (streams through /v1/chat/completions; no network beyond this server)
 
 Options:
   --model DIR               model folder (Hugging Face layout), Hub id, or PEFT adapter folder (served over
@@ -41,6 +42,7 @@ Options:
   --stuck-after-ms N        a generation silent this long makes /health answer 503 "degraded"; one not
                             stopped this long after its abort is abandoned and its slot freed (default 30000)
   --ignore-unused-weights   load a model whose files hold tensors its config.json does not use (a warning)
+  --no-ui                   serve the API only, no chat page at /
   --quiet                   no per-request log lines
   -h, --help                show this help
 `;
@@ -98,6 +100,7 @@ async function main(args: string[]): Promise<void> {
       "shutdown-grace-ms": { type: "string" },
       "stuck-after-ms": { type: "string" },
       "ignore-unused-weights": { type: "boolean", default: false },
+      "no-ui": { type: "boolean", default: false },
       quiet: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -129,11 +132,13 @@ async function main(args: string[]): Promise<void> {
     shutdownGraceMs: integerFlag(values, "shutdown-grace-ms", 0, 10_000),
     stuckAfterMs: optionalInteger(values, "stuck-after-ms", 1),
     modelAliases: values["model-name"],
+    ui: !values["no-ui"],
     log: values.quiet ? undefined : (line) => console.error(`${new Date().toISOString()} ${line}`),
   });
   const adapters = engine.adapters.length > 0 ? ` with adapters ${engine.adapters.join(", ")}` : "";
   console.error(
-    `serving ${engine.modelId}${adapters} at ${server.url}/v1${apiKey ? " (API key required)" : ""}`,
+    `serving ${engine.modelId}${adapters} at ${server.url}/v1${apiKey ? " (API key required)" : ""}` +
+      (values["no-ui"] ? "" : `; chat page at ${server.url}/`),
   );
   exitOnSignals(server, (line) => console.error(line));
 }

@@ -51,9 +51,11 @@ The task may read OPENAI_API_KEY and KOTRANSFER_* variables; for a key in anothe
 tasks/winrate.ts with --allow-env=NAME added to its deno run flags.
 `;
 
-type Flags = Record<string, string | string[] | boolean | undefined>;
+/** Parsed flags, as `parseArgs` gives them. */
+export type Flags = Record<string, string | string[] | boolean | undefined>;
 
-function integerFlag(values: Flags, name: string, min: number): number | undefined {
+/** `--name N` as an integer ≥ `min`, or undefined when not given (shared with `tasks/arena.ts`). */
+export function integerFlag(values: Flags, name: string, min: number): number | undefined {
   const raw = values[name];
   if (raw === undefined) return undefined;
   const n = Number(raw);
@@ -68,7 +70,8 @@ function verdictRuleFlag(raw: string | undefined): VerdictRule | undefined {
   throw new Error(`--verdict-rule must be fastchat or last, got ${raw}`);
 }
 
-function numberFlag(values: Flags, name: string, min: number, max: number): number | undefined {
+/** `--name X` as a number in [`min`, `max`], or undefined when not given. */
+export function numberFlag(values: Flags, name: string, min: number, max: number): number | undefined {
   const raw = values[name];
   if (raw === undefined) return undefined;
   const n = Number(raw);
@@ -78,19 +81,25 @@ function numberFlag(values: Flags, name: string, min: number, max: number): numb
   return n;
 }
 
-function stringFlag(values: Flags, name: string): string | undefined {
+/** `--name VALUE` as given, or undefined. */
+export function stringFlag(values: Flags, name: string): string | undefined {
   const v = values[name];
   return typeof v === "string" ? v : undefined;
 }
 
-function required(values: Flags, name: string): string {
+/** `--name VALUE`, which must be given. */
+export function required(values: Flags, name: string): string {
   const v = stringFlag(values, name);
   if (!v) throw new Error(`--${name} is required (see --help)`);
   return v;
 }
 
 /** The key in env variable `name`; an explicitly named variable must be set, the default may be absent. */
-function keyFrom(env: (name: string) => string | undefined, name: string | undefined, fallback?: string) {
+export function keyFrom(
+  env: (name: string) => string | undefined,
+  name: string | undefined,
+  fallback?: string,
+) {
   const varName = name ?? fallback;
   if (varName === undefined) return undefined;
   const key = env(varName);

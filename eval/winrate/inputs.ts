@@ -14,7 +14,9 @@ import { type JsonObject, parseJsonl } from "../../io/jsonl.ts";
 
 /** One question to answer and judge. */
 export interface Question {
+  /** The question's id (`id` or FastChat's `question_id`). */
   id: string;
+  /** The text asked. */
   text: string;
   /** MT-Bench's `category` (writing, math, …), when the record has one: it picks the answer temperature. */
   category?: string;

@@ -132,18 +132,70 @@ export function answerTemperature(q: Question, given?: number): number {
 /** Judgments in a row whose judge request failed, after which a run stops asking (the judge is down). */
 export const JUDGE_FAILURES_BEFORE_STOP = 3;
 
-interface ResolvedModel {
+/** A model of a pair with its answers by question id. */
+export interface ResolvedModel {
   name: string;
   answers: Map<string, string>;
 }
 
+/** What finding (or generating) the pairs' answers needs; see {@link resolvePairs}. */
+export interface AnswerSettings {
+  /** The questions to have answers for. */
+  questions: readonly Question[];
+  /** Cache of generated answers, one `<model>.jsonl` each. */
+  answersDir: string;
+  /** How answers are generated for URL sources (see {@link WinRateConfig.answers}). */
+  answers?: WinRateConfig["answers"];
+  /** Retry and timeout settings for every HTTP call. */
+  http?: WinRateConfig["http"];
+  /** Answer requests in flight at once (default 4). */
+  parallel?: number;
+  /** Progress lines; silent when absent. */
+  log?: (line: string) => void;
+}
+
 interface RunContext {
-  config: WinRateConfig;
-  questions: Question[];
+  settings: AnswerSettings;
+  questions: readonly Question[];
   answersDir: string;
   parallel: number;
   log: (line: string) => void;
   answerCalls: number;
+}
+
+function answerContext(settings: AnswerSettings): RunContext {
+  return {
+    settings,
+    questions: settings.questions,
+    answersDir: settings.answersDir,
+    parallel: settings.parallel ?? 4,
+    log: settings.log ?? (() => {}),
+    answerCalls: 0,
+  };
+}
+
+/**
+ * Every pair's two models with their answers: read from a file, or generated through an OpenAI-compatible
+ * endpoint as FastChat generates them and cached in `answersDir` (what `runWinRate` does before judging; the
+ * arena uses it too). A source shared by several pairs is read or generated once.
+ *
+ * @example
+ * ```ts
+ * const { pairs } = await resolvePairs([parsePairSpec("SFT=runs/sft.jsonl,PT=runs/pt.jsonl")], {
+ *   questions: await readQuestions("data/ko_user_oriented_instructions.jsonl"),
+ *   answersDir: "runs/winrate/answers",
+ * });
+ * pairs[0][0].answers.size;
+ * ```
+ */
+export async function resolvePairs(
+  specs: readonly PairSpec[],
+  settings: AnswerSettings,
+): Promise<{ pairs: [ResolvedModel, ResolvedModel][]; answerCalls: number }> {
+  const ctx = answerContext(settings);
+  await Deno.mkdir(ctx.answersDir, { recursive: true });
+  const pairs = await resolveModels(ctx, specs);
+  return { pairs, answerCalls: ctx.answerCalls };
 }
 
 async function resolveModel(ctx: RunContext, spec: ModelSpec): Promise<ResolvedModel> {
@@ -152,9 +204,9 @@ async function resolveModel(ctx: RunContext, spec: ModelSpec): Promise<ResolvedM
     return { name: spec.name, answers: await readAnswers(spec.source.path, ctx.log) };
   }
   const client = new OpenAIClient({
-    ...ctx.config.http,
+    ...ctx.settings.http,
     baseUrl: spec.source.url,
-    apiKey: ctx.config.answers?.apiKey,
+    apiKey: ctx.settings.answers?.apiKey,
   });
   const served = await client.listModels();
   if (served.length === 0) throw new WinRateInputError(`${client.baseUrl}/models lists no model`);
@@ -173,8 +225,8 @@ async function resolveModel(ctx: RunContext, spec: ModelSpec): Promise<ResolvedM
           const reply = await client.chat({
             model: served[0],
             messages: [{ role: "user", content: q.text }],
-            temperature: answerTemperature(q, ctx.config.answers?.temperature),
-            max_tokens: ctx.config.answers?.maxTokens ?? FASTCHAT_MAX_NEW_TOKENS,
+            temperature: answerTemperature(q, ctx.settings.answers?.temperature),
+            max_tokens: ctx.settings.answers?.maxTokens ?? FASTCHAT_MAX_NEW_TOKENS,
             seed: 0,
           });
           return { answer: reply.content };
@@ -203,17 +255,17 @@ async function resolveModel(ctx: RunContext, spec: ModelSpec): Promise<ResolvedM
 export async function runWinRate(config: WinRateConfig): Promise<WinRateReport> {
   validateConfig(config);
   const dir = parentDir(config.resultsPath);
-  const ctx: RunContext = {
-    config,
+  const ctx = answerContext({
     questions: await readQuestions(config.promptsPath, config.limit),
     answersDir: config.answersDir ?? `${dir}/answers`,
-    parallel: config.parallel ?? 4,
-    log: config.log ?? (() => {}),
-    answerCalls: 0,
-  };
+    answers: config.answers,
+    http: config.http,
+    parallel: config.parallel,
+    log: config.log,
+  });
   await Deno.mkdir(dir, { recursive: true });
   await Deno.mkdir(ctx.answersDir, { recursive: true });
-  const models = await resolveModels(ctx);
+  const models = await resolveModels(ctx, config.pairs);
   const judge = new Judge(
     config.judge.client ??
       new OpenAIClient({ ...config.http, baseUrl: config.judge.url, apiKey: config.judge.apiKey }),
@@ -279,7 +331,10 @@ function parentDir(path: string): string {
 }
 
 /** Resolves each distinct source once, so a model shared by several pairs is read or generated once. */
-async function resolveModels(ctx: RunContext): Promise<[ResolvedModel, ResolvedModel][]> {
+async function resolveModels(
+  ctx: RunContext,
+  specs: readonly PairSpec[],
+): Promise<[ResolvedModel, ResolvedModel][]> {
   const cache = new Map<string, Promise<ResolvedModel>>();
   const resolve = (spec: ModelSpec) => {
     const key = JSON.stringify([spec.name, spec.source]);
@@ -287,7 +342,7 @@ async function resolveModels(ctx: RunContext): Promise<[ResolvedModel, ResolvedM
     return cache.get(key)!;
   };
   const pairs: [ResolvedModel, ResolvedModel][] = [];
-  for (const p of ctx.config.pairs) pairs.push([await resolve(p.a), await resolve(p.b)]);
+  for (const p of specs) pairs.push([await resolve(p.a), await resolve(p.b)]);
   for (const [a, b] of pairs) {
     if (a.name === b.name) {
       throw new WinRateInputError(`a pair compares ${a.name} with itself; name them apart`);

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { JudgmentRecord, Outcome } from "./judgments.ts";
+import type { JudgmentRecord, OrderRule, Outcome } from "./judgments.ts";
 
 /** Counts and rates for one pair. Rates are fractions in [0, 1], null when nothing was judged. */
 export interface PairSummary {
@@ -27,6 +27,11 @@ export interface PairSummary {
    * because the run stopped asking a failing judge); left out of the rates, judged again by a rerun.
    */
   errors: number;
+  /**
+   * Questions a person has not finished voting on (human judges only; absent for an LLM judge): left out of
+   * the rates, and not errors.
+   */
+  pending?: number;
   /** wins + ties + losses: the denominator of every rate. */
   judged: number;
   /** wins / judged. */
@@ -53,11 +58,14 @@ export interface WinRateSummary {
   pairs: PairSummary[];
   /** Judgments without a verdict over all pairs (the sum of `errors`): a rerun retries them. */
   no_verdict: number;
+  /** How each question was shown (human judges; an LLM judge always plays both orders). */
+  orders?: OrderRule;
 }
 
 /**
  * Counts and rates for one pair from its judgments (errors are counted but left out of the rates);
  * `unjudged` questions, which have no record because the run stopped asking the judge, count as errors.
+ * Records a person has not finished (`pending`) are counted apart, as `pending`, when there are any.
  *
  * @example
  * ```ts
@@ -76,6 +84,7 @@ export function summarizePair(
   const wins = count("win"), ties = count("tie"), losses = count("loss");
   const judged = wins + ties + losses;
   const rate = (n: number) => judged === 0 ? null : n / judged;
+  const pending = count("pending");
   return {
     model_a: modelA,
     model_b: modelB,
@@ -85,6 +94,7 @@ export function summarizePair(
     ties,
     losses,
     errors: count("error") + unjudged,
+    ...(pending > 0 ? { pending } : {}),
     judged,
     win: rate(wins),
     tie: rate(ties),
@@ -93,8 +103,26 @@ export function summarizePair(
   };
 }
 
+/** A person's judge name: `human:<name>` (the arena's votes); anything else is an LLM (or rule) judge. */
+export const HUMAN_JUDGE_PREFIX = "human:";
+
 /**
- * A Markdown table in the manner of the paper's Table 1: one row per pair, from model A's side.
+ * Whether `judge` names a person (`human:<name>`).
+ *
+ * @example
+ * ```ts
+ * isHumanJudge("human:minji"); // true
+ * isHumanJudge("gpt-4o"); // false
+ * ```
+ */
+export function isHumanJudge(judge: string): boolean {
+  return judge.startsWith(HUMAN_JUDGE_PREFIX);
+}
+
+/**
+ * A Markdown table in the manner of the paper's Table 1: one row per pair, from model A's side. `orders`
+ * says how a person's questions were shown (default `both`, the only way an LLM judge plays); for a person
+ * the Errors column becomes Pending: the questions not yet voted on.
  *
  * @example
  * ```ts
@@ -103,26 +131,46 @@ export function summarizePair(
  * // | orpo    | base    | 45.0% (90) | ...
  * ```
  */
-export function renderTable(pairs: readonly PairSummary[], judge: string): string {
+export function renderTable(
+  pairs: readonly PairSummary[],
+  judge: string,
+  orders: OrderRule = "both",
+): string {
+  const human = isHumanJudge(judge);
+  const lastCount = human ? "Pending" : "Errors";
   const pct = (x: number | null) => x === null ? "–" : `${(x * 100).toFixed(1)}%`;
   const rows = pairs.map((p) =>
     `| ${p.model_a} | ${p.model_b} | ${pct(p.win)} (${p.wins}) | ${pct(p.tie)} (${p.ties}) | ` +
-    `${pct(p.loss)} (${p.losses}) | ${pct(p.win_rate)} | ${p.judged} | ${p.errors} | ${p.missing} |`
+    `${pct(p.loss)} (${p.losses}) | ${pct(p.win_rate)} | ${p.judged} | ` +
+    `${human ? p.pending ?? 0 : p.errors} | ${p.missing} |`
   );
   return [
-    "| Model A | Model B | Win | Tie | Loss | Win rate | Judged | Errors | Missing |",
+    `| Model A | Model B | Win | Tie | Loss | Win rate | Judged | ${lastCount} | Missing |`,
     "|---|---|--:|--:|--:|--:|--:|--:|--:|",
     ...rows,
     "",
-    `Judge: ${judge}. Each pair is judged in both orders; a win needs both orders to agree. ` +
-    "Win rate = (win + tie/2) / judged. Errors (no verdict after retries, or the judge failed; a rerun " +
-    "judges them again) and questions missing an answer are left out.",
+    human
+      ? humanNote(judge, orders)
+      : `Judge: ${judge}. Each pair is judged in both orders; a win needs both orders to agree. ` +
+        "Win rate = (win + tie/2) / judged. Errors (no verdict after retries, or the judge " +
+        "failed; a rerun judges them again) and questions missing an answer are left out.",
     ...(noVerdict(pairs) > 0
       ? ["", `**${noVerdict(pairs)} judgment(s) have no verdict: run again to retry them.**`]
       : []),
   ].join("\n");
 }
 
+function humanNote(judge: string, orders: OrderRule): string {
+  const rule = orders === "once"
+    ? "Each question is shown once, its two answers in a random order, and the vote is its outcome " +
+      "(FastChat's Chatbot Arena)."
+    : "Each question is shown in both orders; a win needs both votes to prefer the same model, anything " +
+      "else is a tie.";
+  return `Judge: ${judge} (a person's votes). ${rule} Win rate = (win + tie/2) / judged. Questions not yet ` +
+    "voted on (pending) and questions missing an answer are left out.";
+}
+
+/** Judgments without a verdict over all pairs: the sum of each pair's `errors`. */
 export function noVerdict(pairs: readonly PairSummary[]): number {
   return pairs.reduce((n, p) => n + p.errors, 0);
 }

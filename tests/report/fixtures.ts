@@ -96,7 +96,13 @@ export function kobestResults(): LmEvalResults[] {
 }
 
 function judgment(id: string, a: string, b: string, judge: string, outcome: Outcome): JudgmentRecord {
-  const verdicts = { win: ["A", "B"], loss: ["B", "A"], tie: ["C", "C"], error: [null, "A"] } as const;
+  const verdicts = {
+    win: ["A", "B"],
+    loss: ["B", "A"],
+    tie: ["C", "C"],
+    error: [null, "A"],
+    pending: ["A", null],
+  } as const;
   return {
     id,
     model_a: a,

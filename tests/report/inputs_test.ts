@@ -174,7 +174,7 @@ Deno.test("report inputs: bad input is rejected with the file, field and what wa
     await assertRejects(
       async () => readReportInput(await write("j.jsonl", lines.join("\n") + "\n")),
       ReportInputError,
-      'j.jsonl:4: "outcome": expected win | tie | loss | error, got "draw"',
+      'j.jsonl:4: "outcome": expected win | tie | loss | error | pending, got "draw"',
     );
     await assertRejects(() => readReportInputs([]), ReportInputError, "no inputs");
   });

@@ -4,7 +4,7 @@ import type { ChartSpec } from "../../report/charts.ts";
 import { escapeHtml, inlineScript, scriptJson } from "../../report/html.ts";
 import { readReportInputs } from "../../report/inputs.ts";
 import { buildReport, type PageData } from "../../report/page.ts";
-import { assert, assertEquals, assertStringIncludes } from "../asserts.ts";
+import { assert, assertEquals, assertRejects, assertStringIncludes } from "../asserts.ts";
 import {
   fixtureMetrics,
   judgmentLines,
@@ -232,6 +232,85 @@ Deno.test("report page: sections without input are left out; the configuration m
     ]);
     assert(!onlyRun.html.includes(`<section id="kobest">`), "no KoBEST section");
     assert(!onlyRun.html.includes("Highlighted: settings that differ"), "nothing to compare with one run");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("report page: a person's win rates beside the LLM judge's, pairs turned to match, with the agreement", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "report-judges-" });
+  try {
+    const line = (judge: string, id: number, a: string, b: string, outcome: string, orders?: string) =>
+      JSON.stringify({
+        id: `q${id}`,
+        model_a: a,
+        model_b: b,
+        judge,
+        fingerprint: `${judge}-${id}`,
+        verdicts: [null, null],
+        outcome,
+        judge_raw: ["", ""],
+        attempts: [1, 1],
+        errors: [],
+        judged_at: "2026-12-01T00:00:00.000Z",
+        ...(orders ? { orders, game: 1, action: "vote" } : {}),
+      });
+    // The LLM judged (orpo, base); the person voted on (base, orpo): the report turns the person's row.
+    const lines = [
+      ...["win", "win", "tie", "loss"].map((o, i) => line("gpt-4o-mini", i, "orpo", "base", o)),
+      ...["loss", "win", "tie", "win"].map((o, i) => line("human:민지", i, "base", "orpo", o, "once")),
+    ];
+    await Deno.writeTextFile(`${dir}/judgments.jsonl`, lines.join("\n") + "\n");
+    const inputs = await readReportInputs([`${dir}/judgments.jsonl`]);
+    const { html } = await buildReport(inputs, { generatedAt: new Date(0) });
+    assertStringIncludes(html, "<h3>People and LLM judges side by side</h3>");
+    assertStringIncludes(html, `<th class="num">gpt-4o-mini</th><th class="num">human:민지</th>`);
+    assertEquals(tableRows(html, "<h3>People and LLM judges side by side</h3>"), [
+      ["orpo", "base", "62.5% (2/1/1)", "37.5% (1/1/2)"],
+    ]);
+    // FastChat's counts: q0, q2 (both ties) and q3 agree, q1 does not; without ties q2 is left out.
+    assertStringIncludes(
+      html,
+      "<li>gpt-4o-mini vs human: with ties 3/4 agree (0.75); without ties 2/3 (0.67)</li>",
+    );
+    // The person's own Table 1 says how the questions were shown and counts pending votes.
+    assertEquals(tableRows(html, "<h3>Judge: human:민지</h3>"), [
+      ["base", "orpo", "50.0% (2)", "25.0% (1)", "25.0% (1)", "62.5%", "4", "0", "0"],
+    ]);
+    assertStringIncludes(html, "Each question is shown once, its two answers in a random order");
+    // The arena's summary JSON (orders, pending) reads as well, without lines for the agreement.
+    const summary = {
+      judge: "human:수진",
+      judge_prompt: "arena-v1",
+      prompts: "p.jsonl",
+      results: "judgments.jsonl",
+      orders: "both",
+      no_verdict: 0,
+      pairs: [{ ...summarizePair("orpo", "base", [], 0), questions: 3, pending: 3 }],
+      agreement: [],
+    };
+    await Deno.writeTextFile(`${dir}/human.summary.json`, JSON.stringify(summary));
+    const both = await readReportInputs([`${dir}/judgments.jsonl`, `${dir}/human.summary.json`]);
+    assertEquals(both.winRates.find((s) => s.judge === "human:수진")?.orders, "both");
+    const withSummary = (await buildReport(both)).html;
+    assertEquals(tableRows(withSummary, "<h3>People and LLM judges side by side</h3>")[0], [
+      "orpo",
+      "base",
+      "62.5% (2/1/1)",
+      "37.5% (1/1/2)",
+      "– (0/0/0)",
+    ]);
+    assertStringIncludes(withSummary, "Each question is shown in both orders");
+    await Deno.writeTextFile(`${dir}/bad.summary.json`, JSON.stringify({ ...summary, orders: "twice" }));
+    await assertRejects(() => readReportInputs([`${dir}/bad.summary.json`]), Error, '"orders": expected');
+    // Only LLM judges (or only people): no side-by-side table.
+    const llmOnly = await buildReport(
+      await readReportInputs([`${dir}/judgments.jsonl`]).then((i) => ({
+        ...i,
+        winRates: i.winRates.filter((s) => s.judge === "gpt-4o-mini"),
+      })),
+    );
+    assert(!llmOnly.html.includes("side by side"), "one kind of judge only");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
