@@ -33,7 +33,7 @@ export function firstStop(text: string, stops: readonly string[]): number {
  * A model ready to answer prompts: tokenizer + GPU generator.
  * @example
  * ```ts
- * const engine = await loadEngine("runs/orpo-tiny/final", { maxConcurrent: 4 });
+ * const engine = await loadEngine("runs/orpo-tiny", { maxConcurrent: 4 });
  * const r = await engine.generate({ prompt: engine.renderChat([{ role: "user", content: "안녕하세요" }]), maxTokens: 32,
  *   temperature: 0, topP: 1, topK: 0, repetitionPenalty: 1, stop: [] }, (t) => console.log(t), new AbortController().signal);
  * ```
@@ -61,7 +61,7 @@ export class TextEngine implements GenerationEngine {
    * is unusable afterwards. Call it when no generation is running.
    * @example
    * ```ts
-   * const engine = await loadEngine("runs/sft/final", { maxConcurrent: 4 });
+   * const engine = await loadEngine("runs/sft", { maxConcurrent: 4 });
    * // … generate …
    * engine.close();
    * ```
@@ -137,7 +137,7 @@ export class TextEngine implements GenerationEngine {
  * per concurrent request.
  * @example
  * ```ts
- * const engine = await loadEngine("runs/orpo-tiny/final", { maxConcurrent: 4 });
+ * const engine = await loadEngine("runs/orpo-tiny", { maxConcurrent: 4 });
  * ```
  */
 export async function loadEngine(

@@ -93,7 +93,7 @@ export async function loadTrainable(
  * the LoRA adapters as a PEFT adapter folder (always f32).
  * @example
  * ```ts
- * await saveTrainable(gpu, trainable, "runs/orpo/final", "BF16");
+ * await saveTrainable(gpu, trainable, "runs/orpo", "BF16");
  * ```
  */
 export async function saveTrainable(

@@ -128,7 +128,11 @@ Deno.test("report inputs: bad input is rejected with the file, field and what wa
       "not a report input (found no JSON)",
     );
     await Deno.mkdir(`${dir}/empty`);
-    await assertRejects(() => readReportInput(`${dir}/empty`), ReportInputError, "neither metrics.jsonl nor");
+    await assertRejects(
+      () => readReportInput(`${dir}/empty`),
+      ReportInputError,
+      "it has none of metrics.jsonl",
+    );
     await assertRejects(
       () => readReportInput(`${dir}/missing`),
       ReportInputError,

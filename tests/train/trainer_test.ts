@@ -86,6 +86,8 @@ async function trainMicro(out: string, over: Record<string, unknown> = {}, stopA
     weightDecay: 0.01,
     evalFraction: 0.05,
     evalEvery: 3,
+    // Log entries average two steps each, so the stop after step 3 falls inside one.
+    logEvery: 2,
     ...over,
   });
   return await train(cfg, { gpu: await testGpu(), log: quiet, stopAfter });
@@ -180,6 +182,7 @@ Deno.test("trainer: DPO computes reference log-probs once and caches them", GPU_
     batchSize: 4,
     maxSteps: 2,
     lr: 1e-3,
+    logEvery: 1,
   });
   const messages: string[] = [];
   const log = { info: (m: string) => messages.push(m), progress: () => {} };
@@ -254,7 +257,7 @@ Deno.test(
     }).spawn();
     // Kill it as soon as its second checkpoint exists (mid-run, possibly mid-write of the next one).
     for (let i = 0; i < 600; i++) {
-      const done = await Deno.stat(`${root}/killed/checkpoint-000004/trainer_state.json`).then(
+      const done = await Deno.stat(`${root}/killed/checkpoint-4/trainer_state.json`).then(
         () => true,
         () => false,
       );
@@ -277,7 +280,7 @@ Deno.test(
     );
     const b = await readParams(
       gpu,
-      (await loadLlama(gpu, `${root}/killed/final`, { trainable: false, maxTokens: 8 })).params,
+      (await loadLlama(gpu, `${root}/killed`, { trainable: false, maxTokens: 8 })).params,
     );
     for (const [name, v] of a) assertEquals(b.get(name), v, name);
     await Deno.remove(root, { recursive: true });
