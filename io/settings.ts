@@ -607,6 +607,8 @@ export interface HelpOptions {
   groups?: readonly string[];
   /** Text after the settings. */
   footer?: string;
+  /** List `--config FILE` (default true; false where the parse does not accept it). */
+  config?: boolean;
 }
 
 /**
@@ -629,12 +631,14 @@ export function settingsHelp(table: SettingsTable, options: HelpOptions): string
     `${g}\n${list.map(settingHelp).join("\n")}`
   );
   const common = [
-    settingHelp({
-      name: "config",
-      kind: "string",
-      metavar: "FILE",
-      help: "read settings from a YAML or JSON file of the same names; flags given here win",
-    }),
+    ...(options.config ?? true
+      ? [settingHelp({
+        name: "config",
+        kind: "string",
+        metavar: "FILE",
+        help: "read settings from a YAML or JSON file of the same names; flags given here win",
+      })]
+      : []),
     `  -h, --help${" ".repeat(HELP_COLUMN - 12)}this text`,
   ].join("\n");
   const paragraphs = (text: string) =>
@@ -643,7 +647,7 @@ export function settingsHelp(table: SettingsTable, options: HelpOptions): string
     options.usage,
     ...(options.intro ? [paragraphs(options.intro)] : []),
     ...sections,
-    `Every flag is accepted as written here (snake_case, as TRL spells it) and in kebab-case (--like-this).\n${common}`,
+    `Each flag is accepted as written here (snake_case) and in kebab-case (--like-this).\n${common}`,
     ...(options.footer ? [options.footer] : []),
   ].join("\n\n") + "\n";
 }
