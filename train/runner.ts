@@ -44,7 +44,7 @@ export class StepRunner {
     this.model = model;
     this.opt = opt;
     this.settings = settings;
-    this.io = model.allocStep();
+    this.io = model.allocStep({ greedy: settings.objective === "sft" });
     this.#objective = new ObjectiveInputs(gpu, settings, model.opts.maxTokens, maxSequences);
     this.#metrics = gpu.tensor(16, "f32", "metrics");
     this.#evalMetrics = gpu.tensor(16, "f32", "eval.metrics");

@@ -3,6 +3,7 @@ import type { Gpu } from "../../gpu/runtime.ts";
 import { loadDataset, type PreferenceRow, type SftRow } from "../../io/datasets.ts";
 import type { ObjectiveKind } from "../../kernels/objective.ts";
 import { loadLlama, readParams } from "../../model/load.ts";
+import { referenceForward } from "../../model/reference.ts";
 import { BUNDLED_DATA } from "../../model/tiny.ts";
 import { loadTokenizer } from "../../text/tokenizer.ts";
 import { collatePreference, collateSft } from "../../train/batching.ts";
@@ -70,6 +71,38 @@ for (const objective of ["sft", "dpo", "orpo"] as const) {
     },
   );
 }
+
+Deno.test(
+  "trainer: SFT's mean_token_accuracy is the share of loss tokens whose argmax is the target (CPU reference)",
+  GPU_TEST,
+  async () => {
+    const gpu = await testGpu();
+    const dir = await microModel();
+    const tok = await loadTokenizer(dir);
+    const rows = (await loadDataset(BUNDLED_DATA.sft.pathname)).rows.slice(0, 4) as SftRow[];
+    const loaded = await loadLlama(gpu, dir, { trainable: true, maxTokens: 4 * 96, maxPositions: 96 });
+    const weights = await readParams(gpu, loaded.params);
+    const opt = new AdamW(gpu, [loaded.params], { maxGradNorm: 1 });
+    const settings = { objective: "sft" as const, beta: 0.1 };
+    const runner = new StepRunner(gpu, loaded.model, opt, settings, 4);
+    const examples = buildSftExamples(rows, tok, { maxLength: 96 }).examples;
+    const batch = collateSft(examples, [0, 1, 2, 3], { padId: 0, padMultiple: 96 });
+    const { values } = await runner.step([microBatch(batch, settings)], 0, 1);
+    const { logits } = referenceForward(loaded.config, loaded.config.rope, weights, batch);
+    const V = loaded.config.vocabSize;
+    let correct = 0, total = 0;
+    for (let r = 0; r < batch.B * batch.T; r++) {
+      if (!batch.lossMask[r]) continue;
+      const row = logits.subarray(r * V, (r + 1) * V);
+      let best = 0;
+      for (let v = 1; v < V; v++) if (row[v] > row[best]) best = v;
+      total++;
+      if (best === batch.targets[r]) correct++;
+    }
+    assert(total > 0 && correct > 0, `${correct} of ${total} tokens right: the check would prove little`);
+    assertClose([values.mean_token_accuracy], [correct / total], "mean_token_accuracy", 1e-6, 0);
+  },
+);
 
 async function trainMicro(out: string, over: Record<string, unknown> = {}, stopAfter?: number) {
   const cfg = withDefaults("orpo", {

@@ -120,11 +120,23 @@ Deno.test(
       assertEquals(trainLogs.map((e) => e.step), [2, 4]);
       assertEquals(evals.map((e) => e.step), [2, 4]);
       for (const e of trainLogs) {
-        for (const key of ["loss", "learning_rate", "grad_norm", "epoch", "step", "num_tokens"]) {
+        for (
+          const key of [
+            "loss",
+            "learning_rate",
+            "grad_norm",
+            "epoch",
+            "step",
+            "num_tokens",
+            "mean_token_accuracy",
+          ]
+        ) {
           assert(Number.isFinite(e[key]), `log_history entry lacks ${key}: ${JSON.stringify(e)}`);
         }
       }
-      for (const key of ["eval_runtime", "eval_samples_per_second", "epoch"]) assert(key in evals[0], key);
+      for (const key of ["eval_mean_token_accuracy", "eval_runtime", "eval_samples_per_second", "epoch"]) {
+        assert(key in evals[0], key);
+      }
       const summary = log.at(-1)!;
       assertEquals(summary.step, 4);
       for (const key of ["train_runtime", "train_loss", "train_samples_per_second", "total_flos"]) {
