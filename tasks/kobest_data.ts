@@ -15,7 +15,7 @@ import {
 } from "../eval/kobest/data.ts";
 import { writeKobestTrainingData } from "../eval/kobest/training.ts";
 import { deniedPermissionLine, runTask } from "../io/cli.ts";
-import { parseSettings, type SettingsTable, settingsHelp, withTableDefaults } from "../io/settings.ts";
+import { parseSettings, settingsHelp, type SettingsTable, withTableDefaults } from "../io/settings.ts";
 
 /** The task's flags: one definition each of name, default, range and help. */
 const SETTINGS = {
@@ -69,7 +69,9 @@ function parseTasks(value: string, where: string): KobestTask[] {
   const bad = names.filter((n) => !(KOBEST_TASKS as readonly string[]).includes(n));
   if (bad.length > 0 || names.length === 0) {
     throw new Error(
-      `${where}: unknown task(s) ${bad.join(", ") || "(none given)"}; expected some of ${KOBEST_TASKS.join(", ")}`,
+      `${where}: unknown task(s) ${bad.join(", ") || "(none given)"}; expected some of ${
+        KOBEST_TASKS.join(", ")
+      }`,
     );
   }
   return names as KobestTask[];

@@ -7,7 +7,7 @@
 import { Gpu } from "../gpu/runtime.ts";
 import { parseByteSize } from "../io/bytes.ts";
 import { runTask } from "../io/cli.ts";
-import { parseSettings, type SettingsTable, settingsHelp } from "../io/settings.ts";
+import { parseSettings, settingsHelp, type SettingsTable } from "../io/settings.ts";
 import { runParity } from "../train/parity.ts";
 
 /** The task's flags. */
@@ -17,7 +17,8 @@ const SETTINGS = {
     kind: "string",
     metavar: "BYTES",
     parse: parseByteSize,
-    help: "hold every GPU binding to at most BYTES (e.g. 20000, 64KiB, 1MiB), below the adapter's own limit: " +
+    help:
+      "hold every GPU binding to at most BYTES (e.g. 20000, 64KiB, 1MiB), below the adapter's own limit: " +
       "weights, logits and activations then split as they would on a smaller adapter",
   },
 } satisfies SettingsTable;

@@ -6,7 +6,7 @@
  * @module
  */
 import { deniedPermissionLine, runTask } from "../io/cli.ts";
-import { parseSettings, type SettingsTable, settingsHelp, withTableDefaults } from "../io/settings.ts";
+import { parseSettings, settingsHelp, type SettingsTable, withTableDefaults } from "../io/settings.ts";
 import { CHROMIUM_INSTALL_HINT, DEFAULT_CHROMIUM } from "../report/chromium.ts";
 import { writeReport, type WriteReportOptions } from "../report/write.ts";
 
@@ -18,15 +18,28 @@ const SETTINGS = {
     metavar: "PATH",
     help: "inputs (repeatable), each told apart by its content (see above)",
   },
-  out: { name: "out", kind: "string", metavar: "FILE", default: "report.html", help: "the HTML file to write" },
+  out: {
+    name: "out",
+    kind: "string",
+    metavar: "FILE",
+    default: "report.html",
+    help: "the HTML file to write",
+  },
   png: {
     name: "png",
     kind: "string",
     metavar: "DIR",
-    help: `also write each chart as DIR/<chart>.png, drawn by headless Chromium (\`${DEFAULT_CHROMIUM}\` on ` +
+    help:
+      `also write each chart as DIR/<chart>.png, drawn by headless Chromium (\`${DEFAULT_CHROMIUM}\` on ` +
       `PATH: ${CHROMIUM_INSTALL_HINT})`,
   },
-  title: { name: "title", kind: "string", metavar: "TEXT", defaultHelp: '"kotransfer report"', help: "the report's title" },
+  title: {
+    name: "title",
+    kind: "string",
+    metavar: "TEXT",
+    defaultHelp: '"kotransfer report"',
+    help: "the report's title",
+  },
 } satisfies SettingsTable;
 
 const HELP = settingsHelp(SETTINGS, {

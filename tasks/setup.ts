@@ -13,7 +13,7 @@
 import { Gpu } from "../gpu/runtime.ts";
 import { DEFAULT_CHROMIUM } from "../report/chromium.ts";
 import { runTask } from "../io/cli.ts";
-import { parseSettings, type SettingsTable, settingsHelp } from "../io/settings.ts";
+import { parseSettings, settingsHelp, type SettingsTable } from "../io/settings.ts";
 
 /** Debian packages, in the order apt gets them, with what each one is for. */
 export const PACKAGES: readonly { name: string; why: string }[] = [
@@ -47,7 +47,8 @@ const SETTINGS = {
 
 const HELP = settingsHelp(SETTINGS, {
   usage: "Usage: deno task setup [--check]",
-  intro: `Installs what kotransfer and its tests need beyond Deno, with apt (sudo when not root), then checks it:
+  intro:
+    `Installs what kotransfer and its tests need beyond Deno, with apt (sudo when not root), then checks it:
 ${PACKAGES.map((p) => `  ${p.name.padEnd(20)} ${p.why}`).join("\n")}
 Packages already installed are left alone; running it again changes nothing.`,
   footer: `It runs: [sudo] ${APT_LINE}`,

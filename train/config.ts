@@ -700,7 +700,8 @@ export function trainingArgs(c: TrainConfig): Record<string, unknown> {
   for (const [key, s] of Object.entries(table)) {
     if (key === "lora") continue;
     const v = (c as unknown as Record<string, unknown>)[key];
-    out[s.name] = v === undefined ? null : v;
+    // Unset is TRL's None (null); not resuming is `resume_from_checkpoint: null` there too.
+    out[s.name] = v === undefined || (key === "resume" && v === false) ? null : v;
   }
   out.use_peft = c.lora !== undefined;
   out[LORA_SETTINGS.r.name] = c.lora?.r ?? LORA_SETTINGS.r.default;

@@ -194,7 +194,9 @@ export class ObjectiveInputs {
   }
 
   #greedyOf(io: StepBuffers): Tensor {
-    if (!io.greedy) throw new Error("SFT needs the step buffers' greedy matches: allocStep({ greedy: true })");
+    if (!io.greedy) {
+      throw new Error("SFT needs the step buffers' greedy matches: allocStep({ greedy: true })");
+    }
     return io.greedy;
   }
 
