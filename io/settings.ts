@@ -564,7 +564,7 @@ const HELP_COLUMN = 32;
  * default, and its aliases.
  * @example
  * ```ts
- * settingHelp(lr); // "  --learning_rate X              peak learning rate; a number ≥ 0 (default 2e-5; also --lr)"
+ * settingHelp(lr); // "  --learning_rate X             peak learning rate: a number ≥ 0 (default 2e-5; also --lr)"
  * ```
  */
 export function settingHelp(s: Setting): string {

@@ -397,10 +397,10 @@ function* batchesOf(
 /** Why a loss is NaN or infinite: on the first step of a run no update has happened, so not the rate. */
 function nonFiniteLoss(loss: number, step: number, stepsThisProcess: number): string {
   if (stepsThisProcess === 1) {
-    return `loss is ${loss} at step ${step}, before this run changed any weight (so not --lr): the loaded ` +
+    return `loss is ${loss} at step ${step}, before this run changed any weight (so not --learning_rate): the loaded ` +
       "weights are finite, so check the data (a batch with no tokens to learn?) and the model's config";
   }
-  return `loss became ${loss} at step ${step}; lower --lr or check the data`;
+  return `loss became ${loss} at step ${step}; lower --learning_rate or check the data`;
 }
 
 function sum(xs: number[]): number {
