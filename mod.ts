@@ -98,7 +98,7 @@ export type {
 export { train } from "./train/trainer.ts";
 export type { TrainLogger, TrainOptions, TrainResult } from "./train/trainer.ts";
 export { validateConfig, withDefaults } from "./train/config.ts";
-export type { TrainConfig } from "./train/config.ts";
+export type { EvalStrategy, TrainConfig } from "./train/config.ts";
 export type { DpoLossType, ObjectiveKind } from "./kernels/objective.ts";
 export type { OrpoNll } from "./train/objectives.ts";
 export { SCHEDULES } from "./train/schedule.ts";

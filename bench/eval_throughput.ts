@@ -14,7 +14,6 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { Gpu } from "../gpu/runtime.ts";
 import { GpuLogprobModel } from "../eval/gpu_model.ts";
 import {
@@ -24,21 +23,58 @@ import {
   type TokenEncoder,
 } from "../eval/loglikelihood.ts";
 import { uniformGenerator } from "../model/init.ts";
-import { formatBytes, formatCount, intFlag, loadTuningIfPresent } from "./measure.ts";
+import { formatBytes, formatCount, loadTuningIfPresent } from "./measure.ts";
 import { createRandomLlama } from "./random_model.ts";
 import { adapterSummary, type BenchReport, writeReport } from "./report.ts";
-import { type BenchShape, SHAPE_OPTIONS, SHAPE_USAGE, shapeFromFlags, shapeSummary } from "./shapes.ts";
+import {
+  BENCH_OUTPUT_SETTINGS,
+  type BenchShape,
+  SHAPE_SETTINGS,
+  shapeFromFlags,
+  shapeSummary,
+} from "./shapes.ts";
+import { parseSettings, settingsHelp, type SettingsTable } from "../io/settings.ts";
 
-const USAGE = `usage: deno task bench:eval [options]
-${SHAPE_USAGE}
-  --docs N        documents (default 16 on the tiny shape, 64 otherwise); each has 2, 3 or 4 choices
-  --context A-B   context length in tokens, uniform in [A, B] (default 200-600)
-  --batch N       sequences per model call of the batched run (default 16)
-  --reps N        timed passes of each run after one warm-up pass (default 1)
-  --tuning FILE   matmul tuning results to use (from bench:matmul --autotune --tuning FILE)
-  --quick         the smallest meaningful run (4 documents of 40-120 tokens unless given)
-  --json FILE     also write the results as JSON
-  --help`;
+/** The flags of bench:eval: the shared shape and output flags, then its own. */
+const SETTINGS = {
+  ...SHAPE_SETTINGS,
+  docs: {
+    name: "docs",
+    kind: "int",
+    range: { min: 1 },
+    defaultHelp: "16 on the tiny shape, 64 otherwise",
+    help: "documents; each has 2, 3 or 4 choices",
+  },
+  context: {
+    name: "context",
+    kind: "string",
+    metavar: "A-B",
+    parse: parseRange,
+    defaultHelp: "200-600",
+    help: "context length in tokens, uniform in [A, B]",
+  },
+  batch: {
+    name: "batch",
+    kind: "int",
+    range: { min: 1 },
+    default: 16,
+    help: "sequences per model call of the batched run",
+  },
+  reps: {
+    name: "reps",
+    kind: "int",
+    range: { min: 1 },
+    default: 1,
+    help: "timed passes of each run after one warm-up pass",
+  },
+  ...BENCH_OUTPUT_SETTINGS,
+  quick: {
+    ...BENCH_OUTPUT_SETTINGS.quick,
+    help: "the smallest meaningful run (4 documents of 40-120 tokens unless given)",
+  },
+} satisfies SettingsTable;
+
+const USAGE = settingsHelp(SETTINGS, { usage: "usage: deno task bench:eval [options]" });
 
 interface Options {
   shape: BenchShape;
@@ -60,41 +96,29 @@ const BOS = 1;
 /** Ids below this are special tokens and never appear in the texts. */
 const FIRST_WORD_ID = 3;
 
-function parseRange(text: string): [number, number] {
+function parseRange(text: string, where = "--context"): [number, number] {
   const m = text.match(/^(\d+)-(\d+)$/);
   const [a, b] = m ? [Number(m[1]), Number(m[2])] : [NaN, NaN];
-  if (!(a >= 1 && b >= a)) throw new Error(`--context: "${text}" is not a range A-B with 1 ≤ A ≤ B`);
+  if (!(a >= 1 && b >= a)) throw new Error(`${where}: "${text}" is not a range A-B with 1 ≤ A ≤ B`);
   return [a, b];
 }
 
 function parseOptions(args: string[]): Options | undefined {
-  const { values } = parseArgs({
-    args,
-    options: {
-      ...SHAPE_OPTIONS,
-      docs: { type: "string" },
-      context: { type: "string" },
-      batch: { type: "string" },
-      reps: { type: "string" },
-      tuning: { type: "string" },
-      quick: { type: "boolean", default: false },
-      json: { type: "string" },
-      help: { type: "boolean", default: false },
-    },
-  });
-  if (values.help) return undefined;
+  const { values, help } = parseSettings(SETTINGS, args);
+  if (help) return undefined;
   const shape = shapeFromFlags(values);
   const tiny = shape.preset === "tiny";
-  const [contextMin, contextMax] = parseRange(values.context ?? (values.quick ? "40-120" : "200-600"));
+  const quick = values.quick ?? false;
+  const [contextMin, contextMax] = values.context ?? parseRange(quick ? "40-120" : "200-600");
   return {
     shape,
-    docs: intFlag("--docs", values.docs, values.quick ? 4 : tiny ? 16 : 64),
+    docs: values.docs ?? (quick ? 4 : tiny ? 16 : 64),
     contextMin,
     contextMax,
-    batch: intFlag("--batch", values.batch, 16),
-    reps: intFlag("--reps", values.reps, 1),
+    batch: values.batch ?? 16,
+    reps: values.reps ?? 1,
     tuning: values.tuning,
-    quick: values.quick,
+    quick,
     json: values.json,
   };
 }

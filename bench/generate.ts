@@ -11,26 +11,67 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { Gpu } from "../gpu/runtime.ts";
 import { type GenerationOutput, Generator } from "../generate/generator.ts";
 import { uniformGenerator } from "../model/init.ts";
-import { formatBytes, formatCount, intFlag, loadTuningIfPresent, median, wallMs } from "./measure.ts";
+import { formatBytes, formatCount, loadTuningIfPresent, median, wallMs } from "./measure.ts";
 import { createRandomLlama } from "./random_model.ts";
 import { adapterSummary, type BenchReport, writeReport } from "./report.ts";
-import { type BenchShape, SHAPE_OPTIONS, SHAPE_USAGE, shapeFromFlags, shapeSummary } from "./shapes.ts";
+import {
+  BENCH_OUTPUT_SETTINGS,
+  type BenchShape,
+  SHAPE_SETTINGS,
+  shapeFromFlags,
+  shapeSummary,
+} from "./shapes.ts";
+import { parseSettings, settingsHelp, type SettingsTable } from "../io/settings.ts";
 
-const USAGE = `usage: deno task bench:generate [options]
-${SHAPE_USAGE}
-  --slots S             sequences decoded together (default 16; tiny: 8)
-  --prompt N            prompt tokens of the prefill measurement (default 512; tiny: 256)
-  --new M               tokens each slot decodes (default 128; tiny: 64)
-  --steps-per-submit K  decode steps per submission and readback (default 8, the generator's)
-  --reps N              timed repetitions of each measurement after one warm-up (default 3)
-  --tuning FILE         matmul tuning results to use (from bench:matmul --autotune --tuning FILE)
-  --quick               the smallest meaningful run (2 slots, 64-token prompt, 16 new tokens unless given)
-  --json FILE           also write the results as JSON
-  --help`;
+/** The flags of bench:generate: the shared shape and output flags, then its own. */
+const SETTINGS = {
+  ...SHAPE_SETTINGS,
+  slots: {
+    name: "slots",
+    kind: "int",
+    range: { min: 1 },
+    defaultHelp: "16; tiny: 8",
+    help: "sequences decoded together",
+  },
+  prompt: {
+    name: "prompt",
+    kind: "int",
+    range: { min: 2 },
+    defaultHelp: "512; tiny: 256",
+    help: "prompt tokens of the prefill measurement (2 at least: one to prefill, one to decode)",
+  },
+  new: {
+    name: "new",
+    kind: "int",
+    range: { min: 1 },
+    defaultHelp: "128; tiny: 64",
+    help: "tokens each slot decodes",
+  },
+  stepsPerSubmit: {
+    name: "steps_per_submit",
+    kind: "int",
+    range: { min: 1 },
+    default: 8,
+    help: "decode steps per submission and readback (the generator's default)",
+  },
+  reps: {
+    name: "reps",
+    kind: "int",
+    range: { min: 1 },
+    defaultHelp: "3; quick: 1",
+    help: "timed repetitions of each measurement after one warm-up",
+  },
+  ...BENCH_OUTPUT_SETTINGS,
+  quick: {
+    ...BENCH_OUTPUT_SETTINGS.quick,
+    help: "the smallest meaningful run (2 slots, 64-token prompt, 16 new tokens unless given)",
+  },
+} satisfies SettingsTable;
+
+const USAGE = settingsHelp(SETTINGS, { usage: "usage: deno task bench:generate [options]" });
 
 /** Prompt length of each decoding slot: short, so the decode figure is not a prefill figure. */
 const DECODE_PROMPT = 8;
@@ -49,40 +90,25 @@ interface Options {
 }
 
 function parseOptions(args: string[]): Options | undefined {
-  const { values } = parseArgs({
-    args,
-    options: {
-      ...SHAPE_OPTIONS,
-      slots: { type: "string" },
-      prompt: { type: "string" },
-      new: { type: "string" },
-      "steps-per-submit": { type: "string" },
-      reps: { type: "string" },
-      tuning: { type: "string" },
-      quick: { type: "boolean", default: false },
-      json: { type: "string" },
-      help: { type: "boolean", default: false },
-    },
-  });
-  if (values.help) return undefined;
+  const { values, help } = parseSettings(SETTINGS, args);
+  if (help) return undefined;
   const shape = shapeFromFlags(values);
   const tiny = shape.preset === "tiny";
-  const d = values.quick
+  const quick = values.quick ?? false;
+  const d = quick
     ? { slots: 2, prompt: 64, newTokens: 16, reps: 1 }
     : tiny
     ? { slots: 8, prompt: 256, newTokens: 64, reps: 3 }
     : { slots: 16, prompt: 512, newTokens: 128, reps: 3 };
-  const prompt = intFlag("--prompt", values.prompt, d.prompt);
-  if (prompt < 2) throw new Error(`--prompt: ${prompt} tokens leave nothing to prefill; give at least 2`);
   return {
     shape,
-    slots: intFlag("--slots", values.slots, d.slots),
-    prompt,
-    newTokens: intFlag("--new", values.new, d.newTokens),
-    stepsPerSubmit: intFlag("--steps-per-submit", values["steps-per-submit"], 8),
-    reps: intFlag("--reps", values.reps, d.reps),
+    slots: values.slots ?? d.slots,
+    prompt: values.prompt ?? d.prompt,
+    newTokens: values.new ?? d.newTokens,
+    stepsPerSubmit: values.stepsPerSubmit ?? 8,
+    reps: values.reps ?? d.reps,
     tuning: values.tuning,
-    quick: values.quick,
+    quick,
     json: values.json,
   };
 }

@@ -12,7 +12,6 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { f32ToF16 } from "../gpu/half.ts";
 import { Gpu } from "../gpu/runtime.ts";
 import { writeRows } from "../gpu/row_blocks.ts";
@@ -24,14 +23,37 @@ import { normalGenerator } from "../model/init.ts";
 import { paramDtype, uploadParams } from "../model/load.ts";
 import { ParamSet } from "../model/params.ts";
 import { adapterSummary, type BenchReport, writeReport } from "./report.ts";
-import { positiveInt } from "./measure.ts";
+import { parseSettings, settingsHelp, type SettingsTable, withTableDefaults } from "../io/settings.ts";
+import { BENCH_OUTPUT_SETTINGS, SHAPE_SETTINGS } from "./shapes.ts";
 
-const USAGE =
-  `usage: deno task bench:load [--vocab N] [--hidden N] [--into f16|f32] [--mode stream|whole] [--json FILE]
+/** The flags of bench:load (`--measure_dir` is internal: one measurement in a child process). */
+const SETTINGS = {
+  vocab: { ...SHAPE_SETTINGS.vocab, default: 65536, help: "rows of the tied embedding" },
+  hidden: { ...SHAPE_SETTINGS.hidden, default: 2048, help: "columns of the tied embedding" },
+  into: { name: "into", kind: "string", choices: ["f16", "f32"], defaultHelp: "both", help: "load into" },
+  mode: {
+    name: "mode",
+    kind: "string",
+    choices: ["stream", "whole"],
+    defaultHelp: "both",
+    help: "how to load",
+  },
+  json: BENCH_OUTPUT_SETTINGS.json,
+  measureDir: {
+    name: "measure_dir",
+    kind: "string",
+    metavar: "DIR",
+    help: "internal: measure one load of DIR",
+  },
+} satisfies SettingsTable;
 
-Writes a synthetic BF16 checkpoint (tied embeddings of vocab × hidden, one small layer) into a temporary
-folder and measures the peak host memory of loading it into an f16 base and into f32 weights (or only the
-one --into names), streamed and whole-tensor (or only the --mode named).`;
+const USAGE = settingsHelp(SETTINGS, {
+  usage:
+    "usage: deno task bench:load [--vocab N] [--hidden N] [--into f16|f32] [--mode stream|whole] [--json FILE]",
+  intro: "Writes a synthetic BF16 checkpoint (tied embeddings of vocab × hidden, one small layer) into a " +
+    "temporary folder and measures the peak host memory of loading it into an f16 base and into f32 weights " +
+    "(or only the one --into names), streamed and whole-tensor (or only the --mode named).",
+});
 
 /** One load, in this process: the peak resident bytes above the start, and the GPU bytes it allocated. */
 async function measureOne(dir: string, into: "f16" | "f32", mode: "stream" | "whole") {
@@ -100,31 +122,19 @@ async function writeCheckpoint(dir: string, vocab: number, hidden: number): Prom
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      vocab: { type: "string" },
-      hidden: { type: "string" },
-      into: { type: "string" },
-      json: { type: "string" },
-      help: { type: "boolean" },
-      // Internal: one measurement in a child process.
-      "measure-dir": { type: "string" },
-      mode: { type: "string" },
-    },
-  });
-  if (values.help) return console.log(USAGE);
-  if (values["measure-dir"]) {
+  const parsed = parseSettings(SETTINGS, Deno.args);
+  if (parsed.help) return console.log(USAGE);
+  const values = withTableDefaults(SETTINGS, parsed.values);
+  if (values.measureDir) {
     const r = await measureOne(
-      values["measure-dir"],
+      values.measureDir,
       values.into as "f16" | "f32",
       values.mode as "stream" | "whole",
     );
     console.log(JSON.stringify(r));
     return;
   }
-  const vocab = values.vocab ? positiveInt("--vocab", values.vocab) : 65536;
-  const hidden = values.hidden ? positiveInt("--hidden", values.hidden) : 2048;
+  const vocab = values.vocab!, hidden = values.hidden!;
   const gpu = await Gpu.create();
   console.log(`adapter: ${gpu.describe()}`);
   const dir = await Deno.makeTempDir({ prefix: "bench-load-" });
@@ -135,13 +145,7 @@ async function main(): Promise<void> {
         `${formatBytes(4 * largest)} as f32), one small layer`,
     );
     const figures: Record<string, number> = {};
-    if (values.into !== undefined && values.into !== "f16" && values.into !== "f32") {
-      throw new Error(`--into: expected f16 or f32, got ${JSON.stringify(values.into)}`);
-    }
     const targets = values.into ? [values.into as "f16" | "f32"] : (["f16", "f32"] as const);
-    if (values.mode !== undefined && values.mode !== "stream" && values.mode !== "whole") {
-      throw new Error(`--mode: expected stream or whole, got ${JSON.stringify(values.mode)}`);
-    }
     const modes = values.mode ? [values.mode as "stream" | "whole"] : (["stream", "whole"] as const);
     for (const into of targets) {
       for (const mode of modes) {
@@ -152,7 +156,7 @@ async function main(): Promise<void> {
             "--allow-write",
             "--allow-env",
             new URL(import.meta.url).pathname,
-            "--measure-dir",
+            "--measure_dir",
             dir,
             "--into",
             into,

@@ -10,7 +10,6 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { Gpu, type Tensor } from "../gpu/runtime.ts";
 import {
   autotuneMatmul,
@@ -25,18 +24,8 @@ import {
   timeDispatch,
   transposeName,
 } from "../kernels/matmul.ts";
-
-const USAGE = `usage: deno task bench:matmul [options]
-  --sizes LIST    comma-separated N (for N×N×N) or MxNxK, e.g. 512,1024,4096x5632x2048
-                  (default: 256,512,1024 on a CPU adapter; also 2048, 4096 and model shapes on a GPU)
-  --trans LIST    transpose combinations, default NT,NN,TN (the ones training uses)
-  --reps N        timed repetitions per measurement (default: enough for about 0.2 s)
-  --f16           store B as f16 (frozen base weights)
-  --no-naive      skip the naive baseline
-  --autotune      time every candidate config first and use the winners
-  --tuning FILE   load tuning results from FILE (when it exists); with --autotune, save them there
-  --json FILE     also write the results as JSON
-  --help`;
+import { parseSettings, settingsHelp, type SettingsTable } from "../io/settings.ts";
+import { BENCH_OUTPUT_SETTINGS } from "./shapes.ts";
 
 /** Token count × hidden sizes of a 1B Llama (TinyLlama): attention/MLP projections and the vocabulary. */
 const MODEL_SHAPES: readonly Shape[] = [
@@ -77,6 +66,53 @@ interface Row {
   ratio?: number;
 }
 
+/** The flags of bench:matmul: the shared output flags, then its own. */
+const SETTINGS = {
+  sizes: {
+    name: "sizes",
+    kind: "string",
+    metavar: "LIST",
+    parse: (text: string) => text.split(",").map(parseShape),
+    defaultHelp: "256,512,1024 on a CPU adapter; also 2048, 4096 and model shapes on a GPU",
+    help: "comma-separated N (for N×N×N) or MxNxK, e.g. 512,1024,4096x5632x2048",
+  },
+  trans: {
+    name: "trans",
+    kind: "string",
+    metavar: "LIST",
+    parse: (text: string) => text.split(",").map(parseTrans),
+    defaultHelp: "NT,NN,TN, the ones training uses",
+    help: "transpose combinations",
+  },
+  reps: {
+    name: "reps",
+    kind: "int",
+    range: { min: 1 },
+    defaultHelp: "enough for about 0.2 s",
+    help: "timed repetitions per measurement",
+  },
+  f16: { name: "f16", kind: "bool", default: false, help: "store B as f16 (frozen base weights)" },
+  naive: {
+    name: "naive",
+    kind: "bool",
+    default: true,
+    help: "time the naive baseline too (--no_naive skips it)",
+  },
+  autotune: {
+    name: "autotune",
+    kind: "bool",
+    default: false,
+    help: "time every candidate config first and use the winners",
+  },
+  tuning: {
+    ...BENCH_OUTPUT_SETTINGS.tuning,
+    help: "load tuning results from FILE (when it exists); with --autotune, save them there",
+  },
+  json: BENCH_OUTPUT_SETTINGS.json,
+} satisfies SettingsTable;
+
+const USAGE = settingsHelp(SETTINGS, { usage: "usage: deno task bench:matmul [options]" });
+
 function parseShape(text: string): Shape {
   const parts = text.split("x").map((p) => Number(p));
   const ok = parts.every((n) => Number.isInteger(n) && n > 0);
@@ -92,13 +128,6 @@ function parseTrans(text: string): { transA: boolean; transB: boolean } {
   return { transA: text[0] === "T", transB: text[1] === "T" };
 }
 
-function parseReps(text: string | undefined): number | undefined {
-  if (text === undefined) return undefined;
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--reps: "${text}" is not a positive integer`);
-  return n;
-}
-
 function defaultShapes(gpu: Gpu): Shape[] {
   const squares = gpu.report.isFallback ? [256, 512, 1024] : [256, 512, 1024, 2048, 4096];
   const shapes = squares.map((n) => ({ M: n, N: n, K: n }));
@@ -106,29 +135,16 @@ function defaultShapes(gpu: Gpu): Shape[] {
 }
 
 function parseOptions(args: string[], gpu: Gpu): Options | undefined {
-  const { values } = parseArgs({
-    args,
-    options: {
-      sizes: { type: "string" },
-      trans: { type: "string", default: "NT,NN,TN" },
-      reps: { type: "string" },
-      f16: { type: "boolean", default: false },
-      "no-naive": { type: "boolean", default: false },
-      autotune: { type: "boolean", default: false },
-      tuning: { type: "string" },
-      json: { type: "string" },
-      help: { type: "boolean", default: false },
-    },
-  });
-  if (values.help) return undefined;
+  const { values, help } = parseSettings(SETTINGS, args);
+  if (help) return undefined;
   if (values.f16 && !gpu.hasF16) throw new Error(`--f16: ${gpu.report.description} has no shader-f16`);
   return {
-    shapes: values.sizes ? values.sizes.split(",").map(parseShape) : defaultShapes(gpu),
-    trans: values.trans.split(",").map(parseTrans),
-    reps: parseReps(values.reps),
-    f16: values.f16,
-    naive: !values["no-naive"],
-    autotune: values.autotune,
+    shapes: values.sizes ?? defaultShapes(gpu),
+    trans: values.trans ?? "NT,NN,TN".split(",").map(parseTrans),
+    reps: values.reps,
+    f16: values.f16 ?? false,
+    naive: values.naive ?? true,
+    autotune: values.autotune ?? false,
     tuning: values.tuning,
     json: values.json,
   };

@@ -1,5 +1,5 @@
 /**
- * What benchmark scripts measure with: flag parsing, wall-clock timing, means and medians, readable sizes
+ * What benchmark scripts measure with: wall-clock timing, means and medians, readable sizes
  * and counts, and the matmul tuning file.
  *
  * @module
@@ -8,30 +8,6 @@ import { loadMatmulTuning } from "../kernels/matmul.ts";
 import { formatBytes } from "../io/bytes.ts";
 
 export { formatBytes };
-
-/**
- * Parses a flag's value as a positive integer; the error names the flag.
- * @example
- * ```ts
- * positiveInt("--steps", "5"); // 5
- * ```
- */
-export function positiveInt(flag: string, text: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${flag}: "${text}" is not a positive integer`);
-  return n;
-}
-
-/**
- * Parses an optional integer flag: `fallback` when absent, else a positive integer.
- * @example
- * ```ts
- * intFlag("--batch", values.batch, 4);
- * ```
- */
-export function intFlag(flag: string, text: string | undefined, fallback: number): number {
-  return text === undefined ? fallback : positiveInt(flag, text);
-}
 
 /**
  * Milliseconds `fn` takes, wall clock, awaited.

@@ -7,7 +7,7 @@
 import { type ModelConfig, parseModelConfig } from "../io/hf_config.ts";
 import { type LlamaDims, llamaParamSpecs, numel } from "../io/llama_architecture.ts";
 import { TINY_ARCHITECTURE, TINY_VOCAB } from "../model/tiny.ts";
-import { positiveInt } from "./measure.ts";
+import { checkValue, type SettingsTable, type SettingValues } from "../io/settings.ts";
 
 /**
  * Names of the built-in model shapes.
@@ -58,53 +58,84 @@ export const MODEL_SHAPES: Readonly<Record<ShapeName, Readonly<Record<string, nu
   },
 };
 
-/** Flags that override one field of the preset, and the config.json field each sets. */
-const SHAPE_FLAGS = {
+/** The config.json field each per-field flag sets. */
+const SHAPE_FIELDS = {
   hidden: "hidden_size",
   mlp: "intermediate_size",
   layers: "num_hidden_layers",
   heads: "num_attention_heads",
-  "kv-heads": "num_key_value_heads",
+  kvHeads: "num_key_value_heads",
   vocab: "vocab_size",
   positions: "max_position_embeddings",
 } as const;
 
-/**
- * `parseArgs` option entries of the shape flags (`--preset` and the per-field overrides).
- * @example
- * ```ts
- * const { values } = parseArgs({ args: Deno.args, options: { ...SHAPE_OPTIONS, json: { type: "string" } } });
- * ```
- */
-export const SHAPE_OPTIONS = {
-  preset: { type: "string" },
-  hidden: { type: "string" },
-  mlp: { type: "string" },
-  layers: { type: "string" },
-  heads: { type: "string" },
-  "kv-heads": { type: "string" },
-  vocab: { type: "string" },
-  positions: { type: "string" },
-} as const;
+const SHAPE = "model shape (random weights, nothing is downloaded)";
+
+const field = (name: string, what: string) =>
+  ({ name, kind: "int", range: { min: 1 }, group: SHAPE, help: `override the preset's ${what}` }) as const;
 
 /**
- * Usage lines of {@link SHAPE_OPTIONS}, for each script's `--help`.
+ * The shape flags every benchmark of a model takes (`--preset` and the per-field overrides), as a settings
+ * table (io/settings.ts): a script's own table spreads it.
  * @example
  * ```ts
- * const USAGE = `usage: deno task bench:train [options]\n${SHAPE_USAGE}`;
+ * const TABLE = { ...SHAPE_SETTINGS, ...BENCH_OUTPUT_SETTINGS, steps: { name: "steps", kind: "int", help: "steps" } };
  * ```
  */
-export const SHAPE_USAGE =
-  `  --preset NAME   model shape: tiny (hidden 128, 4 layers; the default), tinyllama (1.1B, the shape of
-                  torch_reference.py) or llama7b; random weights, nothing is downloaded
-  --hidden N --mlp N --layers N --heads N --kv-heads N --vocab N --positions N
-                  override one field of the preset`;
+export const SHAPE_SETTINGS = {
+  preset: {
+    name: "preset",
+    kind: "string",
+    choices: Object.keys(MODEL_SHAPES),
+    defaultHelp: "tiny",
+    group: SHAPE,
+    help: "tiny (hidden 128, 4 layers), tinyllama (1.1B, the shape of torch_reference.py) or llama7b",
+  },
+  hidden: field("hidden", "hidden_size"),
+  mlp: field("mlp", "intermediate_size"),
+  layers: field("layers", "num_hidden_layers"),
+  heads: field("heads", "num_attention_heads"),
+  kvHeads: field("kv_heads", "num_key_value_heads"),
+  vocab: field("vocab", "vocab_size"),
+  positions: field("positions", "max_position_embeddings"),
+} satisfies SettingsTable;
+
+/**
+ * Flags every timing benchmark shares: the matmul tuning to use, the quick run, the JSON report.
+ * @example
+ * ```ts
+ * const TABLE = { ...SHAPE_SETTINGS, ...BENCH_OUTPUT_SETTINGS };
+ * ```
+ */
+export const BENCH_OUTPUT_SETTINGS = {
+  tuning: {
+    name: "tuning",
+    kind: "string",
+    metavar: "FILE",
+    group: "output",
+    help: "matmul tuning results to use (from bench:matmul --autotune --tuning FILE)",
+  },
+  quick: {
+    name: "quick",
+    kind: "bool",
+    default: false,
+    group: "output",
+    help: "the smallest meaningful run",
+  },
+  json: {
+    name: "json",
+    kind: "string",
+    metavar: "FILE",
+    group: "output",
+    help: "also write the results as JSON",
+  },
+} satisfies SettingsTable;
 
 /**
  * A benchmark's model shape: the preset it starts from, its name (`+` when flags changed it) and config.
  * @example
  * ```ts
- * const shape: BenchShape = shapeFromFlags({ preset: "tinyllama", layers: "2" }); // name "tinyllama+"
+ * const shape: BenchShape = shapeFromFlags({ preset: "tinyllama", layers: 2 }); // name "tinyllama+"
  * ```
  */
 export interface BenchShape {
@@ -117,14 +148,14 @@ export interface BenchShape {
  * The model shape named by `--preset` (default `tiny`) with any per-field flags applied.
  * @example
  * ```ts
- * const { values } = parseArgs({ args: Deno.args, options: { ...SHAPE_OPTIONS } });
+ * const { values } = parseSettings(SHAPE_SETTINGS, Deno.args);
  * const shape = shapeFromFlags(values); // { preset: "tiny", name: "tiny", config: { hiddenSize: 128, … } }
  * ```
  */
-export function shapeFromFlags(values: Partial<Record<keyof typeof SHAPE_OPTIONS, string>>): BenchShape {
+export function shapeFromFlags(values: SettingValues<typeof SHAPE_SETTINGS>): BenchShape {
   const preset = values.preset ?? "tiny";
   if (!(preset in MODEL_SHAPES)) {
-    throw new Error(`--preset: "${preset}" is not one of ${Object.keys(MODEL_SHAPES).join(", ")}`);
+    throw new Error(`--preset: expected ${Object.keys(MODEL_SHAPES).join(" | ")}, got "${preset}"`);
   }
   const fields: Record<string, unknown> = {
     architectures: ["LlamaForCausalLM"],
@@ -138,10 +169,15 @@ export function shapeFromFlags(values: Partial<Record<keyof typeof SHAPE_OPTIONS
     ...MODEL_SHAPES[preset as ShapeName],
   };
   let changed = false;
-  for (const [flag, field] of Object.entries(SHAPE_FLAGS)) {
-    const text = values[flag as keyof typeof SHAPE_FLAGS];
-    if (text === undefined) continue;
-    fields[field] = positiveInt(`--${flag}`, text);
+  for (const [key, name] of Object.entries(SHAPE_FIELDS)) {
+    const n = values[key as keyof typeof SHAPE_FIELDS];
+    if (n === undefined) continue;
+    checkValue(
+      SHAPE_SETTINGS[key as keyof typeof SHAPE_FIELDS],
+      n,
+      `--${SHAPE_SETTINGS[key as keyof typeof SHAPE_FIELDS].name}`,
+    );
+    fields[name] = n;
     changed = true;
   }
   const name = changed ? `${preset}+` : preset;

@@ -16,7 +16,6 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { Gpu } from "../gpu/runtime.ts";
 import { parseByteSize } from "../io/bytes.ts";
 import type { ModelConfig } from "../io/hf_config.ts";
@@ -28,43 +27,75 @@ import { uniformGenerator } from "../model/init.ts";
 import { microBatch } from "../train/objectives.ts";
 import { StepRunner } from "../train/runner.ts";
 import { AdamW } from "../train/optimizer.ts";
-import {
-  formatBytes,
-  formatCount,
-  intFlag,
-  loadTuningIfPresent,
-  mean,
-  positiveInt,
-  wallMs,
-} from "./measure.ts";
+import { formatBytes, formatCount, loadTuningIfPresent, mean, wallMs } from "./measure.ts";
+import { parseSettings, settingsHelp, type SettingsTable } from "../io/settings.ts";
 import { createRandomLlama, loraSpecFor } from "./random_model.ts";
 import { adapterSummary, type BenchReport, writeReport } from "./report.ts";
 import {
+  BENCH_OUTPUT_SETTINGS,
   type BenchShape,
   countParams,
-  SHAPE_OPTIONS,
-  SHAPE_USAGE,
+  SHAPE_SETTINGS,
   shapeFromFlags,
   type ShapeName,
   shapeSummary,
 } from "./shapes.ts";
+
+const steps = { kind: "int", range: { min: 1 } } as const;
 import { parseTorchReference, sameModel, type TorchTrainResult } from "./torch_reference.ts";
 
-const USAGE = `usage: deno task bench:train [options]
-${SHAPE_USAGE}
-  --batch N       sequences per step (default 4; tiny: 4, llama7b: 1)
-  --seq N         tokens per sequence (default 1024; tiny: 256)
-  --steps N       measured steps (default 5; tiny: 10)
-  --warmup N      untimed steps first (default 2; llama7b: 1)
-  --lora R        train rank-R LoRA adapters on every linear layer (alpha 2R) instead of every weight
-  --f16-base      with --lora: hold the frozen base's linear weights in f16
-  --gradient-checkpointing  keep only each layer's input and recompute the layer in the backward pass
-  --max-binding BYTES       hold every GPU binding to at most BYTES (tensors split as on a smaller adapter)
-  --torch FILE    captured output of torch_reference.py: print our tokens/s over PyTorch's (same model only)
-  --tuning FILE   matmul tuning results to use (from bench:matmul --autotune --tuning FILE)
-  --quick         the smallest meaningful run (batch 2 × 64 tokens, 1 warm-up + 2 steps unless given)
-  --json FILE     also write the results as JSON
-  --help`;
+/** The flags of bench:train: the shared shape and output flags, then its own. */
+const SETTINGS = {
+  ...SHAPE_SETTINGS,
+  batch: { name: "batch", ...steps, defaultHelp: "4; llama7b: 1", help: "sequences per step" },
+  seq: { name: "seq", ...steps, defaultHelp: "1024; tiny: 256", help: "tokens per sequence" },
+  steps: { name: "steps", ...steps, defaultHelp: "5; tiny: 10", help: "measured steps" },
+  warmup: {
+    name: "warmup",
+    kind: "int",
+    range: { min: 0 },
+    defaultHelp: "2; llama7b: 1",
+    help: "untimed steps first",
+  },
+  lora: {
+    name: "lora",
+    ...steps,
+    metavar: "R",
+    help: "train rank-R LoRA adapters on every linear layer (alpha 2R) instead of every weight",
+  },
+  f16Base: {
+    name: "f16_base",
+    kind: "bool",
+    default: false,
+    help: "with --lora: hold the frozen base's linear weights in f16",
+  },
+  gradientCheckpointing: {
+    name: "gradient_checkpointing",
+    kind: "bool",
+    default: false,
+    help: "keep only each layer's input and recompute the layer in the backward pass",
+  },
+  maxBinding: {
+    name: "max_binding",
+    kind: "string",
+    metavar: "BYTES",
+    parse: parseByteSize,
+    help: "hold every GPU binding to at most BYTES (tensors split as on a smaller adapter)",
+  },
+  torch: {
+    name: "torch",
+    kind: "string",
+    metavar: "FILE",
+    help: "captured output of torch_reference.py: print our tokens/s over PyTorch's (same model only)",
+  },
+  ...BENCH_OUTPUT_SETTINGS,
+  quick: {
+    ...BENCH_OUTPUT_SETTINGS.quick,
+    help: "the smallest meaningful run (batch 2 × 64 tokens, 1 warm-up + 2 steps unless given)",
+  },
+} satisfies SettingsTable;
+
+const USAGE = settingsHelp(SETTINGS, { usage: "usage: deno task bench:train [options]" });
 
 /** What one run measures. */
 interface Options {
@@ -95,52 +126,29 @@ function defaults(
 }
 
 function parseOptions(args: string[]): Options | undefined {
-  const { values } = parseArgs({
-    args,
-    options: {
-      ...SHAPE_OPTIONS,
-      batch: { type: "string" },
-      seq: { type: "string" },
-      steps: { type: "string" },
-      warmup: { type: "string" },
-      lora: { type: "string" },
-      "f16-base": { type: "boolean", default: false },
-      "gradient-checkpointing": { type: "boolean", default: false },
-      "max-binding": { type: "string" },
-      torch: { type: "string" },
-      tuning: { type: "string" },
-      quick: { type: "boolean", default: false },
-      json: { type: "string" },
-      help: { type: "boolean", default: false },
-    },
-  });
-  if (values.help) return undefined;
+  const { values, help } = parseSettings(SETTINGS, args);
+  if (help) return undefined;
   const shape = shapeFromFlags(values);
-  const d = defaults(shape.preset, values.quick);
-  if (values["f16-base"] && values.lora === undefined) {
-    throw new Error("--f16-base: the base is only frozen under --lora; full fine-tuning updates it in f32");
+  const quick = values.quick ?? false;
+  const d = defaults(shape.preset, quick);
+  if (values.f16Base && values.lora === undefined) {
+    throw new Error("--f16_base: the base is only frozen under --lora; full fine-tuning updates it in f32");
   }
   return {
     shape,
-    batch: intFlag("--batch", values.batch, d.batch),
-    seq: intFlag("--seq", values.seq, d.seq),
-    steps: intFlag("--steps", values.steps, d.steps),
-    warmup: values.warmup === undefined ? d.warmup : nonNegativeInt("--warmup", values.warmup),
-    lora: values.lora === undefined ? undefined : positiveInt("--lora", values.lora),
-    f16Base: values["f16-base"],
-    gradientCheckpointing: values["gradient-checkpointing"],
-    maxBinding: values["max-binding"] === undefined
-      ? undefined
-      : parseByteSize(values["max-binding"], "--max-binding"),
+    batch: values.batch ?? d.batch,
+    seq: values.seq ?? d.seq,
+    steps: values.steps ?? d.steps,
+    warmup: values.warmup ?? d.warmup,
+    lora: values.lora,
+    f16Base: values.f16Base ?? false,
+    gradientCheckpointing: values.gradientCheckpointing ?? false,
+    maxBinding: values.maxBinding,
     torch: values.torch,
     tuning: values.tuning,
-    quick: values.quick,
+    quick,
     json: values.json,
   };
-}
-
-function nonNegativeInt(flag: string, text: string): number {
-  return text === "0" ? 0 : positiveInt(flag, text);
 }
 
 /** B random sequences of T tokens, every token a target (SFT on whole texts, as torch's labels=ids). */

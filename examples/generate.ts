@@ -6,7 +6,7 @@
  *
  * Without MODEL_DIR it builds the tiny Korean Llama (random weights, a tokenizer trained on the bundled
  * text) in runs/example-tiny-base first, so the text is gibberish in Korean letters: what matters is that a
- * script imports the toolkit by path and runs it. Give a trained folder (e.g. runs/orpo-tiny/final from
+ * script imports the toolkit by path and runs it. Give a trained folder (e.g. runs/orpo-tiny from
  * `deno task orpo`) for something better. About 10 s on a 2-core CPU.
  * @module
  */

@@ -50,6 +50,8 @@ const run = await train(
     lr: 3e-3,
     maxLength: 128,
     batchSize: 8,
+    // The tiny model needs no memory saving: no recomputation (TRL turns gradient checkpointing on).
+    gradientCheckpointing: false,
   }),
   { gpu },
 );

@@ -5,7 +5,7 @@
  *
  *   ./examples/serve_winrate.ts [--a DIR] [--b DIR] [--limit N] [--out DIR] [--judge-url URL --judge-model M]
  *
- * Defaults: A = runs/example-orpo/orpo/final and B = runs/example-orpo/base (what ./examples/orpo_table2.ts
+ * Defaults: A = runs/example-orpo/orpo and B = runs/example-orpo/base (what ./examples/orpo_table2.ts
  * writes), the first 10 bundled Korean instructions, and the offline rule judge (a heuristic that prefers
  * Korean, non-repetitive answers; not a language model). With --judge-url, any OpenAI-compatible judge
  * (key from OPENAI_API_KEY; add its host to --allow-net). About 1 minute on a 2-core CPU.
@@ -17,7 +17,7 @@ import { KO_PROMPTS, loadEngine, runWinRate, startRuleJudgeServer, startServer }
 const { values } = parseArgs({
   args: Deno.args,
   options: {
-    a: { type: "string", default: "runs/example-orpo/orpo/final" },
+    a: { type: "string", default: "runs/example-orpo/orpo" },
     b: { type: "string", default: "runs/example-orpo/base" },
     limit: { type: "string", default: "10" },
     out: { type: "string", default: "runs/example-winrate" },

@@ -51,7 +51,7 @@ export interface TextEngineParts {
  * A model ready to answer prompts: tokenizer + GPU generator (+ scorer).
  * @example
  * ```ts
- * const engine = await loadEngine("runs/orpo-tiny/final", { maxConcurrent: 4 });
+ * const engine = await loadEngine("runs/orpo-tiny", { maxConcurrent: 4 });
  * const r = await engine.generate({ prompt: engine.renderChat([{ role: "user", content: "안녕하세요" }]), maxTokens: 32,
  *   temperature: 0, topP: 1, topK: 0, repetitionPenalty: 1, stop: [] }, (t) => console.log(t), new AbortController().signal);
  * ```
@@ -85,7 +85,7 @@ export class TextEngine implements GenerationEngine {
    * is unusable afterwards. Call it when no generation is running.
    * @example
    * ```ts
-   * const engine = await loadEngine("runs/sft/final", { maxConcurrent: 4 });
+   * const engine = await loadEngine("runs/sft", { maxConcurrent: 4 });
    * // … generate …
    * engine.close();
    * ```
@@ -249,8 +249,8 @@ export class TextEngine implements GenerationEngine {
  * are served over the model, each row of a batch choosing its own.
  * @example
  * ```ts
- * const engine = await loadEngine("runs/orpo-tiny/final", { maxConcurrent: 4 });
- * const multi = await loadEngine("runs/tiny-base", { maxConcurrent: 4, loras: [{ name: "sft", dir: "runs/sft-lora/final" }] });
+ * const engine = await loadEngine("runs/orpo-tiny", { maxConcurrent: 4 });
+ * const multi = await loadEngine("runs/tiny-base", { maxConcurrent: 4, loras: [{ name: "sft", dir: "runs/sft-lora" }] });
  * ```
  */
 export async function loadEngine(

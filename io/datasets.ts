@@ -1,6 +1,7 @@
 /**
- * Training data readers: JSONL, JSON (an array, or an object holding a `data` or `train` array), CSV and TSV,
- * with every row validated against TRL's dataset formats and kept with its source position (`file:line`).
+ * Training data readers: JSONL, JSON (an array, an object holding a `data` or `train` array, or JSON Lines
+ * named `.json` as `datasets` reads them), CSV, TSV and Parquet, with every row validated against TRL's
+ * dataset formats and kept with its source position (`file:line`, or `file:row N` in a Parquet file).
  *
  * Formats, detected from a row's fields as TRL does:
  * - language modelling: `{"text": "..."}`
@@ -19,6 +20,7 @@
 import { parseDelimited } from "./delimited.ts";
 import { decodeUtf8 } from "./fs.ts";
 import { isJsonObject, jsonlLines, jsonTypeName } from "./jsonl.ts";
+import { parquetRows } from "./parquet.ts";
 
 /**
  * Message roles accepted in chat data.
@@ -161,7 +163,7 @@ export type DatasetRow = SftRow | PreferenceRow;
  * parseDataset(text, "upload", { fileType: "csv" as FileType });
  * ```
  */
-export type FileType = "jsonl" | "json" | "csv" | "tsv";
+export type FileType = "jsonl" | "json" | "csv" | "tsv" | "parquet";
 
 /**
  * A row as read from the file, before validation: a JSON object, or the error that made it unreadable.
@@ -240,7 +242,7 @@ export class DatasetError extends Error {
 }
 
 /**
- * The file type for a path's extension: `.jsonl`/`.ndjson`, `.json`, `.csv`, `.tsv`/`.tab`.
+ * The file type for a path's extension: `.jsonl`/`.ndjson`, `.json`, `.csv`, `.tsv`/`.tab`, `.parquet`.
  *
  * @example
  * ```ts
@@ -260,9 +262,11 @@ export function fileTypeOf(path: string): FileType {
     case "tsv":
     case "tab":
       return "tsv";
+    case "parquet":
+      return "parquet";
   }
   throw new DatasetError(
-    `${path}: unknown dataset file type; expected .jsonl, .json, .csv or .tsv (or pass fileType)`,
+    `${path}: unknown dataset file type; expected .jsonl, .json, .csv, .tsv or .parquet (or pass fileType)`,
   );
 }
 
@@ -290,6 +294,8 @@ export function* readRawRows(text: string, file: string, fileType: FileType): Ge
     case "tsv":
       yield* readDelimitedRows(src, file, fileType === "csv" ? "," : "\t");
       return;
+    case "parquet":
+      throw new DatasetError(`${file}: a Parquet file is binary: read it with loadDataset`);
   }
 }
 
@@ -302,11 +308,25 @@ function* readJsonLines(text: string, file: string): Generator<RawRow> {
   }
 }
 
+function tryJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
 function* readJsonDocument(text: string, file: string): Generator<RawRow> {
   let doc: unknown;
   try {
     doc = JSON.parse(text);
   } catch (e) {
+    // `datasets` reads a .json file of one object per line as JSON Lines; so does this reader.
+    const first = text.split("\n").find((l) => l.trim() !== "");
+    if (first !== undefined && /^\s*\{/.test(first) && isJsonObject(tryJson(first))) {
+      yield* readJsonLines(text, file);
+      return;
+    }
     throw new DatasetError(`${file}: invalid JSON: ${(e as Error).message}`);
   }
   let key: "data" | "train" | undefined;
@@ -455,11 +475,16 @@ function parseCell(name: string, cell: string): { value: unknown; error?: string
  */
 export function parseDataset(text: string, file: string, options: DatasetOptions = {}): Dataset {
   const fileType = options.fileType ?? fileTypeOf(file);
+  return datasetOf(readRawRows(text, file, fileType), file, options);
+}
+
+/** Validates raw rows into a dataset (the format from the first valid row). */
+function datasetOf(raws: Iterable<RawRow>, file: string, options: DatasetOptions): Dataset {
   const rows: DatasetRow[] = [];
   const errors: string[] = [];
   let skipped = 0;
   let first: { kind: RowKind; source: string } | undefined;
-  for (const raw of readRawRows(text, file, fileType)) {
+  for (const raw of raws) {
     try {
       if (raw.error !== undefined) throw new DatasetError(raw.error);
       const value = raw.value!;
@@ -493,6 +518,15 @@ export async function loadDataset(path: string, options: DatasetOptions = {}): P
     bytes = await Deno.readFile(path);
   } catch (e) {
     throw new DatasetError(`${path}: cannot read the dataset: ${(e as Error).message}`);
+  }
+  if ((options.fileType ?? fileTypeOf(path)) === "parquet") {
+    let objects: Record<string, unknown>[];
+    try {
+      objects = await parquetRows(bytes, path);
+    } catch (e) {
+      throw new DatasetError((e as Error).message);
+    }
+    return datasetOf(objects.map((value, i) => ({ source: `${path}:row ${i + 1}`, value })), path, options);
   }
   let text: string;
   try {

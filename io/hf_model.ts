@@ -431,7 +431,7 @@ async function copyCompanions(from: string, to: string): Promise<string[]> {
  *
  * @example
  * ```ts
- * await saveModelFolder("runs/a/final", {
+ * await saveModelFolder("runs/a", {
  *   config: cfg.raw, tensors: params, dtype: "BF16", copyFrom: "models/base",
  * });
  * ```

@@ -874,7 +874,7 @@ export async function downloadModel(repoId: string, options: DownloadModelOption
  *
  * @example
  * ```ts
- * const dir = await resolveModelPath(flags.model); // "./runs/a/final" or "Qwen/Qwen2.5-0.5B"
+ * const dir = await resolveModelPath(flags.model); // "./runs/a" or "Qwen/Qwen2.5-0.5B"
  * ```
  */
 export async function resolveModelPath(

@@ -35,7 +35,7 @@ export type DpoLossType = "sigmoid" | "ipo" | "hinge";
  * ```
  */
 export const OBJECTIVE_METRICS: { readonly [K in ObjectiveKind]: readonly string[] } = {
-  sft: ["loss"],
+  sft: ["loss", "mean_token_accuracy"],
   dpo: [
     "loss",
     "rewards/chosen",
@@ -170,14 +170,16 @@ fn log1m_exp(a: f32) -> f32 {
 }
 `;
 
-function statsShader(withNll: boolean): string {
+function statsShader(withNll: boolean, withGreedy: boolean): string {
+  let b = 0;
   return /* wgsl */ `
-@group(0) @binding(0) var<storage, read> logp: array<f32>;
-@group(0) @binding(1) var<storage, read> mask: array<f32>;
-${withNll ? "@group(0) @binding(2) var<storage, read> nll_mask: array<f32>;" : ""}
-@group(0) @binding(${withNll ? 3 : 2}) var<storage, read_write> stats: array<f32>;
+@group(0) @binding(${b++}) var<storage, read> logp: array<f32>;
+@group(0) @binding(${b++}) var<storage, read> mask: array<f32>;
+${withNll ? `@group(0) @binding(${b++}) var<storage, read> nll_mask: array<f32>;` : ""}
+${withGreedy ? `@group(0) @binding(${b++}) var<storage, read> greedy: array<u32>;` : ""}
+@group(0) @binding(${b++}) var<storage, read_write> stats: array<f32>;
 struct P { sequences: u32, T: u32 }
-@group(0) @binding(${withNll ? 4 : 3}) var<uniform> p: P;
+@group(0) @binding(${b++}) var<uniform> p: P;
 var<workgroup> partial: array<vec4f, ${WG_SEQ}>;
 ${WGSL_FLAT_INDEX}
 @compute @workgroup_size(${WG_SEQ})
@@ -192,6 +194,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     let m = mask[base + t];
     acc += vec4f(m * lp, m, 0.0, 0.0);
     ${withNll ? "let n = nll_mask[base + t]; acc += vec4f(0.0, 0.0, n * lp, n);" : ""}
+    ${withGreedy ? "acc.z += m * f32(min(greedy[base + t], 1u));" : ""}
   }
   partial[li] = acc;
   workgroupBarrier();
@@ -216,6 +219,7 @@ function pairBody(kind: ObjectiveKind, lossType: DpoLossType): string {
   let inv_tokens = 1.0 / hyper[${OBJECTIVE_HYPER.normTokens}];
   for (var s = li; s < p.sequences; s += ${WG_PAIR}u) {
     acc[0] += -stats[4u * s] * inv_tokens;
+    acc[1] += stats[4u * s + 2u] * inv_tokens;
     coef[2u * s] = -inv_tokens;
     coef[2u * s + 1u] = 0.0;
   }`;
@@ -357,6 +361,11 @@ export interface ObjectiveArgs {
   nllMask?: Tensor;
   /** DPO only: the reference model's summed completion log-probs, f32 `[sequences]`. */
   refLogp?: Tensor;
+  /**
+   * SFT only: u32 `[sequences·T]`, 1 where the row's target is the argmax of its logits (the model's forward
+   * writes it); `mean_token_accuracy` is their share of the masked rows, as TRL's.
+   */
+  greedy?: Tensor;
   /** f32 `[OBJECTIVE_HYPER_LENGTH]`, written with {@link objectiveHyper}. */
   hyper: Tensor;
   /** f32, at least `OBJECTIVE_METRICS[kind].length`; added to. */
@@ -385,12 +394,13 @@ export function objectiveDispatches(gpu: Gpu, a: ObjectiveArgs): Dispatch[] {
   const withNll = a.kind === "orpo";
   const nllMask = withNll ? [a.nllMask as Tensor] : [];
   const refLogp = a.kind === "dpo" ? [a.refLogp as Tensor] : [];
+  const greedy = a.kind === "sft" ? [a.greedy as Tensor] : [];
   const stats = gpu.tensor(4 * S, "f32", `objective.${a.kind}.stats`);
   const coef = gpu.tensor(2 * S, "f32", `objective.${a.kind}.coef`);
   return [
     gpu.dispatch(
-      statsShader(withNll),
-      [a.logp, a.mask, ...nllMask, stats],
+      statsShader(withNll, greedy.length > 0),
+      [a.logp, a.mask, ...nllMask, ...greedy, stats],
       grid(S, 1),
       [S, a.T],
       "objective.stats",
@@ -447,6 +457,10 @@ function checkArgs(a: ObjectiveArgs): void {
     if (!t) throw new TypeError(`${kernel}: "${field}" is required`);
     checkTensor(kernel, field, t, "f32", count, how);
   }
+  if (a.kind === "sft") {
+    if (!a.greedy) throw new TypeError(`${kernel}: "greedy" is required (the forward's argmax matches)`);
+    checkTensor(kernel, "greedy", a.greedy, "u32", n, rows);
+  } else if (a.greedy) throw new TypeError(`${kernel}: "greedy" applies to sft only`);
   for (const [field, t] of need) {
     if (field !== "dlogp" && field !== "metrics") checkDisjoint(kernel, "dlogp", a.dlogp, field, t as Tensor);
     if (field !== "metrics") checkDisjoint(kernel, "metrics", a.metrics, field, t as Tensor);

@@ -1,5 +1,6 @@
 /**
- * CPU reference for `objective.ts`, in float64 and written for reading: the loss, TRL's metrics and
+ * CPU reference for `objective.ts`, in float64 and written for reading: the loss, TRL's metrics (SFT's
+ * `mean_token_accuracy` from the forward's argmax matches) and
  * d(loss)/d(logp) per token for SFT, DPO (sigmoid, IPO, hinge) and ORPO, over one micro-batch.
  * @module
  */
@@ -15,6 +16,8 @@ export interface ObjectiveRefArgs {
   nllMask?: ArrayLike<number>;
   /** DPO: the reference model's summed completion log-probs per sequence. */
   refLogp?: ArrayLike<number>;
+  /** SFT: 1 where the row's target is its logits' argmax `[sequences·T]` (for `mean_token_accuracy`). */
+  greedy?: ArrayLike<number>;
   /** Sequences in the micro-batch (preference kinds: chosen `0..P−1`, rejected `P..2P−1`). */
   sequences: number;
   /** Rows per sequence. */
@@ -120,12 +123,14 @@ function named(kind: ObjectiveKind, values: number[]): Record<string, number> {
 function sftRef(a: ObjectiveRefArgs): ObjectiveRefResult {
   const norm = need("sft", "normTokens", a.normTokens);
   const dlogp = new Float64Array(a.sequences * a.T);
-  let loss = 0;
+  let loss = 0, correct = 0;
   for (let s = 0; s < a.sequences; s++) {
     loss -= sequenceSum(a.logp, a.mask, s, a.T).sum / norm;
     addToRows(dlogp, a.mask, s, a.T, -1 / norm);
+    // TRL's mean_token_accuracy: predictions (argmax) equal to the labels, over the labelled tokens.
+    for (let t = 0; t < a.T; t++) correct += a.mask[s * a.T + t] * (a.greedy?.[s * a.T + t] ? 1 : 0);
   }
-  return { loss, metrics: named("sft", [loss]), dlogp };
+  return { loss, metrics: named("sft", [loss, correct / norm]), dlogp };
 }
 
 /** Chosen sequence `p`, rejected `p + P`; `null` for a padding pair (an empty mask on either side). */

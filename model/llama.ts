@@ -110,6 +110,11 @@ export interface StepBuffers {
   lse: Tensor;
   /** f32 [N] d(loss)/d(logp), written by the objective. */
   dlogp: Tensor;
+  /**
+   * u32 [N], when allocated: 1 where the row's target is the argmax of its logits (first index on ties, as
+   * `torch.argmax`), written by {@link Llama.forward}; SFT's `mean_token_accuracy` counts it.
+   */
+  greedy?: Tensor;
 }
 
 /**
@@ -372,7 +377,7 @@ export class Llama {
   }
 
   /** Allocates the per-batch input/output buffers for up to `maxTokens` rows. */
-  allocStep(): StepBuffers {
+  allocStep(opts: { greedy?: boolean } = {}): StepBuffers {
     const N = this.opts.maxTokens;
     return {
       ids: this.#own(N, "u32", "ids"),
@@ -382,6 +387,7 @@ export class Llama {
       logp: this.#own(N, "f32", "logp"),
       lse: this.#own(N, "f32", "lse"),
       dlogp: this.#own(N, "f32", "dlogp"),
+      ...(opts.greedy ? { greedy: this.#own(N, "u32", "greedy") } : {}),
     };
   }
 
@@ -499,8 +505,9 @@ export class Llama {
   // Forward
 
   /**
-   * Records the forward pass of B sequences of T tokens up to per-token log-probs (`io.logp`, `io.lse`).
-   * Inputs must already be written into `io.ids`, `io.positions`, `io.keyMask` and `io.targets`.
+   * Records the forward pass of B sequences of T tokens up to per-token log-probs (`io.logp`, `io.lse`, and
+   * `io.greedy` when allocated). Inputs must already be written into `io.ids`, `io.positions`,
+   * `io.keyMask` and `io.targets`.
    */
   forward(B: number, T: number, io: StepBuffers): Dispatch[] {
     const passes = this.#passes(B, T, io);

@@ -244,7 +244,7 @@ export function describeLayout(loaded: { params: ParamSet; model: Llama }): stri
  * Releases a loaded model's GPU memory (weights and workspace); the model is unusable afterwards.
  * @example
  * ```ts
- * const loaded = await loadLlama(gpu, "runs/sft/final", { trainable: false, maxTokens: 512 });
+ * const loaded = await loadLlama(gpu, "runs/sft", { trainable: false, maxTokens: 512 });
  * // … score or generate …
  * unloadLlama(loaded);
  * ```
@@ -298,7 +298,7 @@ export async function* paramPieces(gpu: Gpu, params: ParamSet, name: string): As
  * (a LoRA merge, say).
  * @example
  * ```ts
- * await saveLlama(gpu, loaded, "runs/sft/final", { dtype: "BF16" });
+ * await saveLlama(gpu, loaded, "runs/sft", { dtype: "BF16" });
  * ```
  */
 export async function saveLlama(

@@ -110,7 +110,7 @@ export function fitPrompt(
  *
  * @example
  * ```ts
- * await answerWithModel({ modelDir: "runs/repro-tiny/sft/final", label: "SFT", promptsPath: "data/ko_user_oriented_instructions.jsonl",
+ * await answerWithModel({ modelDir: "runs/repro-tiny/sft", label: "SFT", promptsPath: "data/ko_user_oriented_instructions.jsonl",
  *   limit: 20, outPath: "runs/repro-tiny/winrate/answers/sft.jsonl", maxNewTokens: 48, contextTokens: 512 });
  * ```
  */

@@ -4,8 +4,15 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
-import { numberFlag } from "../train/cli.ts";
+import {
+  parseSettings,
+  settingsHelp,
+  type SettingsTable,
+  type SettingValues,
+  wrapText,
+} from "../io/settings.ts";
+import { DRY_RUN_SETTINGS } from "../train/cli.ts";
+import { LORA_SETTINGS, SETTINGS } from "../train/config.ts";
 import { parseLoraTargets } from "../train/lora.ts";
 import { reproduce, type ReproduceResult } from "./reproduce.ts";
 import {
@@ -19,67 +26,215 @@ import {
 } from "./settings.ts";
 import { Gpu } from "../gpu/runtime.ts";
 import { dryRun, type DryRunOptions, readModelConfig } from "../train/dry_run.ts";
-import { formatBytes, parseByteSize } from "../io/bytes.ts";
+import { formatBytes } from "../io/bytes.ts";
 import { llamaParamSpecs, numel } from "../io/llama_architecture.ts";
 
-const OPTIONS = {
-  help: { type: "boolean", short: "h" },
-  preset: { type: "string" },
-  model: { type: "string" },
-  out: { type: "string" },
-  "sft-data": { type: "string", multiple: true },
-  "pref-data": { type: "string", multiple: true },
-  "train-docs": { type: "string" },
-  "kobest-dir": { type: "string" },
-  "kobest-limit": { type: "string" },
-  "kobest-batch-size": { type: "string" },
-  "kobest-max-length": { type: "string" },
-  shots: { type: "string" },
-  prompts: { type: "string" },
-  "prompts-limit": { type: "string" },
-  "answer-max-tokens": { type: "string" },
-  "answer-context": { type: "string" },
-  "chat-template": { type: "string" },
-  dpo: { type: "boolean" },
-  "judge-url": { type: "string" },
-  "judge-model": { type: "string" },
-  "judge-key-env": { type: "string" },
-  "max-steps": { type: "string" },
-  epochs: { type: "string" },
-  "batch-size": { type: "string" },
-  "grad-accum": { type: "string" },
-  "max-length": { type: "string" },
-  "sft-lr": { type: "string" },
-  "orpo-lr": { type: "string" },
-  "dpo-lr": { type: "string" },
-  "lora-r": { type: "string" },
-  "lora-alpha": { type: "string" },
-  "f16-base": { type: "boolean" },
-  "gradient-checkpointing": { type: "boolean" },
-  seed: { type: "string" },
-  "dry-run": { type: "boolean" },
-  "gpu-memory": { type: "string" },
-  "max-binding": { type: "string" },
-} as const;
+const WHERE = "where things go";
+const INPUTS = "inputs (override the preset)";
+const EVALUATION = "evaluation";
+const JUDGE = "judge (Table 1)";
+const TRAINING = "training (every objective; each default is the preset's)";
 
-/** Words of `text` in lines of at most `width` characters, every line but the first indented by `indent`. */
-function wrap(text: string, indent: number, width = 110): string {
-  const lines: string[] = [];
-  let line = "";
-  for (const word of text.split(" ")) {
-    if (line && indent + line.length + 1 + word.length > width) {
-      lines.push(line);
-      line = word;
-    } else line = line ? `${line} ${word}` : word;
-  }
-  lines.push(line);
-  return lines.join(`\n${" ".repeat(indent)}`);
+/** A training setting of the training tasks, for every objective of the pipeline: the preset's default. */
+function fromTraining<S extends { name: string; help: string }>(s: S, help = s.help, defaultHelp?: string) {
+  return { ...s, default: undefined, defaultHelp, group: TRAINING, help };
 }
+
+/**
+ * Every flag of `deno task reproduce`, by key: the pipeline's own, and the training tasks' settings (their
+ * one definition in train/config.ts) where they apply to every objective.
+ * @example
+ * ```ts
+ * REPRODUCE_SETTINGS.maxSteps.name; // "max_steps"
+ * ```
+ */
+export const REPRODUCE_SETTINGS = {
+  preset: {
+    name: "preset",
+    kind: "string",
+    metavar: "NAME",
+    choices: Object.keys(PRESETS),
+    defaultHelp: "full when --model_name_or_path is given, else tiny",
+    group: WHERE,
+    help: "the starting point (see presets above)",
+  },
+  out: {
+    name: "output_dir",
+    aliases: ["out"],
+    kind: "string",
+    metavar: "DIR",
+    defaultHelp: "runs/repro-<preset>",
+    group: WHERE,
+    help:
+      "run folder: data/, sft/, orpo/, dpo/ (training run folders, the model at each one's root), kobest/ " +
+      "(results JSON per model, table2.md), winrate/ (answers, judgments, table1.md), report.html, pipeline.json",
+  },
+  model: { ...SETTINGS.model, group: INPUTS },
+  sftData: {
+    name: "sft_data",
+    kind: "list",
+    metavar: "FILE",
+    group: INPUTS,
+    help: "SFT data (default: KoBEST train splits → prompt/completion rows)",
+  },
+  prefData: {
+    name: "pref_data",
+    kind: "list",
+    metavar: "FILE",
+    group: INPUTS,
+    help: "preference data for ORPO and DPO (default: KoBEST-derived pairs)",
+  },
+  trainDocs: {
+    name: "train_docs",
+    kind: "int",
+    range: { min: 1 },
+    group: INPUTS,
+    help: "documents per task taken from the KoBEST train splits for the derived sets",
+  },
+  kobestDir: {
+    name: "kobest_dir",
+    kind: "string",
+    metavar: "DIR",
+    group: INPUTS,
+    help: "KoBEST in the v1.0 TSV or Hub jsonl layout (default: downloaded from the Hub)",
+  },
+  prompts: {
+    name: "prompts",
+    kind: "string",
+    metavar: "FILE",
+    group: INPUTS,
+    help: "Korean prompts for the win rates (default: data/ko_user_oriented_instructions.jsonl)",
+  },
+  chatTemplate: {
+    name: "chat_template_path",
+    aliases: ["chat_template"],
+    kind: "string",
+    metavar: "FILE",
+    group: INPUTS,
+    help: "Jinja chat template for models without one (else a plain 질문/답변 layout)",
+  },
+  kobestLimit: {
+    name: "kobest_limit",
+    kind: "int",
+    range: { min: 1 },
+    group: EVALUATION,
+    help: "first N test documents per task",
+  },
+  shots: {
+    name: "shots",
+    kind: "string",
+    metavar: "LIST",
+    parse: parseShots,
+    group: EVALUATION,
+    help: "KoBEST shot settings, e.g. 0,5",
+  },
+  kobestBatchSize: {
+    name: "kobest_batch_size",
+    kind: "int",
+    range: { min: 1 },
+    group: EVALUATION,
+    help: "sequences per forward pass",
+  },
+  kobestMaxLength: {
+    name: "kobest_max_length",
+    kind: "int",
+    range: { min: 1 },
+    group: EVALUATION,
+    help: "longest KoBEST input in tokens",
+  },
+  promptsLimit: {
+    name: "prompts_limit",
+    kind: "int",
+    range: { min: 1 },
+    group: EVALUATION,
+    help: "first N prompts",
+  },
+  answerMaxTokens: {
+    name: "answer_max_tokens",
+    kind: "int",
+    range: { min: 1 },
+    group: EVALUATION,
+    help: "longest greedy answer, in tokens",
+  },
+  answerContext: {
+    name: "answer_context",
+    kind: "int",
+    range: { min: 1 },
+    group: EVALUATION,
+    help: "prompt + answer tokens the generator allocates (a multiple of 64)",
+  },
+  judgeUrl: {
+    name: "judge_url",
+    kind: "string",
+    metavar: "URL",
+    group: JUDGE,
+    help: "an OpenAI-compatible endpoint (…/v1); without it only the tiny preset has a judge (the rule " +
+      "judge, a heuristic); other presets skip Table 1 and say so",
+    check: { expected: "an http(s):// URL", ok: (v: string) => /^https?:\/\//.test(v) },
+  },
+  judgeModel: {
+    name: "judge_model",
+    kind: "string",
+    metavar: "NAME",
+    group: JUDGE,
+    help: "the judge's model name",
+  },
+  judgeKeyEnv: {
+    name: "judge_key_env",
+    kind: "string",
+    metavar: "VAR",
+    group: JUDGE,
+    help: "environment variable holding the judge's API key (the task may read OPENAI_API_KEY and " +
+      "KOTRANSFER_*; for another VAR add --allow-env=VAR to its flags)",
+  },
+  dpo: {
+    name: "dpo",
+    kind: "bool",
+    default: false,
+    group: TRAINING,
+    help: "also train DPO from the SFT model on the preference set (joins both tables)",
+  },
+  maxSteps: fromTraining(SETTINGS.maxSteps),
+  epochs: fromTraining(SETTINGS.epochs),
+  batchSize: fromTraining(SETTINGS.batchSize),
+  gradAccum: fromTraining(SETTINGS.gradAccum),
+  maxLength: fromTraining(SETTINGS.maxLength),
+  seed: fromTraining(SETTINGS.seed),
+  sftLr: {
+    name: "sft_lr",
+    kind: "float",
+    metavar: "X",
+    range: { min: 0 },
+    group: TRAINING,
+    help: "SFT's learning rate",
+  },
+  orpoLr: {
+    name: "orpo_lr",
+    kind: "float",
+    metavar: "X",
+    range: { min: 0 },
+    group: TRAINING,
+    help: "ORPO's learning rate",
+  },
+  dpoLr: {
+    name: "dpo_lr",
+    kind: "float",
+    metavar: "X",
+    range: { min: 0 },
+    group: TRAINING,
+    help: "DPO's learning rate",
+  },
+  loraR: fromTraining(LORA_SETTINGS.r, "LoRA rank: LoRA on all linear layers, merged for evaluation"),
+  loraAlpha: fromTraining(LORA_SETTINGS.alpha, "LoRA alpha (with --lora_r)", "2 × r"),
+  f16Base: fromTraining(SETTINGS.f16Base, "with --lora_r: hold the frozen base's linear weights in f16"),
+  gradientCheckpointing: fromTraining(SETTINGS.gradientCheckpointing),
+  ...DRY_RUN_SETTINGS,
+} satisfies SettingsTable;
 
 function presetHelp(): string {
   const pad = " ".repeat(21);
   return Object.values(PRESETS).map((p) =>
-    `  ${p.name.padEnd(19)}${wrap(p.summary, 21)}\n${pad}${wrap(`needs: ${p.needs}`, 21)}${
+    `  ${p.name.padEnd(19)}${wrapText(p.summary, 21)}\n${pad}${wrapText(`needs: ${p.needs}`, 21)}${
       p.settings.model ? `\n${pad}model: ${p.settings.model}` : ""
     }`
   ).join("\n");
@@ -93,114 +248,66 @@ function presetHelp(): string {
  * ```
  */
 export function reproduceUsage(): string {
-  return `deno task reproduce [--preset NAME] [--model DIR|ORG/NAME] [--out runs/NAME] [flags]
-
-Reruns the study's pipeline on a base model (PT): trains SFT and ORPO (and DPO with --dpo) on Korean data,
+  return settingsHelp(REPRODUCE_SETTINGS, {
+    usage:
+      "deno task reproduce [--preset NAME] [--model_name_or_path DIR|ORG/NAME] [--output_dir DIR] [flags]",
+    intro:
+      `Reruns the study's pipeline on a base model (PT): trains SFT and ORPO (and DPO with --dpo) on Korean data,
 scores PT, SFT and ORPO on KoBEST at 0 and 5 shots (Table 2), compares SFT vs PT and SFT vs ORPO pairwise on
 Korean prompts (Table 1), and writes an HTML report. Every stage is resumable: a rerun skips the stages
-whose outputs are complete; pipeline.json in --out records each stage's status, settings and outputs.
+whose outputs are complete; pipeline.json in --output_dir records each stage's status, settings and outputs.
 
-presets (default: full when --model is given, else tiny)
-${presetHelp()}
-
-where things go
-  --out DIR                run folder (default runs/repro-<preset>): data/, sft/, orpo/, dpo/, kobest/
-                           (results JSON per model, table2.md), winrate/ (answers, judgments, table1.md),
-                           report.html, pipeline.json
-
-inputs (override the preset)
-  --model DIR|ORG/NAME     base model: a Hugging Face folder or Hub id (org/name[@revision])
-  --sft-data FILE          SFT data (repeatable; default: KoBEST train splits → prompt/completion rows)
-  --pref-data FILE         preference data for ORPO and DPO (repeatable; default: KoBEST-derived pairs)
-  --train-docs N           documents per task taken from the KoBEST train splits for the derived sets
-  --kobest-dir DIR         KoBEST in the v1.0 TSV or Hub jsonl layout (default: downloaded from the Hub)
-  --prompts FILE           Korean prompts for the win rates
-                           (default: data/ko_user_oriented_instructions.jsonl)
-  --chat-template FILE     Jinja chat template for models without one (else a plain 질문/답변 layout)
-
-evaluation
-  --kobest-limit N         first N test documents per task      --shots LIST      e.g. 0,5
-  --kobest-batch-size N    sequences per forward pass           --kobest-max-length N
-  --prompts-limit N        first N prompts                      --answer-max-tokens N (answer length)
-  --answer-context N       prompt + answer tokens the generator allocates (a multiple of 64)
-
-judge (Table 1)
-  --judge-url URL          an OpenAI-compatible endpoint (…/v1); without it only the tiny preset has a judge
-                           (the rule judge, a heuristic); other presets skip Table 1 and say so
-  --judge-model NAME       the judge's model name
-  --judge-key-env VAR      environment variable holding the judge's API key (the task may read
-                           OPENAI_API_KEY and KOTRANSFER_*; for another VAR add --allow-env=VAR to its flags)
-
-training (every objective unless named)
-  --dpo                    also train DPO from the SFT model on the preference set (joins both tables)
-  --max-steps N | --epochs N, --batch-size N, --grad-accum N, --max-length N, --seed N
-  --sft-lr X, --orpo-lr X, --dpo-lr X
-  --lora-r N [--lora-alpha X] [--f16-base]   LoRA on all linear layers, merged for evaluation
-  --gradient-checkpointing keep only each layer's input, recompute the layer in the backward pass
-
-memory
-  --dry-run                plan each training stage's GPU memory from the base model's config alone
-                           (config.json from the Hub for a repo id), say whether it fits, run nothing
-  --gpu-memory SIZE        the GPU's memory for --dry-run, e.g. 80GB (WebGPU does not report it)
-  --max-binding SIZE       plan for another adapter's binding limit, e.g. 2GiB for an H100
-`;
+presets
+${presetHelp()}`,
+    groups: [WHERE, INPUTS, EVALUATION, JUDGE, TRAINING, "memory"],
+  });
 }
 
-type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>["values"];
-
-function parseShots(text: string): number[] {
+function parseShots(text: string, where: string): number[] {
   return text.split(",").map((part) => {
     const n = Number(part.trim());
     if (part.trim() === "" || !Number.isSafeInteger(n) || n < 0) {
       throw new Error(
-        `--shots: expected comma-separated integers ≥ 0 such as 0,5, got ${JSON.stringify(text)}`,
+        `${where}: expected comma-separated integers ≥ 0 such as 0,5, got ${JSON.stringify(text)}`,
       );
     }
     return n;
   });
 }
 
+type Values = SettingValues<typeof REPRODUCE_SETTINGS>;
+
 /** Training flags that apply to every objective. */
 function sharedTraining(values: Values): TrainingSettings {
   const t: TrainingSettings = {};
-  const set = <K extends keyof TrainingSettings>(key: K, v: TrainingSettings[K] | undefined) => {
-    if (v !== undefined) t[key] = v;
-  };
-  const maxSteps = numberFlag(values, "max-steps");
-  set("maxSteps", maxSteps);
-  const epochs = numberFlag(values, "epochs");
-  if (epochs !== undefined) Object.assign(t, { epochs, maxSteps: maxSteps ?? 0 });
-  set("batchSize", numberFlag(values, "batch-size"));
-  set("gradAccum", numberFlag(values, "grad-accum"));
-  set("maxLength", numberFlag(values, "max-length"));
-  set("seed", numberFlag(values, "seed"));
-  const r = numberFlag(values, "lora-r");
+  for (
+    const key of ["maxSteps", "batchSize", "gradAccum", "maxLength", "seed", "gradientCheckpointing"] as const
+  ) {
+    if (values[key] !== undefined) (t as Record<string, unknown>)[key] = values[key];
+  }
+  if (values.epochs !== undefined) {
+    Object.assign(t, { epochs: values.epochs, maxSteps: values.maxSteps ?? -1 });
+  }
+  const r = values.loraR;
   if (r !== undefined) {
-    t.lora = {
-      r,
-      alpha: numberFlag(values, "lora-alpha") ?? 2 * r,
-      targets: parseLoraTargets("all-linear"),
-      rslora: false,
-    };
+    t.lora = { r, alpha: values.loraAlpha ?? 2 * r, targets: parseLoraTargets("all-linear"), rslora: false };
     t.merge = true;
-  } else if (values["lora-alpha"] !== undefined) throw new Error("--lora-alpha needs --lora-r");
-  if (values["f16-base"]) t.f16Base = true;
-  if (values["gradient-checkpointing"]) t.gradientCheckpointing = true;
+  } else if (values.loraAlpha !== undefined || values.f16Base) {
+    throw new Error(`${values.f16Base ? "--f16_base" : "--lora_alpha"} needs --lora_r`);
+  }
+  if (values.f16Base) t.f16Base = true;
   return t;
 }
 
 function judgeOf(values: Values, s: ReproduceSettings): ReproduceSettings["judge"] {
-  const url = values["judge-url"], model = values["judge-model"], keyEnv = values["judge-key-env"];
+  const url = values.judgeUrl, model = values.judgeModel, keyEnv = values.judgeKeyEnv;
   if (url === undefined) {
     if (model !== undefined || keyEnv !== undefined) {
-      throw new Error("--judge-model and --judge-key-env need --judge-url");
+      throw new Error("--judge_model and --judge_key_env need --judge_url");
     }
     return s.judge;
   }
-  if (!/^https?:\/\//.test(url)) {
-    throw new Error(`--judge-url: expected an http(s):// URL, got ${JSON.stringify(url)}`);
-  }
-  if (!model) throw new Error("--judge-url needs --judge-model (the judge's model name)");
+  if (!model) throw new Error("--judge_url needs --judge_model (the judge's model name)");
   return { kind: "llm", url, model, ...(keyEnv ? { keyEnv } : {}) };
 }
 
@@ -209,7 +316,7 @@ function judgeOf(values: Values, s: ReproduceSettings): ReproduceSettings["judge
  *
  * @example
  * ```ts
- * const s = parseReproduceArgs(["--preset", "tiny", "--max-steps", "5"]);
+ * const s = parseReproduceArgs(["--preset", "tiny", "--max_steps", "5"]);
  * s?.train.sft.maxSteps; // 5
  * ```
  */
@@ -217,48 +324,48 @@ export function parseReproduceArgs(args: string[]): ReproduceSettings | undefine
   return parseReproduceCommand(args)?.settings;
 }
 
-/** The settings and, with `--dry-run`, what the plan is for. `undefined` means --help. */
+/** The settings and, with `--dry_run`, what the plan is for. `undefined` means --help. */
 function parseReproduceCommand(
   args: string[],
 ): { settings: ReproduceSettings; dryRun?: DryRunOptions } | undefined {
-  const { values, positionals } = parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true });
-  if (values.help) return undefined;
-  if (positionals.length) {
-    throw new Error(`unexpected argument ${JSON.stringify(positionals[0])}; flags start with --`);
-  }
+  const { values, help } = parseSettings(REPRODUCE_SETTINGS, args);
+  if (help) return undefined;
   const preset = values.preset ?? (values.model === undefined ? "tiny" : "full");
   const s = presetSettings(preset, values.out ?? `runs/repro-${preset}`);
   if (values.model !== undefined) Object.assign(s, { model: values.model, buildTinyBase: false });
-  if (values["sft-data"]) s.sftData = values["sft-data"];
-  if (values["pref-data"]) s.prefData = values["pref-data"];
-  s.trainDocs = numberFlag(values, "train-docs") ?? s.trainDocs;
-  if (values["kobest-dir"]) s.kobestDir = values["kobest-dir"];
-  s.kobestLimit = numberFlag(values, "kobest-limit") ?? s.kobestLimit;
-  s.kobestBatchSize = numberFlag(values, "kobest-batch-size") ?? s.kobestBatchSize;
-  s.kobestMaxLength = numberFlag(values, "kobest-max-length") ?? s.kobestMaxLength;
-  if (values.shots !== undefined) s.shots = parseShots(values.shots);
-  if (values.prompts) s.prompts = values.prompts;
-  s.promptsLimit = numberFlag(values, "prompts-limit") ?? s.promptsLimit;
-  s.answerMaxTokens = numberFlag(values, "answer-max-tokens") ?? s.answerMaxTokens;
-  s.answerContext = numberFlag(values, "answer-context") ?? s.answerContext;
-  if (values["chat-template"]) s.chatTemplate = values["chat-template"];
+  if (values.sftData) s.sftData = values.sftData;
+  if (values.prefData) s.prefData = values.prefData;
+  const take = [
+    "trainDocs",
+    "kobestDir",
+    "kobestLimit",
+    "kobestBatchSize",
+    "kobestMaxLength",
+    "shots",
+    "prompts",
+    "promptsLimit",
+    "answerMaxTokens",
+    "answerContext",
+    "chatTemplate",
+  ] as const;
+  for (const key of take) {
+    if (values[key] !== undefined) (s as unknown as Record<string, unknown>)[key] = values[key];
+  }
   if (values.dpo) s.dpo = true;
   s.judge = judgeOf(values, s);
   const shared = sharedTraining(values);
   for (const objective of ["sft", "orpo", "dpo"] as const) {
-    const lr = numberFlag(values, `${objective}-lr`);
+    const lr = values[`${objective}Lr`];
     s.train[objective] = { ...s.train[objective], ...shared, ...(lr !== undefined ? { lr } : {}) };
   }
   validateSettings(s);
-  const bytes = (flag: "gpu-memory" | "max-binding") =>
-    values[flag] === undefined ? undefined : parseByteSize(values[flag]!, `--${flag}`);
-  if (!values["dry-run"]) {
-    if (values["gpu-memory"] !== undefined || values["max-binding"] !== undefined) {
-      throw new Error("--gpu-memory and --max-binding go with --dry-run");
+  if (!values.dryRun) {
+    if (values.gpuMemory !== undefined || values.maxBinding !== undefined) {
+      throw new Error("--gpu_memory and --max_binding go with --dry_run");
     }
     return { settings: s };
   }
-  const dryRun = { memoryBytes: bytes("gpu-memory"), maxBindingBytes: bytes("max-binding") };
+  const dryRun = { memoryBytes: values.gpuMemory, maxBindingBytes: values.maxBinding };
   return { settings: s, dryRun: { ...dryRun, tinyIfMissing: s.buildTinyBase } };
 }
 

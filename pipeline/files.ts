@@ -100,7 +100,7 @@ export async function fileMissing(path: string): Promise<string | undefined> {
  *
  * @example
  * ```ts
- * await modelFolderMissing("runs/x/sft/final"); // undefined once training finished
+ * await modelFolderMissing("runs/x/sft"); // undefined once training finished
  * ```
  */
 export async function modelFolderMissing(dir: string): Promise<string | undefined> {

@@ -5,7 +5,7 @@
  * | ---------------- | ------------------------ | -------------------------------------------------- |
  * | `base`           | --model                  | nothing (builds runs/tiny-base for the tiny preset) |
  * | `data`           | KoBEST train splits      | `data/sft.jsonl`, `data/preference.jsonl`          |
- * | `sft`, `orpo`    | base, data               | `sft/`, `orpo/` (run folders, `final/` model)      |
+ * | `sft`, `orpo`    | base, data               | `sft/`, `orpo/` (run folders, the model at the root) |
  * | `dpo` (--dpo)    | sft, data                | `dpo/`                                             |
  * | `kobest-<m>`     | model m                  | `kobest/<m>.json` (lm-eval results, 0 and 5 shots) |
  * | `table2`         | every kobest-*           | `kobest/table2.md`                                 |
@@ -128,7 +128,7 @@ function resultField(ctx: StageContext, stage: string, field: string): string {
  * The model folder a stage produced (the base model's folder for `base`).
  * @example
  * ```ts
- * modelDirOf(ctx, "ORPO"); // "runs/x/orpo/final" once the orpo stage has completed
+ * modelDirOf(ctx, "ORPO"); // "runs/x/orpo" once the orpo stage has completed (LoRA: "runs/x/orpo/merged")
  * ```
  */
 export function modelDirOf(ctx: StageContext, label: ModelLabel): string {
@@ -244,14 +244,9 @@ export function trainingStage(env: StageEnv, objective: Objective): Stage {
         overwriteOutputDir: !resume,
         chatTemplate: env.chatTemplateText,
       });
-      const log: TrainLogger = {
-        info: env.log,
-        progress: (line) => {
-          env.work.trainingSteps++;
-          env.log(line);
-        },
-      };
+      const log: TrainLogger = { info: env.log, progress: env.log };
       const result = await withGpu(env.gpu, (gpu) => train(config, { gpu, log }));
+      env.work.trainingSteps += result.stepsTaken;
       return { dir: result.mergedDir ?? result.finalDir, run_dir: runDir, steps: result.steps };
     },
   };

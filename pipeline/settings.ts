@@ -114,6 +114,9 @@ const TINY_TRAINING: TrainingSettings = {
   weightDecay: 0.01,
   saveEvery: 10,
   saveTotalLimit: 1,
+  // Pinned where TRL's defaults would differ: every step logged (the report's curves), nothing recomputed.
+  logEvery: 1,
+  gradientCheckpointing: false,
 };
 
 const FULL_TRAINING: TrainingSettings = {
@@ -125,6 +128,8 @@ const FULL_TRAINING: TrainingSettings = {
   saveEvery: 200,
   saveTotalLimit: 2,
   saveDtype: "BF16",
+  // The needs stated below were planned without recomputation (TRL's default turns it on).
+  gradientCheckpointing: false,
 };
 
 const LORA_TRAINING: TrainingSettings = {
@@ -284,7 +289,7 @@ export const PRESETS: Record<string, Preset> = {
 export function presetSettings(name: string, out: string): ReproduceSettings {
   const preset = PRESETS[name];
   if (!preset) {
-    throw new Error(`--preset: unknown preset "${name}"; expected one of ${Object.keys(PRESETS).join(", ")}`);
+    throw new Error(`--preset: expected one of ${Object.keys(PRESETS).join(", ")}, got "${name}"`);
   }
   return structuredClone({ ...preset.settings, preset: name, out, needs: preset.needs });
 }
@@ -294,7 +299,7 @@ export function presetSettings(name: string, out: string): ReproduceSettings {
  *
  * @example
  * ```ts
- * validateSettings({ ...presetSettings("tiny", "runs/x"), promptsLimit: 0 }); // Error: --prompts-limit: …
+ * validateSettings({ ...presetSettings("tiny", "runs/x"), promptsLimit: 0 }); // Error: --prompts_limit: …
  * ```
  */
 export function validateSettings(s: ReproduceSettings): void {
@@ -304,25 +309,27 @@ export function validateSettings(s: ReproduceSettings): void {
   const positiveInt = (flag: string, v: number | undefined) => {
     if (v !== undefined && !(Number.isSafeInteger(v) && v > 0)) fail(flag, "an integer ≥ 1", v);
   };
-  if (!s.model) fail("model", `a base model folder or Hub id (preset "${s.preset}" has none)`, s.model);
-  if (!s.out) fail("out", "a run folder", s.out);
+  if (!s.model) {
+    fail("model_name_or_path", `a base model folder or Hub id (preset "${s.preset}" has none)`, s.model);
+  }
+  if (!s.out) fail("output_dir", "a run folder", s.out);
   if (s.shots.length === 0) fail("shots", "at least one shot count, e.g. 0,5", s.shots);
   for (const k of s.shots) if (!(Number.isSafeInteger(k) && k >= 0)) fail("shots", "integers ≥ 0", s.shots);
-  positiveInt("train-docs", s.trainDocs);
-  positiveInt("kobest-limit", s.kobestLimit);
-  positiveInt("kobest-batch-size", s.kobestBatchSize);
-  positiveInt("kobest-max-length", s.kobestMaxLength);
-  positiveInt("prompts-limit", s.promptsLimit);
-  positiveInt("answer-max-tokens", s.answerMaxTokens);
-  positiveInt("answer-context", s.answerContext);
+  positiveInt("train_docs", s.trainDocs);
+  positiveInt("kobest_limit", s.kobestLimit);
+  positiveInt("kobest_batch_size", s.kobestBatchSize);
+  positiveInt("kobest_max_length", s.kobestMaxLength);
+  positiveInt("prompts_limit", s.promptsLimit);
+  positiveInt("answer_max_tokens", s.answerMaxTokens);
+  positiveInt("answer_context", s.answerContext);
   if (s.answerContext < 64 || s.answerContext % 64 !== 0) {
-    fail("answer-context", "a multiple of 64 (the generator's bucket)", s.answerContext);
+    fail("answer_context", "a multiple of 64 (the generator's bucket)", s.answerContext);
   }
   if (s.answerMaxTokens >= s.answerContext) {
-    fail("answer-max-tokens", `fewer than --answer-context (${s.answerContext})`, s.answerMaxTokens);
+    fail("answer_max_tokens", `fewer than --answer_context (${s.answerContext})`, s.answerMaxTokens);
   }
   if (s.judge.kind === "llm" && !(s.judge.url && s.judge.model)) {
-    fail("judge-model", "a model name with --judge-url", s.judge.model);
+    fail("judge_model", "a model name with --judge_url", s.judge.model);
   }
   for (const objective of trainedObjectives(s)) {
     // The trainer would reject these only when the stage starts, possibly hours in: check them now.

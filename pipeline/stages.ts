@@ -39,7 +39,7 @@ export interface Stage {
    * must not list it in `deps`.
    */
   disabled?: string;
-  /** Why the outputs are incomplete (e.g. "sft/final/config.json is missing"), or undefined when complete. */
+  /** Why the outputs are incomplete (e.g. "sft/config.json is missing"), or undefined when complete. */
   missing(ctx: StageContext): Promise<string | undefined>;
   /** Removes earlier outputs before a fresh start. */
   clean(): Promise<void>;
@@ -88,7 +88,7 @@ export interface StageOutcome {
   name: string;
   /** `ran`; `skipped`: outputs complete, settings and inputs unchanged; `disabled` by the settings. */
   action: "ran" | "skipped" | "disabled";
-  /** Why it ran ("settings changed", "sft/final is missing", …) or why it was disabled. */
+  /** Why it ran ("settings changed", "sft/config.json is missing", …) or why it was disabled. */
   reason: string;
   /** Wall-clock time the stage took (0 when it did not run). */
   seconds: number;

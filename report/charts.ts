@@ -55,6 +55,7 @@ export const TRAINING_METRICS: readonly TrainingMetric[] = [
   { key: "nll_loss", title: "NLL loss (chosen)", axis: "nll_loss" },
   { key: "log_odds_ratio", title: "Log odds ratio (mean log σ)", axis: "log_odds_ratio" },
   { key: "rewards/margins", title: "Reward margin (chosen − rejected)", axis: "rewards/margins" },
+  { key: "mean_token_accuracy", title: "Mean token accuracy", axis: "mean_token_accuracy" },
   { key: "learning_rate", title: "Learning rate", axis: "learning_rate" },
   { key: "tokens_per_second", title: "Throughput", axis: "tokens / s" },
 ];
@@ -87,15 +88,15 @@ export function color(i: number, alpha = 1): string {
 }
 
 /**
- * The key the trainer logs a metric's evaluation under: `eval_` and the name with `/` as `_`.
+ * The key the trainer logs a metric's evaluation under, as TRL does: `eval_` and the name.
  *
  * @example
  * ```ts
- * evalKey("rewards/margins"); // "eval_rewards_margins"
+ * evalKey("rewards/margins"); // "eval_rewards/margins"
  * ```
  */
 export function evalKey(metric: string): string {
-  return `eval_${metric.replaceAll("/", "_")}`;
+  return `eval_${metric}`;
 }
 
 /**

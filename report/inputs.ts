@@ -2,8 +2,12 @@
  * What a report is made of, read from the files the other commands write, with the kind of each input
  * told apart by its content:
  *
- * - a training run folder (`deno task sft|dpo|orpo --out DIR`): `train_config.json` and `metrics.jsonl`
- *   (either may be missing, not both); its `metrics.jsonl` given as a file means the same run;
+ * - a training run folder (`deno task sft|dpo|orpo --output_dir DIR`): `training_args.json` and the log,
+ *   `metrics.jsonl` (streamed while training), else `trainer_state.json`'s `log_history` (at the root, or
+ *   of the newest `checkpoint-N/`: a folder the Hugging Face Trainer or TRL wrote reads the same way); its
+ *   `metrics.jsonl` or `trainer_state.json` given as a file means the same run. A folder of the layout before
+ *   TRL's (`train_config.json`, `eval_rewards_margins`) still reads, its evaluation keys renamed as TRL
+ *   names them (`eval_rewards/margins`);
  * - KoBEST results in lm-evaluation-harness's layout (`eval/kobest/results.ts`): a JSON file holding one
  *   results object (one model at one shot setting) or an array of them; real lm-eval `results_*.json`
  *   files read the same way, other tasks in them are ignored;
@@ -23,6 +27,7 @@ import { type LmEvalResults, lmEvalTaskName } from "../eval/kobest/results.ts";
 import { type JudgmentRecord, type OrderRule, parseJudgment } from "../eval/winrate/judgments.ts";
 import { type JsonlRow, parseJsonl } from "../io/jsonl.ts";
 import { type PairSummary, summarizePair } from "../eval/winrate/summary.ts";
+import { listCheckpoints, RUN_FILES } from "../train/checkpoint.ts";
 
 /**
  * Thrown for an input that cannot be read or is of no known kind; the message names the file.
@@ -39,7 +44,7 @@ export class ReportInputError extends Error {
   }
 }
 
-/** One line of `metrics.jsonl`: the step and the numbers logged for it. */
+/** One `log_history` entry (a line of `metrics.jsonl`): the step and the numbers logged for it. */
 export type MetricRecord = Readonly<Record<string, number>>;
 
 /** A training run folder's settings and logged metrics. */
@@ -47,12 +52,14 @@ export interface TrainingRun {
   /** Shown in legends and tables: the folder's name, or its path where two runs share a name. */
   name: string;
   dir: string;
-  /** `train_config.json`, when the folder has one. */
+  /** `training_args.json` (or an older run's `train_config.json`), when the folder has one. */
   config?: Record<string, unknown>;
   /** Training steps in step order (one record per step; a step logged twice keeps its last record). */
   train: MetricRecord[];
   /** Evaluation records (`eval_*` keys) in step order. */
   eval: MetricRecord[];
+  /** The Trainer's closing entry (`train_runtime`, `train_loss`, …), when the run finished. */
+  summary?: MetricRecord;
 }
 
 /** KoBEST results of one model at one shot setting. */
@@ -91,7 +98,8 @@ export interface ReportInputs {
   sources: string[];
 }
 
-const EXPECTED_KINDS = "a training run folder (metrics.jsonl, train_config.json), a KoBEST results JSON " +
+const EXPECTED_KINDS = "a training run folder (metrics.jsonl or trainer_state.json, training_args.json), a " +
+  "KoBEST results JSON " +
   '(lm-evaluation-harness layout: "results", "n-shot"; one object or an array), a win-rate summary JSON ' +
   '("judge", "pairs") or a win-rate results JSONL (lines with "model_a", "model_b", "outcome")';
 
@@ -133,6 +141,9 @@ export async function readReportInput(path: string): Promise<ReportInput> {
 async function readInputFile(path: string): Promise<ReportInput> {
   const text = await readText(path);
   const whole = tryParseJson(text);
+  if (whole.ok && isObject(whole.value) && Array.isArray(whole.value.log_history)) {
+    return { kind: "run", run: await readTrainingRun(dirname(path)) };
+  }
   if (whole.ok) {
     const kind = jsonKind(whole.value);
     if (kind === "kobest") return { kind, entries: parseKobestResults(whole.value, path) };
@@ -227,8 +238,9 @@ export async function readReportInputs(paths: readonly string[]): Promise<Report
 // Training runs
 
 /**
- * Reads a run folder's `train_config.json` and `metrics.jsonl` (a run still training is fine: a last line
- * cut short is skipped).
+ * Reads a run folder's settings (`training_args.json`, or an older run's `train_config.json`) and its log:
+ * `metrics.jsonl` (a run still training is fine: a last line cut short is skipped), else the `log_history`
+ * of `trainer_state.json` at the root or in the newest checkpoint.
  *
  * @example
  * ```ts
@@ -237,19 +249,54 @@ export async function readReportInputs(paths: readonly string[]): Promise<Report
  * ```
  */
 export async function readTrainingRun(dir: string): Promise<TrainingRun> {
-  const configPath = `${dir}/train_config.json`;
-  const metricsPath = `${dir}/metrics.jsonl`;
-  const configText = await readOptional(configPath);
-  const metricsText = await readOptional(metricsPath);
-  if (configText === undefined && metricsText === undefined) {
-    throw new ReportInputError(
-      `${dir}: a folder, but not a training run (it has neither metrics.jsonl nor train_config.json)`,
-    );
+  let configPath = `${dir}/${RUN_FILES.args}`;
+  let configText = await readOptional(configPath);
+  if (configText === undefined) {
+    configPath = `${dir}/${OLD_CONFIG}`;
+    configText = await readOptional(configPath);
   }
+  const metricsPath = `${dir}/${RUN_FILES.metrics}`;
+  const metricsText = await readOptional(metricsPath);
   const run: TrainingRun = { name: basename(dir), dir, train: [], eval: [] };
   if (configText !== undefined) run.config = parseTrainConfig(configText, configPath);
   if (metricsText !== undefined) Object.assign(run, parseMetricsJsonl(metricsText, metricsPath));
+  else {
+    const statePath = await trainerStatePath(dir);
+    if (statePath !== undefined) Object.assign(run, parseLogHistory(await readText(statePath), statePath));
+    else if (configText === undefined) {
+      throw new ReportInputError(
+        `${dir}: a folder, but not a training run (it has none of ${RUN_FILES.metrics}, ${RUN_FILES.state}, ` +
+          `${RUN_FILES.args})`,
+      );
+    }
+  }
   return run;
+}
+
+/** What runs before TRL's layout called their settings file. */
+const OLD_CONFIG = "train_config.json";
+
+/** `trainer_state.json` at the root of a run folder, else in its newest checkpoint. */
+async function trainerStatePath(dir: string): Promise<string | undefined> {
+  const root = `${dir}/${RUN_FILES.state}`;
+  if (await readOptional(root) !== undefined) return root;
+  const newest = (await listCheckpoints(dir)).at(-1);
+  return newest ? `${newest.dir}/${RUN_FILES.state}` : undefined;
+}
+
+/** The records of a `trainer_state.json`'s `log_history`. */
+function parseLogHistory(text: string, file: string): Pick<TrainingRun, "train" | "eval" | "summary"> {
+  const parsed = tryParseJson(text);
+  if (!parsed.ok || !isObject(parsed.value) || !Array.isArray(parsed.value.log_history)) {
+    throw new ReportInputError(
+      `${file}: expected the Trainer's state, a JSON object with a "log_history" list`,
+    );
+  }
+  const history = parsed.value.log_history as unknown[];
+  return splitRecords(history.map((entry, i) => {
+    if (!isObject(entry)) throw new ReportInputError(`${file}: log_history[${i}]: expected an object`);
+    return metricRecord(entry, `${file}: log_history[${i}]`);
+  }));
 }
 
 async function readOptional(path: string): Promise<string | undefined> {
@@ -270,8 +317,8 @@ function parseTrainConfig(text: string, file: string): Record<string, unknown> {
 }
 
 /**
- * Splits `metrics.jsonl` text into training and evaluation records, each sorted by step. Every value must
- * be a number and `step` a positive integer.
+ * Splits `metrics.jsonl` text into training and evaluation records, each sorted by step, and the closing
+ * summary. Every value must be a number and `step` a positive integer.
  *
  * @example
  * ```ts
@@ -282,17 +329,38 @@ function parseTrainConfig(text: string, file: string): Record<string, unknown> {
 export function parseMetricsJsonl(
   text: string,
   file: string,
-): { train: MetricRecord[]; eval: MetricRecord[] } {
+): Pick<TrainingRun, "train" | "eval" | "summary"> {
+  return splitRecords(logRows(text, file).map(({ value, where }) => metricRecord(value, where)));
+}
+
+/**
+ * Training, evaluation and summary records: a step logged again (a run resumed from an earlier checkpoint)
+ * replaces the earlier record. Evaluation keys of runs before TRL's names (`eval_rewards_margins`) are read as
+ * TRL names them (`eval_rewards/margins`).
+ */
+function splitRecords(records: MetricRecord[]): Pick<TrainingRun, "train" | "eval" | "summary"> {
   const train = new Map<number, MetricRecord>();
   const evals = new Map<number, MetricRecord>();
-  for (const { value, where } of logRows(text, file)) {
-    const record = metricRecord(value, where);
+  let summary: MetricRecord | undefined;
+  for (const record of records) {
+    if (record.train_runtime !== undefined) {
+      summary = record;
+      continue;
+    }
     const isEval = Object.keys(record).some((k) => k.startsWith("eval_"));
-    // A step logged again (a run resumed from an earlier checkpoint) replaces the earlier record.
-    (isEval ? evals : train).set(record.step, record);
+    (isEval ? evals : train).set(record.step, isEval ? trlEvalNames(record) : record);
   }
   const byStep = (m: Map<number, MetricRecord>) => [...m.values()].sort((a, b) => a.step - b.step);
-  return { train: byStep(train), eval: byStep(evals) };
+  return { train: byStep(train), eval: byStep(evals), ...(summary ? { summary } : {}) };
+}
+
+/** `eval_rewards_margins` → `eval_rewards/margins`, as older runs of this toolkit wrote them. */
+function trlEvalNames(record: MetricRecord): MetricRecord {
+  return Object.fromEntries(
+    Object.entries(record).map((
+      [k, v],
+    ) => [k.replace(/^eval_(rewards|logps|logits)_(\w+)$/, "eval_$1/$2"), v]),
+  );
 }
 
 function metricRecord(row: Json, where: string): MetricRecord & { step: number } {

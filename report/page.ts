@@ -118,7 +118,7 @@ function trainingSection(inputs: ReportInputs, charts: readonly ChartSpec[]): st
       ? `<p class="note">Highlighted: settings that differ between runs.</p>`
       : "";
     parts.push(
-      `<h3>Configuration (train_config.json)</h3>`,
+      `<h3>Configuration (training_args.json)</h3>`,
       note,
       tableBlock(
         textTableHtml(config, config.header.length, {

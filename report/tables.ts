@@ -128,12 +128,13 @@ export function formatSetting(value: unknown): string {
 }
 
 /**
- * Every run's `train_config.json` side by side: one row per setting (in the order the files list them), one
- * column per run; `differs` marks the settings whose values are not all the same.
+ * Every run's `training_args.json` (an older run's `train_config.json`) side by side: one row per setting (in
+ * the order the files list them), one column per run; `differs` marks the settings whose values are not all
+ * the same.
  *
  * @example
  * ```ts
- * configTable(runs).rows.find((r) => r[0] === "lr"); // ["lr", "0.003", "0.0005"]
+ * configTable(runs).rows.find((r) => r[0] === "learning_rate"); // ["learning_rate", "0.003", "0.0005"]
  * ```
  */
 export function configTable(runs: readonly TrainingRun[]): TextTable & { differs: boolean[] } {
@@ -165,7 +166,8 @@ export function runSummaryTable(runs: readonly TrainingRun[]): TextTable {
   const rows = runs.map((run) => {
     const last = run.train.at(-1);
     const lastEval = run.eval.at(-1);
-    const tokens = run.train.reduce((sum, r) => sum + (r.tokens ?? 0), 0);
+    // num_tokens counts every token so far (TRL); older runs logged each step's `tokens`.
+    const tokens = last?.num_tokens ?? run.train.reduce((sum, r) => sum + (r.tokens ?? 0), 0);
     return [
       run.name,
       formatSetting(run.config?.objective),
@@ -173,7 +175,7 @@ export function runSummaryTable(runs: readonly TrainingRun[]): TextTable {
       last?.loss !== undefined ? last.loss.toFixed(4) : "–",
       lastEval?.eval_loss !== undefined ? lastEval.eval_loss.toFixed(4) : "–",
       tokens > 0 ? tokens.toLocaleString("en-US") : "–",
-      formatSeconds(last?.elapsed_s),
+      formatSeconds(run.summary?.train_runtime ?? last?.elapsed_s),
     ];
   });
   return { header: ["Run", "Objective", "Steps", "Last loss", "Last eval loss", "Tokens", "Time"], rows };

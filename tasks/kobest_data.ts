@@ -6,7 +6,6 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import {
   KOBEST_SPLITS,
   KOBEST_TASKS,
@@ -16,19 +15,40 @@ import {
 } from "../eval/kobest/data.ts";
 import { writeKobestTrainingData } from "../eval/kobest/training.ts";
 import { deniedPermissionLine, runTask } from "../io/cli.ts";
+import { parseSettings, settingsHelp, type SettingsTable, withTableDefaults } from "../io/settings.ts";
 
-const HELP = `Usage: deno task kobest-data --data-dir DIR --out DIR [options]
+/** The task's flags: one definition each of name, default, range and help. */
+const SETTINGS = {
+  dataDir: {
+    name: "data_dir",
+    kind: "string",
+    metavar: "DIR",
+    help: "KoBEST folder: Hub layout (boolq/train.jsonl, ...) or v1.0 TSV layout (BoolQ/train.tsv, ...)",
+  },
+  out: {
+    name: "output_dir",
+    aliases: ["out"],
+    kind: "string",
+    metavar: "DIR",
+    help: "output folder (created if missing)",
+  },
+  tasks: {
+    name: "tasks",
+    kind: "string",
+    metavar: "LIST",
+    parse: parseTasks,
+    defaultHelp: KOBEST_TASKS.join(","),
+    help: "comma-separated tasks",
+  },
+  split: { name: "split", kind: "string", choices: KOBEST_SPLITS, default: "train", help: "the split read" },
+  limit: { name: "limit", kind: "int", range: { min: 1 }, help: "first N documents of each task" },
+} satisfies SettingsTable;
 
-Builds training data from KoBEST documents: the 0-shot context as prompt, the gold answer as completion
-(sft.jsonl) and the gold answer chosen over a wrong one (preference.jsonl).
-
-Options:
-  --data-dir DIR   KoBEST folder: Hub layout (boolq/train.jsonl, ...) or v1.0 TSV layout (BoolQ/train.tsv, ...)
-  --out DIR        output folder (created if missing)
-  --tasks LIST     comma-separated tasks (default: ${KOBEST_TASKS.join(",")})
-  --split NAME     ${KOBEST_SPLITS.join(" | ")} (default: train)
-  --limit N        first N documents of each task
-  -h, --help       this text`;
+const HELP = settingsHelp(SETTINGS, {
+  usage: "Usage: deno task kobest-data --data_dir DIR --output_dir DIR [options]",
+  intro: "Builds training data from KoBEST documents: the 0-shot context as prompt, the gold answer as " +
+    "completion (sft.jsonl) and the gold answer chosen over a wrong one (preference.jsonl).",
+});
 
 /** Parsed command line. */
 interface Args {
@@ -44,13 +64,12 @@ function fail(message: string): never {
   Deno.exit(2);
 }
 
-function parseTasks(value: string | undefined): KobestTask[] {
-  if (value === undefined) return [...KOBEST_TASKS];
+function parseTasks(value: string, where: string): KobestTask[] {
   const names = value.split(",").map((s) => s.trim()).filter((s) => s !== "");
   const bad = names.filter((n) => !(KOBEST_TASKS as readonly string[]).includes(n));
   if (bad.length > 0 || names.length === 0) {
-    fail(
-      `--tasks: unknown task(s) ${bad.join(", ") || "(none given)"}; expected some of ${
+    throw new Error(
+      `${where}: unknown task(s) ${bad.join(", ") || "(none given)"}; expected some of ${
         KOBEST_TASKS.join(", ")
       }`,
     );
@@ -59,38 +78,18 @@ function parseTasks(value: string | undefined): KobestTask[] {
 }
 
 function parseCli(argv: string[]): Args | undefined {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      "data-dir": { type: "string" },
-      out: { type: "string" },
-      tasks: { type: "string" },
-      split: { type: "string", default: "train" },
-      limit: { type: "string" },
-      help: { type: "boolean", short: "h", default: false },
-    },
-    strict: true,
-  });
-  if (values.help) return undefined;
-  const tasks = parseTasks(values.tasks);
-  const split = values.split as string;
-  if (!(KOBEST_SPLITS as readonly string[]).includes(split)) {
-    fail(`--split: expected one of ${KOBEST_SPLITS.join(", ")}, got ${JSON.stringify(split)}`);
-  }
-  if (values["data-dir"] === undefined) {
-    fail(`--data-dir is required.\n${kobestDataHelp(tasks, [split as KobestSplit])}`);
+  const parsed = parseSettings(SETTINGS, argv);
+  if (parsed.help) return undefined;
+  const values = withTableDefaults(SETTINGS, parsed.values);
+  const tasks = values.tasks ?? [...KOBEST_TASKS];
+  const split = values.split as KobestSplit;
+  if (values.dataDir === undefined) {
+    fail(`--data_dir is required.\n${kobestDataHelp(tasks, [split])}`);
   }
   if (values.out === undefined) {
-    fail("--out is required (the folder to write sft.jsonl and preference.jsonl to)");
+    fail("--output_dir is required (the folder to write sft.jsonl and preference.jsonl to)");
   }
-  let limit: number | undefined;
-  if (values.limit !== undefined) {
-    limit = Number(values.limit);
-    if (!(Number.isInteger(limit) && limit > 0)) {
-      fail(`--limit: expected a positive integer, got ${values.limit}`);
-    }
-  }
-  return { dataDir: values["data-dir"], out: values.out, tasks, split: split as KobestSplit, limit };
+  return { dataDir: values.dataDir, out: values.out, tasks, split, limit: values.limit };
 }
 
 async function main(): Promise<void> {
@@ -98,7 +97,7 @@ async function main(): Promise<void> {
   try {
     args = parseCli(Deno.args);
   } catch (e) {
-    fail(`${(e as Error).message}\n\n${HELP}`);
+    fail(`${(e as Error).message} (--help lists the flags)`);
   }
   if (!args) {
     console.log(HELP);

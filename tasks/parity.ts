@@ -4,43 +4,47 @@
  * transformers and prints one line per quantity, then `parity: K/N within tolerance`. Exits 1 if any is out.
  * @module
  */
-import { parseArgs } from "node:util";
 import { Gpu } from "../gpu/runtime.ts";
 import { parseByteSize } from "../io/bytes.ts";
 import { runTask } from "../io/cli.ts";
+import { parseSettings, settingsHelp, type SettingsTable } from "../io/settings.ts";
 import { runParity } from "../train/parity.ts";
 
-const USAGE = `usage: deno task parity [--max-binding BYTES] <fixture-dir>
+/** The task's flags. */
+const SETTINGS = {
+  maxBinding: {
+    name: "max_binding",
+    kind: "string",
+    metavar: "BYTES",
+    parse: parseByteSize,
+    help:
+      "hold every GPU binding to at most BYTES (e.g. 20000, 64KiB, 1MiB), below the adapter's own limit: " +
+      "weights, logits and activations then split as they would on a smaller adapter",
+  },
+} satisfies SettingsTable;
 
-Loads <fixture-dir>/model (a Hugging Face folder), recomputes every quantity in
+const USAGE = settingsHelp(SETTINGS, {
+  usage: "usage: deno task parity [--max_binding BYTES] <fixture-dir>",
+  intro: `Loads <fixture-dir>/model (a Hugging Face folder), recomputes every quantity in
 <fixture-dir>/expected.safetensors (see meta.json there) and compares.
-The repository's oracle: deno task parity tests/fixtures/llama-tiny-public
 
-Options:
-  --max-binding BYTES  hold every GPU binding to at most BYTES (e.g. 20000, 64KiB, 1MiB), below the
-                       adapter's own limit: weights, logits and activations then split as they would on a
-                       smaller adapter
-  -h, --help           show this help`;
+The repository's oracle: deno task parity tests/fixtures/llama-tiny-public`,
+});
 
 async function main(): Promise<number> {
-  const { positionals, values } = parseArgs({
-    args: Deno.args,
-    allowPositionals: true,
-    options: { help: { type: "boolean", short: "h" }, "max-binding": { type: "string" } },
-  });
-  if (values.help || positionals.length !== 1) {
-    (values.help ? console.log : console.error)(USAGE);
-    return values.help ? 0 : 2;
-  }
-  let maxBindingBytes: number | undefined;
+  let parsed;
   try {
-    maxBindingBytes = values["max-binding"] === undefined
-      ? undefined
-      : parseByteSize(values["max-binding"], "--max-binding");
+    parsed = parseSettings(SETTINGS, Deno.args, { positionals: true });
   } catch (e) {
     console.error(`error: ${(e as Error).message}\n\n${USAGE}`);
     return 2;
   }
+  const { positionals, values, help } = parsed;
+  if (help || positionals.length !== 1) {
+    (help ? console.log : console.error)(USAGE);
+    return help ? 0 : 2;
+  }
+  const maxBindingBytes = values.maxBinding;
   const gpu = await Gpu.create({ maxBindingBytes });
   const t0 = performance.now();
   let lines;

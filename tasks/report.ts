@@ -5,28 +5,55 @@
  * PNG, drawn by headless Chromium.
  * @module
  */
-import { parseArgs } from "node:util";
 import { deniedPermissionLine, runTask } from "../io/cli.ts";
+import { parseSettings, settingsHelp, type SettingsTable, withTableDefaults } from "../io/settings.ts";
 import { CHROMIUM_INSTALL_HINT, DEFAULT_CHROMIUM } from "../report/chromium.ts";
 import { writeReport, type WriteReportOptions } from "../report/write.ts";
 
-const HELP = `Write a self-contained HTML report of training runs, KoBEST results and win rates.
+/** The task's flags: one definition each of name, default and help. */
+const SETTINGS = {
+  inputs: {
+    name: "in",
+    kind: "list",
+    metavar: "PATH",
+    help: "inputs (repeatable), each told apart by its content (see above)",
+  },
+  out: {
+    name: "out",
+    kind: "string",
+    metavar: "FILE",
+    default: "report.html",
+    help: "the HTML file to write",
+  },
+  png: {
+    name: "png",
+    kind: "string",
+    metavar: "DIR",
+    help:
+      `also write each chart as DIR/<chart>.png, drawn by headless Chromium (\`${DEFAULT_CHROMIUM}\` on ` +
+      `PATH: ${CHROMIUM_INSTALL_HINT})`,
+  },
+  title: {
+    name: "title",
+    kind: "string",
+    metavar: "TEXT",
+    defaultHelp: '"kotransfer report"',
+    help: "the report's title",
+  },
+} satisfies SettingsTable;
 
-Usage: deno task report --in PATH [--in PATH …] --out FILE [--png DIR] [--title TEXT]
+const HELP = settingsHelp(SETTINGS, {
+  usage: "Usage: deno task report --in PATH [--in PATH …] --out FILE [--png DIR] [--title TEXT]",
+  intro: `Write a self-contained HTML report of training runs, KoBEST results and win rates.
 
 Each --in is told apart by its content:
-  a training run folder      train_config.json and metrics.jsonl from deno task sft|dpo|orpo (or that metrics.jsonl)
-  KoBEST results             lm-evaluation-harness results JSON: one object per model and shot setting, or an array
-  win rates                  deno task winrate's *.summary.json, or its results JSONL
-
-Options:
-  --in PATH        an input (repeatable)
-  --out FILE       the HTML file to write (default report.html)
-  --png DIR        also write each chart as DIR/<chart>.png, drawn by headless Chromium
-                   (\`${DEFAULT_CHROMIUM}\` on PATH: ${CHROMIUM_INSTALL_HINT})
-  --title TEXT     the report's title (default "kotransfer report")
-  -h, --help       show this help
-`;
+  a training run folder      deno task sft|dpo|orpo's --output_dir (metrics.jsonl or trainer_state.json,
+                             training_args.json), or one that TRL or the Hugging Face Trainer wrote; its
+                             metrics.jsonl or trainer_state.json means the same run
+  KoBEST results             lm-evaluation-harness results JSON: one object per model and shot setting, or
+                             an array of them
+  win rates                  deno task winrate's *.summary.json, or its results JSONL`,
+});
 
 /**
  * Turns command-line arguments into report options, or `"help"`.
@@ -38,21 +65,11 @@ Options:
  * ```
  */
 export function reportOptionsFromArgs(args: string[]): WriteReportOptions | "help" {
-  const { values } = parseArgs({
-    args,
-    options: {
-      in: { type: "string", multiple: true },
-      out: { type: "string", default: "report.html" },
-      png: { type: "string" },
-      title: { type: "string" },
-      help: { type: "boolean", short: "h", default: false },
-    },
-    strict: true,
-    allowPositionals: false,
-  });
-  if (values.help) return "help";
-  if (!values.in || values.in.length === 0) throw new Error("give at least one --in (see --help)");
-  return { inputs: values.in, out: values.out, pngDir: values.png, title: values.title };
+  const parsed = parseSettings(SETTINGS, args);
+  if (parsed.help) return "help";
+  const values = withTableDefaults(SETTINGS, parsed.values);
+  if (!values.inputs || values.inputs.length === 0) throw new Error("give at least one --in (see --help)");
+  return { inputs: values.inputs, out: values.out!, pngDir: values.png, title: values.title };
 }
 
 async function main(): Promise<number> {

@@ -10,10 +10,10 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { Gpu } from "../gpu/runtime.ts";
 import { DEFAULT_CHROMIUM } from "../report/chromium.ts";
 import { runTask } from "../io/cli.ts";
+import { parseSettings, settingsHelp, type SettingsTable } from "../io/settings.ts";
 
 /** Debian packages, in the order apt gets them, with what each one is for. */
 export const PACKAGES: readonly { name: string; why: string }[] = [
@@ -35,17 +35,25 @@ export const SUITE_COMMAND =
 
 const APT_LINE = `apt-get install -y --no-install-recommends ${PACKAGES.map((p) => p.name).join(" ")}`;
 
-const HELP = `Usage: deno task setup [--check]
+/** The task's flags. */
+const SETTINGS = {
+  check: {
+    name: "check",
+    kind: "bool",
+    default: false,
+    help: "install nothing: say what is missing and exit 1 if anything is",
+  },
+} satisfies SettingsTable;
 
-Installs what kotransfer and its tests need beyond Deno, with apt (sudo when not root), then checks it:
+const HELP = settingsHelp(SETTINGS, {
+  usage: "Usage: deno task setup [--check]",
+  intro:
+    `Installs what kotransfer and its tests need beyond Deno, with apt (sudo when not root), then checks it:
 ${PACKAGES.map((p) => `  ${p.name.padEnd(20)} ${p.why}`).join("\n")}
-Packages already installed are left alone; running it again changes nothing.
-
-Options:
-  --check       install nothing: say what is missing and exit 1 if anything is
-  -h, --help    show this help
-
-It runs: [sudo] ${APT_LINE}`;
+Packages already installed are left alone; running it again changes nothing.`,
+  footer: `It runs: [sudo] ${APT_LINE}`,
+  config: false,
+});
 
 /** One thing checked, and what to say when it is missing. */
 export interface SetupCheck {
@@ -202,16 +210,8 @@ async function install(missing: string[]): Promise<void> {
 }
 
 async function main(args: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      check: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    },
-    strict: true,
-    allowPositionals: false,
-  });
-  if (values.help) {
+  const { values, help } = parseSettings(SETTINGS, args, { config: false });
+  if (help) {
     console.log(HELP);
     return 0;
   }

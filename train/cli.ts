@@ -1,155 +1,115 @@
 /**
- * The command line shared by `deno task sft|dpo|orpo`: flags (TRL's names in kebab case, each read as
- * config.ts's SETTINGS define it), help text, and the embedded default run used when neither `--model` nor
- * `--data` is given.
+ * The command line shared by `deno task sft|dpo|orpo`: TRL's flags (config.ts's SETTINGS and LORA_SETTINGS,
+ * read by io/settings.ts: snake_case or kebab-case, `--config FILE`), the generated help, and the embedded
+ * default run used when neither `--model_name_or_path` nor `--dataset_name` is given.
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import type { ObjectiveKind } from "../kernels/objective.ts";
 import { BUNDLED_DATA, ensureTinyBase } from "../model/tiny.ts";
 import { parseByteSize } from "../io/bytes.ts";
+import { parseSettings, settingsHelp, type SettingsTable, type SettingValues } from "../io/settings.ts";
 import { reportHint } from "./report_hint.ts";
-import { type Setting, SETTINGS, type TrainConfig, validateConfig, withDefaults } from "./config.ts";
+import {
+  LORA_SETTINGS,
+  TRAIN_GROUPS,
+  type TrainConfig,
+  trainSettings,
+  validateConfig,
+  withDefaults,
+} from "./config.ts";
 import { RUN_FILES } from "./checkpoint.ts";
 import { dryRun, type DryRunOptions } from "./dry_run.ts";
-import { DPO_LOSS_TYPES, OBJECTIVES } from "./objectives.ts";
-import { SCHEDULES } from "./schedule.ts";
+import { OBJECTIVES } from "./objectives.ts";
 import { parseLoraTargets } from "./lora.ts";
 import { train, type TrainResult } from "./trainer.ts";
 
-/** Flags of the LoRA adapters, assembled into the `lora` setting (see {@link loraFromFlags}). */
-const LORA_OPTIONS = {
-  "lora-r": { type: "string" },
-  "lora-alpha": { type: "string" },
-  "lora-targets": { type: "string" },
-  rslora: { type: "boolean" },
-} as const;
+const bytes = (text: string, where: string) => parseByteSize(text, where);
 
 /** Flags of a dry run: plan the memory instead of training (train/dry_run.ts); not training settings. */
-const DRY_RUN_OPTIONS = {
-  "dry-run": { type: "boolean" },
-  "gpu-memory": { type: "string" },
-  "max-binding": { type: "string" },
-} as const;
+export const DRY_RUN_SETTINGS = {
+  dryRun: {
+    name: "dry_run",
+    kind: "bool",
+    default: false,
+    group: "memory",
+    help:
+      "read the model's config only (a folder, or config.json from the Hub), print the GPU memory plan part " +
+      "by part against the adapter's limits, say whether it fits (exit 1 if not), and train nothing",
+  },
+  gpuMemory: {
+    name: "gpu_memory",
+    kind: "string",
+    metavar: "SIZE",
+    parse: bytes,
+    group: "memory",
+    help: "with --dry_run: the adapter's memory, e.g. 80GB (WebGPU does not report it)",
+  },
+  maxBinding: {
+    name: "max_binding",
+    kind: "string",
+    metavar: "SIZE",
+    parse: bytes,
+    group: "memory",
+    help: "with --dry_run: plan for another adapter's binding limit (e.g. 2GiB for an H100)",
+  },
+} satisfies SettingsTable;
 
-/** Every flag: help, each setting's flag and aliases (config.ts's SETTINGS), and the LoRA flags. */
-const OPTIONS: Record<string, { type: "string" | "boolean"; multiple?: boolean; short?: string }> = {
-  help: { type: "boolean", short: "h" },
-  ...Object.fromEntries(
-    (Object.values(SETTINGS) as Setting<unknown>[]).flatMap((s) =>
-      [s.flag, ...(s.aliases ?? [])].map((flag) => [flag, parseArgsOption(s)])
-    ),
-  ),
-  ...LORA_OPTIONS,
-  ...DRY_RUN_OPTIONS,
+/** The LoRA settings under the keys the command line reads them by. */
+const LORA_FLAGS = {
+  loraR: LORA_SETTINGS.r,
+  loraAlpha: LORA_SETTINGS.alpha,
+  loraDropout: LORA_SETTINGS.dropout,
+  loraTargets: LORA_SETTINGS.targets,
+  loraRslora: LORA_SETTINGS.rslora,
 };
 
-function parseArgsOption(s: Setting<unknown>): { type: "string" | "boolean"; multiple?: boolean } {
-  if (s.type === "boolean" || s.type === "negated") return { type: "boolean" };
-  return s.type === "strings" ? { type: "string", multiple: true } : { type: "string" };
+/**
+ * Every flag a training task of `objective` accepts, by key: its settings, LoRA's and the dry run's.
+ * @example
+ * ```ts
+ * trainTable("dpo").lossType.name; // "loss_type"
+ * ```
+ */
+export function trainTable(objective: ObjectiveKind) {
+  return { ...trainSettings(objective), ...LORA_FLAGS, ...DRY_RUN_SETTINGS };
 }
+
+/** What the training tasks' defaults leave as TRL has them, and where (and why) they differ. */
+const DIFFERENCES = `Defaults are TRL's (SFTConfig, DPOConfig, ORPOConfig and ModelConfig) except:
+  --lora_dropout 0            TRL: 0.05; the toolkit has no dropout on the adapters' path, so other values are
+                              refused rather than ignored
+  --pad_to_multiple_of 8      TRL: none (pad to the longest row); a multiple keeps the number of GPU programs
+                              small
+  --output_dir                required with --model_name_or_path (TRL: trainer_output)
+  --eval_strategy             steps, not no, when --eval_data or --eval_fraction asks for evaluation`;
 
 /** Help text of one objective's task. */
 export function trainUsage(objective: ObjectiveKind): string {
   const { title, data: rows } = OBJECTIVES[objective];
-  // Defaults and names come from their one definition (config.ts, objectives.ts, checkpoint.ts).
-  const d = withDefaults(objective, { model: "", data: [], out: "" });
+  const e = embeddedDefault(objective);
   const data = rows === "sft"
-    ? "JSONL/JSON/CSV/TSV rows with `text`, `prompt`/`completion` or `messages`"
-    : "JSONL/JSON/CSV/TSV rows with `prompt`/`chosen`/`rejected` (text or chat lists)";
-  return `deno task ${objective} [flags]  — ${title} on WebGPU
+    ? "rows with `text`, `prompt`/`completion` or `messages`"
+    : "rows with `prompt`/`chosen`/`rejected` (text or chat lists)";
+  const pinned = Object.entries(e).filter(([k]) => !["model", "data", "out"].includes(k))
+    .map(([k, v]) => `--${(trainSettings(objective) as Record<string, { name: string }>)[k].name} ${v}`);
+  return settingsHelp(trainTable(objective), {
+    usage: `deno task ${objective} [flags]  — ${title} on WebGPU, with TRL's arguments`,
+    intro:
+      `Trains on ${data} from files or a Hub dataset, and leaves --output_dir as the Hugging Face Trainer does:
+the model (or PEFT adapter) at its root, ${RUN_FILES.checkpoint}N/, ${RUN_FILES.state} (log_history), ${RUN_FILES.args}
+(these settings by TRL's names) and ${RUN_FILES.metrics} (the log, line by line as it is written).
 
-With neither --model nor --data, trains the embedded default: a tiny Korean Llama (built on first use in
-runs/tiny-base) on the bundled data in data/, saving to runs/${objective}-tiny/final. Other flags still apply.
-
-data and model
-  --model DIR|ORG/NAME     base model: a Hugging Face folder or a Hub id (downloaded into HF_HOME); a PEFT
-                           adapter folder trains that adapter further (with --lora-r; its own r, alpha
-                           and targets are kept)
-  --data FILE              training data (repeatable): ${data}
-  --eval-data FILE         held-out data (repeatable); otherwise --eval-fraction of --data
-  --eval-fraction F        share of rows held out for evaluation (default ${d.evalFraction})
-  --out DIR                run folder: ${RUN_FILES.metrics}, ${RUN_FILES.checkpoint}*/, ${RUN_FILES.final}/ (required with --model); a
-                           folder holding an earlier run needs --resume or --overwrite-output-dir
-  --chat-template FILE     Jinja chat template for models without one
-  --skip-bad-rows          skip invalid rows (counted) instead of stopping at the first
-  --max-length N           tokens per sequence (default ${d.maxLength}); longer ones are truncated
-  --max-prompt-length N    prompt tokens kept (the end of the prompt)
-  --legacy-encoding        tokenize as this toolkit did before following current TRL (EOS as an id,
-                           BOS added to chats without one, pairs' prompt and completions apart)${
-    objective === "sft"
-      ? `
-  --no-completion-only-loss  prompt-completion rows: loss on the prompt too
-  --assistant-only-loss    chat rows: loss on assistant turns only`
-      : ""
-  }
-
-optimisation
-  --batch-size N           ${
-    objective === "sft" ? "sequences" : "pairs"
-  } per micro-batch (default ${d.batchSize})
-  --grad-accum N           micro-batches per optimizer step (default ${d.gradAccum})
-  --epochs N | --max-steps N
-  --lr X                   peak learning rate (default ${d.lr.toExponential()})
-  --schedule S             ${SCHEDULES.join(" | ")} (default ${d.schedule})
-  --warmup-steps N | --warmup-ratio F
-  --weight-decay X         AdamW decay of weights (not biases or norms; default ${d.weightDecay})
-  --max-grad-norm X        clip the global gradient norm (default ${d.maxGradNorm}; 0 disables)
-  --adam-beta1/--adam-beta2/--adam-eps, --seed N (default ${d.seed}), --pad-multiple N (default ${d.padMultiple})${
-    objective === "dpo"
-      ? `
-  --beta X                 DPO β (default ${d.beta})
-  --loss-type T            ${DPO_LOSS_TYPES.join(" | ")} (default ${d.lossType})`
-      : objective === "orpo"
-      ? `
-  --beta X | --lambda X    ORPO λ, TRL's beta (default ${d.beta})
-  --orpo-nll whole|completion  NLL over the whole chosen sequence (TRL, default) or its answer only`
-      : ""
-  }
-
-LoRA
-  --lora-r N --lora-alpha X --lora-targets all-linear|q_proj,v_proj,…  train adapters (PEFT layout)
-  --rslora                 alpha/√r scaling
-  --merge                  also write the merged full model to <out>/${RUN_FILES.merged}
-  --f16-base               hold the frozen base's linear weights in f16
-
-memory
-  --gradient-checkpointing keep only each layer's input, recompute the layer in the backward pass
-  --dry-run                read the model's config only (a folder, or config.json from the Hub), print the
-                           GPU memory plan part by part against the adapter's limits, say whether it fits
-                           (exit 1 if not), and train nothing
-  --gpu-memory SIZE        with --dry-run: the adapter's memory, e.g. 80GB (WebGPU does not report it)
-  --max-binding SIZE       with --dry-run: plan for another adapter's binding limit (e.g. 2GiB for an H100)
-
-logging and checkpoints
-  --log-every N, --eval-every N, --save-every N, --save-total-limit N
-  --save-dtype F32|BF16|F16  dtype of the final model (checkpoints stay F32)
-  --resume                 continue from the newest checkpoint in --out, exactly (an error if there is none)
-  --overwrite-output-dir   start afresh in an --out holding an earlier run, deleting its checkpoints
-  --ignore-unused-weights  train a base whose files hold tensors its config.json does not use (a warning)
-`;
+With neither --model_name_or_path nor --dataset_name it trains the embedded default: a tiny Korean Llama (built
+on first use in ${e.model}) on the bundled data, into ${e.out}, with its own settings: ${pinned.join(" ")}.
+Other flags still apply.`,
+    groups: TRAIN_GROUPS,
+    footer: DIFFERENCES,
+  });
 }
 
-/**
- * The number a string flag holds, or undefined when the flag is absent; anything else is an error naming it.
- * @example
- * ```ts
- * numberFlag({ lr: "3e-4" }, "lr"); // 0.0003
- * ```
- */
-export function numberFlag(values: Record<string, unknown>, flag: string): number | undefined {
-  const v = values[flag];
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (typeof v !== "string" || v.trim() === "" || !Number.isFinite(n)) {
-    throw new Error(`--${flag}: expected a number, got ${JSON.stringify(v)}`);
-  }
-  return n;
-}
-
-/** Settings of the embedded default run of each objective (small model, bundled data, a few minutes). */
+/** Settings of the embedded default run of each objective (small model, bundled data, about two minutes). */
 export function embeddedDefault(
   objective: ObjectiveKind,
 ): Partial<TrainConfig> & { model: string; data: string[]; out: string } {
@@ -165,101 +125,92 @@ export function embeddedDefault(
     schedule: "cosine",
     warmupRatio: 0.05,
     weightDecay: 0.01,
+    // Every step logged (a curve worth looking at), and no recomputation: the tiny model needs no memory saving.
+    logEvery: 1,
     evalEvery: 10,
     saveEvery: 20,
     saveTotalLimit: 2,
+    gradientCheckpointing: false,
   };
 }
 
-/** A setting's value from its flag (or an alias), or undefined when none is given. */
-function flagValue(values: Record<string, unknown>, s: Setting<unknown>): unknown {
-  const flag = [s.flag, ...(s.aliases ?? [])].find((f) => values[f] !== undefined);
-  if (flag === undefined) return undefined;
-  switch (s.type) {
-    case "number":
-      return numberFlag(values, flag);
-    case "negated":
-      return values[flag] ? false : undefined;
-    case "file":
-      return values[flag] ? Deno.readTextFileSync(values[flag] as string) : undefined;
-    default:
-      return values[flag];
-  }
-}
+type TrainValues = SettingValues<ReturnType<typeof trainTable>>;
 
-/** The `lora` setting from `--lora-r` (which turns LoRA on), `--lora-alpha`, `--lora-targets`, `--rslora`. */
-function loraFromFlags(values: Record<string, unknown>): TrainConfig["lora"] {
-  const r = numberFlag(values, "lora-r");
-  if (r === undefined) {
-    if (values["lora-alpha"] !== undefined || values["lora-targets"] !== undefined) {
-      throw new Error("--lora-alpha and --lora-targets need --lora-r");
+/** The `lora` setting: `--use_peft` turns LoRA on; its other flags without it are a mistake TRL would ignore. */
+function loraFromFlags(
+  values: TrainValues,
+  sources: Record<string, string | undefined>,
+): TrainConfig["lora"] {
+  const given = (Object.keys(LORA_FLAGS) as (keyof typeof LORA_FLAGS)[]).filter((k) =>
+    values[k] !== undefined
+  );
+  if (!values.lora) {
+    if (given.length > 0) {
+      throw new Error(
+        `${
+          sources[given[0]]
+        } needs --use_peft (without it TRL ignores the LoRA settings and trains every weight)`,
+      );
     }
     return undefined;
   }
+  const names = (values.loraTargets ?? LORA_SETTINGS.targets.default).flatMap((t) => t.split(","));
+  let targets;
+  try {
+    targets = parseLoraTargets(names.join(","));
+  } catch (e) {
+    throw new Error(`${sources.loraTargets ?? "--lora_target_modules"}: ${(e as Error).message}`);
+  }
   return {
-    r,
-    alpha: numberFlag(values, "lora-alpha") ?? 2 * r,
-    targets: parseLoraTargets((values["lora-targets"] as string | undefined) ?? "all-linear"),
-    rslora: Boolean(values.rslora),
+    r: values.loraR ?? LORA_SETTINGS.r.default,
+    alpha: values.loraAlpha ?? LORA_SETTINGS.alpha.default,
+    targets,
+    rslora: values.loraRslora ?? false,
   };
 }
 
 /**
- * Parses a task's arguments into a run configuration; `undefined` means help was printed.
+ * Parses a task's arguments into a run configuration; `undefined` means help was asked for.
  * @example
  * ```ts
- * const cfg = parseTrainArgs("orpo", ["--model", "m", "--data", "d.jsonl", "--out", "runs/x"]);
+ * const cfg = parseTrainArgs("orpo", ["--model_name_or_path", "m", "--dataset_name", "d.jsonl", "--output_dir", "runs/x"]);
  * ```
  */
 export function parseTrainArgs(
   objective: ObjectiveKind,
   args: string[],
 ): { config: TrainConfig; embedded: boolean; dryRun?: DryRunOptions } | undefined {
-  const parsed = parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true });
-  const { positionals } = parsed;
-  const values = parsed.values as Record<string, unknown> & {
-    help?: boolean;
-    model?: string;
-    data?: string[];
-    out?: string;
-    resume?: boolean;
-    "dry-run"?: boolean;
-    "gpu-memory"?: string;
-    "max-binding"?: string;
-  };
-  if (values.help) return undefined;
-  if (positionals.length) {
-    throw new Error(`unexpected argument ${JSON.stringify(positionals[0])}; flags start with --`);
-  }
+  const table = trainTable(objective);
+  const parsed = parseSettings(table, args);
+  if (parsed.help) return undefined;
+  const values = parsed.values;
+  const sources = parsed.sources as Record<string, string | undefined>;
   const embedded = values.model === undefined && values.data === undefined;
   if (!embedded && (values.model === undefined || values.data === undefined || values.out === undefined)) {
     throw new Error(
-      "--model, --data and --out go together (or give none of them for the embedded default run)",
+      "--model_name_or_path, --dataset_name and --output_dir go together (or give none of the first two for " +
+        "the embedded default run)",
     );
   }
-  const base = embedded
-    ? embeddedDefault(objective)
-    : { model: values.model!, data: values.data!, out: values.out! };
-  const p: Partial<TrainConfig> & { model: string; data: string[]; out: string } = { ...base };
-  if (values.out) p.out = values.out;
-  for (const [key, setting] of Object.entries(SETTINGS) as [keyof TrainConfig, Setting<unknown>][]) {
-    if (setting.explicit && key !== "lora") continue; // model, data and out: read above
-    const v = key === "lora" ? loraFromFlags(values) : flagValue(values, setting);
-    if (v !== undefined) (p as Record<string, unknown>)[key] = v;
-  }
+  const p: Record<string, unknown> = embedded ? { ...embeddedDefault(objective) } : {};
+  const skip = new Set([...Object.keys(LORA_FLAGS), ...Object.keys(DRY_RUN_SETTINGS), "lora"]);
+  for (const [key, v] of Object.entries(values)) if (!skip.has(key) && v !== undefined) p[key] = v;
+  const lora = loraFromFlags(values, sources);
+  if (lora) p.lora = lora;
   // The embedded default run owns runs/<objective>-tiny: running it again replaces it, unless resuming.
   if (embedded && values.out === undefined && !values.resume) p.overwriteOutputDir = true;
-  const bytes = (flag: "gpu-memory" | "max-binding") =>
-    values[flag] === undefined ? undefined : parseByteSize(values[flag]!, `--${flag}`);
-  if (!values["dry-run"] && (values["gpu-memory"] !== undefined || values["max-binding"] !== undefined)) {
-    throw new Error("--gpu-memory and --max-binding go with --dry-run");
+  if (!values.dryRun && (values.gpuMemory !== undefined || values.maxBinding !== undefined)) {
+    throw new Error("--gpu_memory and --max_binding go with --dry_run");
   }
-  const dryRun = values["dry-run"]
-    ? { memoryBytes: bytes("gpu-memory"), maxBindingBytes: bytes("max-binding"), tinyIfMissing: embedded }
+  const dry = values.dryRun
+    ? { memoryBytes: values.gpuMemory, maxBindingBytes: values.maxBinding, tinyIfMissing: embedded }
     : undefined;
-  const config = withDefaults(objective, p);
+  const config = withDefaults(
+    objective,
+    p as Partial<TrainConfig> & { model: string; data: string[]; out: string },
+  );
   validateConfig(config);
-  return { config, embedded, ...(dryRun ? { dryRun } : {}) };
+  return { config, embedded, ...(dry ? { dryRun: dry } : {}) };
 }
 
 /**
@@ -271,7 +222,7 @@ export async function runTrainingTask(objective: ObjectiveKind, args: string[]):
   try {
     parsed = parseTrainArgs(objective, args);
   } catch (e) {
-    console.error(`error: ${(e as Error).message}\n\n${trainUsage(objective)}`);
+    console.error(`error: ${(e as Error).message}\n(deno task ${objective} --help lists the flags)`);
     return 2;
   }
   if (!parsed) {

@@ -1,9 +1,12 @@
 /**
- * From data files to tokenized training and evaluation examples for one objective: read and validate rows,
- * check they suit the objective, split off an evaluation set, tokenize with masks and truncation.
+ * From data files (or Hub datasets, split as `datasets` splits them) to tokenized training and evaluation
+ * examples for one objective: read and validate rows, check they suit the objective, take the evaluation set
+ * (held-out files, a share of the training rows, or the dataset's test split), tokenize with masks and
+ * truncation.
  *
  * @module
  */
+import { datasetSplitFiles } from "../io/dataset_repo.ts";
 import { type DatasetRow, loadDataset, type PreferenceRow, type SftRow, splitEval } from "../io/datasets.ts";
 import type { ObjectiveKind } from "../kernels/objective.ts";
 import type { TextTokenizer } from "../text/tokenizer.ts";
@@ -44,16 +47,39 @@ async function readRows(
   return { rows, skipped };
 }
 
+/** The local files of one split of every dataset named, saying where a folder's or a Hub dataset's came from. */
+async function splitFiles(
+  names: readonly string[],
+  cfg: TrainConfig,
+  split: string,
+  say: (message: string) => void,
+): Promise<string[]> {
+  const files: string[] = [];
+  for (const name of names) {
+    const found = await datasetSplitFiles(name, { split, config: cfg.datasetConfig });
+    if (found.length !== 1 || found[0] !== name) {
+      say(`${name}: split "${split}" from ${found.length} file(s)`);
+    }
+    files.push(...found);
+  }
+  return files;
+}
+
 /**
- * Reads, validates, splits and tokenizes the run's data.
+ * Reads, validates, splits and tokenizes the run's data. `say` hears where a Hub dataset's splits came from.
  * @example
  * ```ts
  * const data = await prepareData(cfg, tokenizer);
  * console.log(data.train.length, "examples");
  * ```
  */
-export async function prepareData(cfg: TrainConfig, tok: TextTokenizer): Promise<PreparedData> {
-  const { rows, skipped } = await readRows(cfg.data, cfg.objective, cfg.skipBadRows);
+export async function prepareData(
+  cfg: TrainConfig,
+  tok: TextTokenizer,
+  say: (message: string) => void = () => {},
+): Promise<PreparedData> {
+  const trainFiles = await splitFiles(cfg.data, cfg, cfg.datasetTrainSplit, say);
+  const { rows, skipped } = await readRows(trainFiles, cfg.objective, cfg.skipBadRows);
   if (rows.length === 0) throw new Error(`no rows in ${cfg.data.join(", ")}`);
   let trainRows = rows, evalRows: DatasetRow[] = [];
   if (cfg.evalData.length > 0) {
@@ -62,6 +88,14 @@ export async function prepareData(cfg: TrainConfig, tok: TextTokenizer): Promise
     const split = splitEval(rows, { evalFraction: cfg.evalFraction, seed: cfg.seed });
     trainRows = split.train;
     evalRows = split.eval;
+  } else if (cfg.evalStrategy !== "no") {
+    // As TRL's scripts do: the dataset's test split is evaluated when evaluation is on.
+    const testFiles = await splitFiles(cfg.data, cfg, cfg.datasetTestSplit, say).catch((e) => {
+      throw new Error(
+        `--eval_strategy ${cfg.evalStrategy}: no evaluation data: ${(e as Error).message}`,
+      );
+    });
+    evalRows = (await readRows(testFiles, cfg.objective, cfg.skipBadRows)).rows;
   }
   const limits = {
     maxLength: cfg.maxLength,

@@ -79,7 +79,12 @@ const PAIR_PROGRESS = [["margin", "rewards/margins", 3], ["acc", "rewards/accura
  * ```
  */
 export const OBJECTIVES: { readonly [K in ObjectiveKind]: ObjectiveInfo } = {
-  sft: { title: "supervised fine-tuning", data: "sft", defaultLr: 2e-5, progress: [] },
+  sft: {
+    title: "supervised fine-tuning",
+    data: "sft",
+    defaultLr: 2e-5,
+    progress: [["acc", "mean_token_accuracy", 3]],
+  },
   dpo: {
     title: "Direct Preference Optimization",
     data: "preference",
@@ -188,6 +193,13 @@ export class ObjectiveInputs {
     );
   }
 
+  #greedyOf(io: StepBuffers): Tensor {
+    if (!io.greedy) {
+      throw new Error("SFT needs the step buffers' greedy matches: allocStep({ greedy: true })");
+    }
+    return io.greedy;
+  }
+
   /** Writes one micro-batch's masks and reference sums (its tokens go through the model's `writeBatch`). */
   write(mb: MicroBatch): void {
     this.gpu.write(this.#lossMask, mb.lossMask);
@@ -205,6 +217,7 @@ export class ObjectiveInputs {
       mask: prefix(this.#lossMask, S * T),
       nllMask: s.objective === "orpo" ? prefix(this.#nllMask, S * T) : undefined,
       refLogp: s.objective === "dpo" ? prefix(this.#refLogp, S) : undefined,
+      greedy: s.objective === "sft" ? prefix(this.#greedyOf(io), S * T) : undefined,
       hyper: this.#hyper,
       metrics,
       dlogp: prefix(io.dlogp, S * T),

@@ -151,7 +151,7 @@ export async function runParity(
   const loaded = await loadLlama(gpu, modelDir, { trainable: true, maxTokens, maxPositions });
   opts.log?.(`layout: ${describeLayout(loaded)}`);
   const original = await readParams(gpu, loaded.params);
-  const io = loaded.model.allocStep();
+  const io = loaded.model.allocStep({ greedy: true });
   const metrics = gpu.tensor(16, "f32", "metrics");
   const hyper = gpu.tensor(OBJECTIVE_HYPER_LENGTH, "f32", "objective.hyper");
   const optimizerSettings = parseAdamwConvention(meta.conventions?.adamw);
@@ -450,6 +450,7 @@ async function objectiveStep(
       mask,
       nllMask,
       refLogp: o.refLogp,
+      greedy: o.kind === "sft" ? prefix(io.greedy!, B * T) : undefined,
       hyper: o.hyperTensor,
       metrics: o.metrics,
       dlogp: prefix(io.dlogp, B * T),

@@ -44,7 +44,7 @@ export class StepRunner {
     this.model = model;
     this.opt = opt;
     this.settings = settings;
-    this.io = model.allocStep();
+    this.io = model.allocStep({ greedy: settings.objective === "sft" });
     this.#objective = new ObjectiveInputs(gpu, settings, model.opts.maxTokens, maxSequences);
     this.#metrics = gpu.tensor(16, "f32", "metrics");
     this.#evalMetrics = gpu.tensor(16, "f32", "eval.metrics");
@@ -90,7 +90,7 @@ export class StepRunner {
     };
   }
 
-  /** The objective's metrics over `mbs` without training (names prefixed `eval_`, slashes as `_`). */
+  /** The objective's metrics over `mbs` without training, named as TRL logs them (`eval_rewards/chosen`). */
   async evaluate(mbs: MicroBatch[]): Promise<Record<string, number>> {
     const g = this.gpu, io = this.io;
     g.write(this.#evalMetrics, new Float32Array(this.#evalMetrics.length));
@@ -107,7 +107,7 @@ export class StepRunner {
       ]);
     }
     const values = await g.read(this.#evalMetrics);
-    return Object.fromEntries(this.metricNames.map((n, i) => [`eval_${n.replaceAll("/", "_")}`, values[i]]));
+    return Object.fromEntries(this.metricNames.map((n, i) => [`eval_${n}`, values[i]]));
   }
 
   /** Per-token log-probs of a batch's targets under the current weights (`B·T` rows, forward only). */

@@ -61,15 +61,15 @@ function trainedAdapter(
   if (!adapter) return cfg.lora ? { spec: cfg.lora, baseModel: cfg.model } : undefined;
   if (!cfg.lora) {
     throw new Error(
-      `--model ${cfg.model} is a PEFT adapter over ${adapter.baseModel}: train it further with --lora-r (the ` +
-        `adapter's own rank, alpha and targets are used), or train the base model in full with --model ` +
+      `--model_name_or_path ${cfg.model} is a PEFT adapter over ${adapter.baseModel}: train it further with --use_peft (the ` +
+        `adapter's own rank, alpha and targets are used), or train the base model in full with --model_name_or_path ` +
         adapter.baseModel,
     );
   }
   info(
     `training the adapter ${cfg.model} further over ${adapter.baseModel} (its own r=${adapter.spec.r}, ` +
       `lora_alpha=${adapter.spec.alpha}, target_modules ${JSON.stringify(adapter.spec.targets)}; ` +
-      "--lora-r, --lora-alpha and --lora-targets do not apply)",
+      "--lora_r, --lora_alpha and --lora_target_modules do not apply)",
   );
   return { spec: adapter.spec, init: adapter.weights, baseModel: adapter.baseModel };
 }
@@ -133,7 +133,7 @@ export async function loadTrainable(
  * the LoRA adapters as a PEFT adapter folder (always f32).
  * @example
  * ```ts
- * await saveTrainable(gpu, trainable, "runs/orpo/final", "BF16");
+ * await saveTrainable(gpu, trainable, "runs/orpo", "BF16");
  * ```
  */
 export async function saveTrainable(

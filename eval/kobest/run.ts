@@ -115,7 +115,7 @@ export async function kobestDataDir(
  * Scores every model and writes the outputs; returns the Markdown table and all results.
  * @example
  * ```ts
- * const { table } = await runKobest({ models: ["runs/orpo-tiny/final"], dataDir: "kobest", shots: [0, 5], limit: 20 });
+ * const { table } = await runKobest({ models: ["runs/orpo-tiny"], dataDir: "kobest", shots: [0, 5], limit: 20 });
  * console.log(table);
  * ```
  */

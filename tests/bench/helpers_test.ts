@@ -2,7 +2,8 @@ import { assert, assertAlmostEquals, assertEquals, assertRejects, assertThrows }
 import { mean, median } from "../../bench/measure.ts";
 import { createRandomLlama, loraSpecFor } from "../../bench/random_model.ts";
 import type { BenchReport } from "../../bench/report.ts";
-import { countParams, shapeFromFlags } from "../../bench/shapes.ts";
+import { countParams, SHAPE_SETTINGS, shapeFromFlags } from "../../bench/shapes.ts";
+import { parseSettings } from "../../io/settings.ts";
 import { parseTorchReference, sameModel } from "../../bench/torch_reference.ts";
 import { collectRatios } from "../../bench/merge_results.ts";
 import { f16ToF32 } from "../../gpu/half.ts";
@@ -24,16 +25,24 @@ Deno.test("bench shapes: presets have the published parameter counts", () => {
 });
 
 Deno.test("bench shapes: flags override one field and rename the shape; bad values name the flag", () => {
-  const s = shapeFromFlags({ preset: "tinyllama", layers: "2", positions: "4096" });
+  const s = shapeFromFlags(
+    parseSettings(SHAPE_SETTINGS, ["--preset", "tinyllama", "--layers", "2", "--positions", "4096"]).values,
+  );
   assertEquals([s.name, s.config.numLayers, s.config.maxPositionEmbeddings, s.config.hiddenSize], [
     "tinyllama+",
     2,
     4096,
     2048,
   ]);
-  assertThrows(() => shapeFromFlags({ preset: "gpt5" }), Error, '--preset: "gpt5" is not one of');
-  assertThrows(() => shapeFromFlags({ hidden: "12.5" }), Error, '--hidden: "12.5" is not a positive integer');
-  assertThrows(() => shapeFromFlags({ heads: "4", "kv-heads": "3" }), Error, "num_key_value_heads");
+  const shape = (...args: string[]) => shapeFromFlags(parseSettings(SHAPE_SETTINGS, args).values);
+  assertThrows(
+    () => shape("--preset", "gpt5"),
+    Error,
+    '--preset: expected tiny | tinyllama | llama7b, got "gpt5"',
+  );
+  assertThrows(() => shape("--hidden", "12.5"), Error, '--hidden: expected an integer ≥ 1, got "12.5"');
+  assertThrows(() => shape("--heads", "4", "--kv-heads", "3"), Error, "num_key_value_heads");
+  assertThrows(() => shapeFromFlags({ layers: 0 }), Error, "--layers: expected an integer ≥ 1, got 0");
 });
 
 const LOG = `torch 2.5.1 NVIDIA H100 80GB HBM3

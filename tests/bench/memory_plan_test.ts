@@ -16,7 +16,7 @@ const CASES = [
   { name: "tiny, full, gradient checkpointing", flags: {}, batch: 3, seq: 96, gradientCheckpointing: true },
   {
     name: "wider, LoRA r=16, f16 base, checkpointing",
-    flags: { hidden: "256", mlp: "688", layers: "2", vocab: "5000" },
+    flags: { hidden: 256, mlp: 688, layers: 2, vocab: 5000 },
     batch: 2,
     seq: 64,
     lora: 16,

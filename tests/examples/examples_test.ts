@@ -62,12 +62,12 @@ Deno.test({
         ...["--base", "base", "--out", "orpo", "--steps", "2", "--limit", "2"],
       );
       assertStringIncludes(table2, "| base | 0 |");
-      assertStringIncludes(table2, "| orpo/orpo/final | 0 |");
+      assertStringIncludes(table2, "| orpo/orpo | 0 |");
 
       const table1 = await runScript(
         await copyOutside("serve_winrate.ts", dir),
         dir,
-        ...["--a", "orpo/orpo/final", "--b", "base", "--limit", "2", "--out", "winrate"],
+        ...["--a", "orpo/orpo", "--b", "base", "--limit", "2", "--out", "winrate"],
       );
       assertStringIncludes(table1, "| Model A | Model B | Win | Tie | Loss |");
       assert((await Deno.stat(`${dir}/winrate/judgments.jsonl`)).isFile);

@@ -258,7 +258,8 @@ Deno.test("datasets: readRawRows, file types and missing files", async () => {
     "csv",
     "tsv",
   ]);
-  assertThrows(() => fileTypeOf("x.parquet"), DatasetError, "x.parquet: unknown dataset file type");
+  assertEquals(fileTypeOf("train-00000-of-00001.parquet"), "parquet");
+  assertThrows(() => fileTypeOf("x.arrow"), DatasetError, "x.arrow: unknown dataset file type");
   await assertRejects(
     () => loadDataset("/nonexistent/d.jsonl"),
     DatasetError,

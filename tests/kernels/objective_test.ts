@@ -20,6 +20,8 @@ interface Batch {
   /** Prompt and completion of each sequence (as TRL does). */
   wholeNll: Float32Array;
   refLogp: Float32Array;
+  /** SFT: 1 where the row's target is the argmax (random here). */
+  greedy: Uint32Array;
   sequences: number;
   T: number;
 }
@@ -37,6 +39,7 @@ function randomBatch(sequences: number, T: number, seed: number, empty: number[]
     completionNll: new Float32Array(rows),
     wholeNll: new Float32Array(rows),
     refLogp: Float32Array.from({ length: sequences }, () => -60 * r() - 10),
+    greedy: Uint32Array.from({ length: rows }, () => (r() < 0.4 ? 1 : 0)),
     sequences,
     T,
   };
@@ -125,6 +128,7 @@ async function runKernel(
       ? (nllMaskOf(c, b) === b.mask ? mask : gpu.upload(nllMaskOf(c, b)))
       : undefined,
     refLogp: c.kind === "dpo" ? gpu.upload(b.refLogp) : undefined,
+    greedy: c.kind === "sft" ? gpu.upload(b.greedy) : undefined,
     hyper,
     metrics,
     dlogp,
@@ -241,6 +245,7 @@ function selectSequences(b: Batch, order: number[]): Batch {
     completionNll: pick(b.completionNll),
     wholeNll: pick(b.wholeNll),
     refLogp: Float32Array.from(order, (s) => b.refLogp[s]),
+    greedy: Uint32Array.from(pick(Float32Array.from(b.greedy))),
     sequences: order.length,
     T: b.T,
   };
@@ -371,6 +376,7 @@ Deno.test(
         completionNll: dpoBatch.mask,
         wholeNll: dpoBatch.mask,
         refLogp: Float32Array.from(refLogp),
+        greedy: new Uint32Array(4 * T),
         sequences: 4,
         T,
       },
@@ -385,6 +391,7 @@ Deno.test(
         completionNll: orpoBatch.mask,
         wholeNll: orpoBatch.mask,
         refLogp: new Float32Array(4),
+        greedy: new Uint32Array(4 * T),
         sequences: 4,
         T,
       },
@@ -413,6 +420,12 @@ Deno.test("objective: bad arguments are refused with the field named", GPU_TEST,
     "lossType",
   );
   assertThrows(() => objectiveDispatches(gpu, { ...base, kind: "sft", sequences: 4 }), RangeError, "logp");
+  assertThrows(() => objectiveDispatches(gpu, { ...base, kind: "sft", sequences: 3 }), TypeError, "greedy");
+  assertThrows(
+    () => objectiveDispatches(gpu, { ...base, kind: "sft", sequences: 3, greedy: t(30) }),
+    TypeError,
+    "greedy",
+  );
   assertThrows(
     () => objectiveDispatches(gpu, { ...base, kind: "sft", sequences: 3, mask: gpu.tensor(30, "u32") }),
     TypeError,

@@ -62,18 +62,20 @@ Deno.test("reproduce cli: flags override the preset, training flags every object
 
 Deno.test("reproduce cli: bad input names the flag and what was expected", () => {
   const bad: [string[], string][] = [
-    [["--preset", "huge"], '--preset: unknown preset "huge"'],
-    [["--preset", "full"], "--model: expected a base model folder or Hub id"],
+    [["--preset", "huge"], "--preset: expected tiny | full"],
+    [["--preset", "full"], "--model_name_or_path: expected a base model folder or Hub id"],
     [["--shots", "0,x"], "--shots: expected comma-separated integers"],
     [["--prompts-limit", "0"], "--prompts-limit: expected an integer ≥ 1"],
-    [["--max-steps", "many"], '--max-steps: expected a number, got "many"'],
-    [["--judge-url", "http://x/v1"], "--judge-url needs --judge-model"],
-    [["--judge-model", "gpt"], "--judge-model and --judge-key-env need --judge-url"],
-    [["--answer-context", "100"], "--answer-context: expected a multiple of 64"],
-    [["--answer-max-tokens", "600"], "--answer-max-tokens: expected fewer than --answer-context (512)"],
+    [["--max-steps", "many"], '--max-steps: expected an integer ≥ -1, got "many"'],
+    [["--judge-url", "http://x/v1"], "--judge_url needs --judge_model"],
+    [["--judge-url", "x/v1", "--judge-model", "j"], "--judge-url: expected an http(s):// URL"],
+    [["--judge-model", "gpt"], "--judge_model and --judge_key_env need --judge_url"],
+    [["--answer-context", "100"], "--answer_context: expected a multiple of 64"],
+    [["--answer-max-tokens", "600"], "--answer_max_tokens: expected fewer than --answer_context (512)"],
     [["extra"], 'unexpected argument "extra"'],
-    [["--f16-base"], "sft training: --f16-base: expected --lora-r to be set"],
-    [["--max-length", "0"], "sft training: --max-length: expected a positive integer"],
+    [["--f16-base"], "--f16_base needs --lora_r"],
+    [["--max-length", "0"], "--max-length: expected an integer ≥ 1"],
+    [["--gpu-memory", "8GB"], "--gpu_memory and --max_binding go with --dry_run"],
   ];
   for (const [args, message] of bad) assertThrows(() => parseReproduceArgs(args), Error, message);
 });

@@ -112,7 +112,7 @@ Deno.test(
     assert(fourth.work.judgeCalls <= 3 * 2, "only SFT vs ORPO can need new judgments");
     const orpo = await readManifest(fourth.manifest);
     assertEquals(orpo.stages.orpo.result, {
-      dir: `${root}/run/orpo/final`,
+      dir: `${root}/run/orpo`,
       run_dir: `${root}/run/orpo`,
       steps: 3,
     });

@@ -128,7 +128,11 @@ Deno.test("report inputs: bad input is rejected with the file, field and what wa
       "not a report input (found no JSON)",
     );
     await Deno.mkdir(`${dir}/empty`);
-    await assertRejects(() => readReportInput(`${dir}/empty`), ReportInputError, "neither metrics.jsonl nor");
+    await assertRejects(
+      () => readReportInput(`${dir}/empty`),
+      ReportInputError,
+      "it has none of metrics.jsonl",
+    );
     await assertRejects(
       () => readReportInput(`${dir}/missing`),
       ReportInputError,
@@ -224,4 +228,68 @@ Deno.test("report inputs: merging names runs, models and judges apart", async ()
       "the same run folder is given twice",
     );
   });
+});
+
+Deno.test("report inputs: a folder the Hugging Face Trainer or TRL wrote reads from trainer_state.json", async () => {
+  await withTempDir(async (dir) => {
+    // What `trl sft` leaves without save_state(): log_history only in the checkpoints' trainer_state.json.
+    const history = [
+      {
+        loss: 2.5,
+        grad_norm: 1.2,
+        learning_rate: 2e-5,
+        num_tokens: 4096,
+        mean_token_accuracy: 0.41,
+        epoch: 0.5,
+        step: 10,
+      },
+      { eval_loss: 2.4, "eval_rewards/margins": 0.2, eval_runtime: 1.5, epoch: 0.5, step: 10 },
+      {
+        loss: 2.1,
+        grad_norm: 1.1,
+        learning_rate: 1e-5,
+        num_tokens: 8192,
+        mean_token_accuracy: 0.47,
+        epoch: 1,
+        step: 20,
+      },
+      { train_runtime: 61.5, train_loss: 2.3, total_flos: 1e12, epoch: 1, step: 20 },
+    ];
+    for (const [step, entries] of [[10, history.slice(0, 2)], [20, history]] as const) {
+      await Deno.mkdir(`${dir}/trl-run/checkpoint-${step}`, { recursive: true });
+      await Deno.writeTextFile(
+        `${dir}/trl-run/checkpoint-${step}/trainer_state.json`,
+        JSON.stringify({ global_step: step, log_history: entries }),
+      );
+    }
+    const input = await readReportInput(`${dir}/trl-run`);
+    assert(input.kind === "run", "a run folder");
+    assertEquals(input.run.train.map((r) => [r.step, r.loss]), [[10, 2.5], [20, 2.1]]);
+    assertEquals(input.run.eval.map((r) => r.step), [10]);
+    assertEquals(input.run.summary?.train_runtime, 61.5);
+    // Given as a file, the state means its run; a root trainer_state.json is read before the checkpoints'.
+    await Deno.writeTextFile(
+      `${dir}/trl-run/trainer_state.json`,
+      JSON.stringify({ log_history: history.slice(0, 1) }),
+    );
+    const root = await readReportInput(`${dir}/trl-run/trainer_state.json`);
+    assert(root.kind === "run", "trainer_state.json means its run");
+    assertEquals(root.run.train.map((r) => r.step), [10]);
+    await Deno.writeTextFile(
+      `${dir}/trl-run/trainer_state.json`,
+      JSON.stringify({ log_history: [{ step: 1, loss: "x" }] }),
+    );
+    await assertRejects(
+      () => readReportInput(`${dir}/trl-run`),
+      ReportInputError,
+      'trainer_state.json: log_history[0]: "loss": expected a number',
+    );
+  });
+});
+
+Deno.test("report inputs: a run of the layout before TRL's reads with its evaluation keys renamed", () => {
+  const text = '{"step":1,"loss":2,"tokens":10}\n{"step":1,"eval_loss":2.5,"eval_rewards_margins":0.1}\n';
+  assertEquals(parseMetricsJsonl(text, "metrics.jsonl").eval, [
+    { step: 1, eval_loss: 2.5, "eval_rewards/margins": 0.1 },
+  ]);
 });

@@ -204,7 +204,7 @@ Deno.test("report page: every input text is escaped, Korean is kept, the page ne
 Deno.test("report page: sections without input are left out; the configuration marks what differs", async () => {
   const { html } = await fullReport();
   for (const id of ["training", "kobest", "winrate"]) assertStringIncludes(html, `<section id="${id}">`);
-  const config = tableRows(html, "<h3>Configuration (train_config.json)</h3>");
+  const config = tableRows(html, "<h3>Configuration (training_args.json)</h3>");
   const lr = config.find((r) => r[0] === "lr");
   assertEquals(lr, ["lr", "0.003", "0.0005"]);
   assertStringIncludes(html, `<tr class="differs"><td>lr</td>`);

@@ -28,13 +28,14 @@ Deno.test(
           lr: 1e-3,
           evalFraction: 0.05,
           evalEvery: 2,
+          logEvery: 1,
         }),
         { gpu: await testGpu(), log: { info: () => {}, progress: () => {} } },
       );
       const inputs = await readReportInputs([`${dir}/orpo-run`]);
       const [run] = inputs.runs;
       assertEquals(run.name, "orpo-run");
-      assertEquals(run.config?.maxSteps, 3);
+      assertEquals(run.config?.max_steps, 3);
       assertEquals(run.train.map((r) => r.step), [1, 2, 3]);
       assertEquals(run.eval.map((r) => r.step), [2, 3]);
 

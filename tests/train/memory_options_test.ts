@@ -46,8 +46,8 @@ Deno.test(
     const kept = await run(false), ckpt = await run(true);
     assertEquals(ckpt.metrics, kept.metrics);
     for (const [name, w] of kept.weights) assertEquals(ckpt.weights.get(name), w, name);
-    const saved = JSON.parse(await Deno.readTextFile(`${root}/ckpt/train_config.json`));
-    assertEquals(saved.gradientCheckpointing, true);
+    const saved = JSON.parse(await Deno.readTextFile(`${root}/ckpt/training_args.json`));
+    assertEquals(saved.gradient_checkpointing, true);
     await Deno.remove(root, { recursive: true });
   },
 );
@@ -64,7 +64,7 @@ Deno.test("cli: --dry-run, --gpu-memory and --gradient-checkpointing parse; memo
   assertEquals(parsed.dryRun?.memoryBytes, 80e9);
   assertEquals(parsed.config.gradientCheckpointing, true);
   assertEquals(parseTrainArgs("sft", base)!.dryRun, undefined);
-  assertThrows(() => parseTrainArgs("sft", [...base, "--gpu-memory", "8GB"]), Error, "go with --dry-run");
+  assertThrows(() => parseTrainArgs("sft", [...base, "--gpu-memory", "8GB"]), Error, "go with --dry_run");
   assertThrows(
     () => parseTrainArgs("sft", [...base, "--dry-run", "--gpu-memory", "lots"]),
     Error,
@@ -75,7 +75,15 @@ Deno.test("cli: --dry-run, --gpu-memory and --gradient-checkpointing parse; memo
 Deno.test("dry run: a preference pair is two rows; checkpointing and LoRA shrink the plan", async () => {
   const dims = await readModelConfig(await microModel());
   const limits = { maxBinding: 2 ** 27 };
-  const common = { model: "m", data: ["d"], out: "o", batchSize: 4, maxLength: 60, padMultiple: 8 };
+  const common = {
+    model: "m",
+    data: ["d"],
+    out: "o",
+    batchSize: 4,
+    maxLength: 60,
+    padMultiple: 8,
+    gradientCheckpointing: false,
+  };
   const sft = trainingPlan(withDefaults("sft", common), dims, limits);
   const dpo = trainingPlan(withDefaults("dpo", common), dims, limits);
   // 60 tokens pad to 64; the DPO micro-batch holds 4 pairs, 8 rows: twice SFT's activations.

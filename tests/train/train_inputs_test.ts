@@ -78,9 +78,9 @@ Deno.test(
       await trainSmall(`${root}/run`);
       const err = await assertRejects(() => trainSmall(`${root}/run`), Error);
       assertStringIncludes(err.message, `${root}/run`);
-      assertStringIncludes(err.message, "--overwrite-output-dir");
-      assertStringIncludes(err.message, "--resume");
-      const state = `${root}/run/checkpoint-000002/trainer_state.json`;
+      assertStringIncludes(err.message, "--overwrite_output_dir");
+      assertStringIncludes(err.message, "--resume_from_checkpoint");
+      const state = `${root}/run/checkpoint-2/trainer_state.json`;
       assert(
         await Deno.stat(state).then(() => true, () => false),
         "the earlier run's checkpoint was removed",
@@ -135,7 +135,7 @@ Deno.test(
       await trainSmall(out, { maxSteps: 4, saveEvery: 2 });
       // What a kill during saves leaves: a checkpoint and a final model half-written by a process now gone.
       const dead = 999_999_999;
-      const stale = [`.checkpoint-000004.tmp-${dead}-k3j9x1q0`, `.final.tmp-${dead}-a1b2c3`];
+      const stale = [`.checkpoint-4.tmp-${dead}-k3j9x1q0`, `.model.tmp-${dead}-a1b2c3`];
       for (const name of stale) {
         await Deno.mkdir(`${out}/${name}`);
         await Deno.writeFile(`${out}/${name}/model.safetensors`, new Uint8Array(1 << 16));
@@ -251,7 +251,7 @@ Deno.test("trainer: a damaged trainer_state.json is named with its path", GPU_TE
   const root = await Deno.makeTempDir({ prefix: "state-" });
   try {
     await trainSmall(`${root}/run`);
-    const state = `${root}/run/checkpoint-000002/trainer_state.json`;
+    const state = `${root}/run/checkpoint-2/trainer_state.json`;
     await Deno.writeTextFile(state, '{"global_step": 2, "epo');
     const err = await assertRejects(() => trainSmall(`${root}/run`, { resume: true }), Error);
     assertStringIncludes(err.message, state);

@@ -4,6 +4,7 @@ import type { Gpu } from "../../gpu/runtime.ts";
 import { loadDataset, type PreferenceRow, type SftRow } from "../../io/datasets.ts";
 import type { ObjectiveKind } from "../../kernels/objective.ts";
 import { loadLlama, readParams } from "../../model/load.ts";
+import { referenceForward } from "../../model/reference.ts";
 import { BUNDLED_DATA } from "../../model/tiny.ts";
 import { loadTokenizer } from "../../text/tokenizer.ts";
 import { collatePreference, collateSft } from "../../train/batching.ts";
@@ -72,6 +73,38 @@ for (const objective of ["sft", "dpo", "orpo"] as const) {
   );
 }
 
+Deno.test(
+  "trainer: SFT's mean_token_accuracy is the share of loss tokens whose argmax is the target (CPU reference)",
+  GPU_TEST,
+  async () => {
+    const gpu = await testGpu();
+    const dir = await microModel();
+    const tok = await loadTokenizer(dir);
+    const rows = (await loadDataset(BUNDLED_DATA.sft.pathname)).rows.slice(0, 4) as SftRow[];
+    const loaded = await loadLlama(gpu, dir, { trainable: true, maxTokens: 4 * 96, maxPositions: 96 });
+    const weights = await readParams(gpu, loaded.params);
+    const opt = new AdamW(gpu, [loaded.params], { maxGradNorm: 1 });
+    const settings = { objective: "sft" as const, beta: 0.1 };
+    const runner = new StepRunner(gpu, loaded.model, opt, settings, 4);
+    const examples = buildSftExamples(rows, tok, { maxLength: 96 }).examples;
+    const batch = collateSft(examples, [0, 1, 2, 3], { padId: 0, padMultiple: 96 });
+    const { values } = await runner.step([microBatch(batch, settings)], 0, 1);
+    const { logits } = referenceForward(loaded.config, loaded.config.rope, weights, batch);
+    const V = loaded.config.vocabSize;
+    let correct = 0, total = 0;
+    for (let r = 0; r < batch.B * batch.T; r++) {
+      if (!batch.lossMask[r]) continue;
+      const row = logits.subarray(r * V, (r + 1) * V);
+      let best = 0;
+      for (let v = 1; v < V; v++) if (row[v] > row[best]) best = v;
+      total++;
+      if (best === batch.targets[r]) correct++;
+    }
+    assert(total > 0 && correct > 0, `${correct} of ${total} tokens right: the check would prove little`);
+    assertClose([values.mean_token_accuracy], [correct / total], "mean_token_accuracy", 1e-6, 0);
+  },
+);
+
 async function trainMicro(out: string, over: Record<string, unknown> = {}, stopAfter?: number) {
   const cfg = withDefaults("orpo", {
     model: await microModel(),
@@ -87,6 +120,8 @@ async function trainMicro(out: string, over: Record<string, unknown> = {}, stopA
     weightDecay: 0.01,
     evalFraction: 0.05,
     evalEvery: 3,
+    // Log entries average two steps each, so the stop after step 3 falls inside one.
+    logEvery: 2,
     ...over,
   });
   return await train(cfg, { gpu: await testGpu(), log: quiet, stopAfter });
@@ -215,6 +250,7 @@ Deno.test("trainer: DPO computes reference log-probs once and caches them", GPU_
     batchSize: 4,
     maxSteps: 2,
     lr: 1e-3,
+    logEvery: 1,
   });
   const messages: string[] = [];
   const log = { info: (m: string) => messages.push(m), progress: () => {} };
@@ -289,7 +325,7 @@ Deno.test(
     }).spawn();
     // Kill it as soon as its second checkpoint exists (mid-run, possibly mid-write of the next one).
     for (let i = 0; i < 600; i++) {
-      const done = await Deno.stat(`${root}/killed/checkpoint-000004/trainer_state.json`).then(
+      const done = await Deno.stat(`${root}/killed/checkpoint-4/trainer_state.json`).then(
         () => true,
         () => false,
       );
@@ -312,7 +348,7 @@ Deno.test(
     );
     const b = await readParams(
       gpu,
-      (await loadLlama(gpu, `${root}/killed/final`, { trainable: false, maxTokens: 8 })).params,
+      (await loadLlama(gpu, `${root}/killed`, { trainable: false, maxTokens: 8 })).params,
     );
     for (const [name, v] of a) assertEquals(b.get(name), v, name);
     await Deno.remove(root, { recursive: true });
