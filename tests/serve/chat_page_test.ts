@@ -15,7 +15,7 @@ import { foreignRequests, type Page, withBrowser } from "../browser.ts";
 import { chromiumCapability, GPU_TEST, testGpu, testNeeding } from "../helpers.ts";
 import { writeMicroModel } from "../model/micro_model.ts";
 import { FakeEngine } from "./fake_engine.ts";
-import { expectIdle, TEST_LIMITS } from "./http.ts";
+import { TEST_LIMITS, waitIdle } from "./http.ts";
 
 const CHROMIUM = await chromiumCapability();
 const UI = new URL("../../serve/ui/", import.meta.url);
@@ -28,7 +28,7 @@ async function withChatServer(
   const server = startServer(engine, { ...TEST_LIMITS, maxPromptTokens: 100, ...extra });
   try {
     await fn(server.url);
-    await expectIdle(server.url);
+    await waitIdle(server.url);
   } finally {
     await server.close();
   }
@@ -210,9 +210,9 @@ testNeeding(
         assertEquals(request.adapter, "sft-lora");
         assertEquals([request.temperature, request.topK, request.presencePenalty], [0.3, 5, 0.5]);
         assertStringIncludes(request.prompt, "첫째 줄\n둘째 줄");
-        // The server freed the slot: /health shows nothing running (the page shows it too).
+        // The server frees the slot (when the engine next looks at the abort) and the page shows it too.
+        await waitIdle(url);
         await page.waitFor(`document.getElementById("health").textContent.includes("0 running")`);
-        await expectIdle(url);
         assertEquals(engine.aborts, 1, "the engine saw the abort");
         // The focus is back in the message box; Tab moves on to Send, with a visible outline.
         assertEquals(await page.eval(`document.activeElement.id`), "prompt");

@@ -46,6 +46,20 @@ export async function expectIdle(url: string): Promise<void> {
   }, "health after the test");
 }
 
+/**
+ * Waits up to `ms` for `/health` to show nothing running or queued (a stopped generation frees its slot when
+ * the engine next looks at its abort signal, not at once), then asserts it as {@link expectIdle} does.
+ */
+export async function waitIdle(url: string, ms = 5000): Promise<void> {
+  const deadline = performance.now() + ms;
+  while (performance.now() < deadline) {
+    const body = await (await fetch(`${url}/health`)).json();
+    if (body.running === 0 && body.queued === 0) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  await expectIdle(url);
+}
+
 /** POSTs `body` (JSON-encoded unless a string) and returns the response. */
 export function post(
   url: string,
