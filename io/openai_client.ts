@@ -27,13 +27,22 @@ export interface ChatClient {
   chat(body: ChatRequestBody): Promise<ChatReply>;
 }
 
+/**
+ * Extra attempts after a request's first, unless told otherwise (408, 409, 429, 5xx, network errors, timeouts).
+ * @example
+ * ```ts
+ * new OpenAIClient({ baseUrl: "http://127.0.0.1:8080/v1", retries: HTTP_RETRIES });
+ * ```
+ */
+export const HTTP_RETRIES = 5;
+
 /** Options for {@link OpenAIClient}. */
 export interface OpenAIClientOptions {
   /** Base URL as OpenAI SDKs take it, e.g. `https://api.openai.com/v1`; a bare host gets `/v1` added. */
   baseUrl: string;
   /** Sent as `Authorization: Bearer <apiKey>` when set. */
   apiKey?: string;
-  /** Extra attempts after the first (default 5). */
+  /** Extra attempts after the first (default {@link HTTP_RETRIES}). */
   retries?: number;
   /** First backoff delay (default 1000 ms); it doubles per attempt, with jitter. */
   retryBaseMs?: number;
@@ -134,7 +143,7 @@ export class OpenAIClient implements ChatClient {
   constructor(opts: OpenAIClientOptions) {
     this.baseUrl = normalizeBaseUrl(opts.baseUrl);
     this.#apiKey = opts.apiKey;
-    this.#retries = opts.retries ?? 5;
+    this.#retries = opts.retries ?? HTTP_RETRIES;
     this.#baseMs = opts.retryBaseMs ?? 1000;
     this.#maxMs = opts.retryMaxMs ?? 30_000;
     this.#timeoutMs = opts.timeoutMs ?? 300_000;

@@ -68,6 +68,8 @@ export interface Setting<T = unknown> {
   metavar?: string;
   /** The value when none is given. */
   default?: T;
+  /** The setting must be given (on the command line or in the `--config` file); see {@link checkRequired}. */
+  required?: boolean;
   /** What `--help` says instead of the default value (a default that depends on other settings). */
   defaultHelp?: string;
   /** Numbers: the accepted range. */
@@ -513,6 +515,61 @@ export function withTableDefaults<T extends SettingsTable>(
 }
 
 /**
+ * The rule of a setting that names an endpoint (`check: HTTP_URL`): an `http://` or `https://` URL.
+ * @example
+ * ```ts
+ * const judgeUrl = { name: "judge_url", kind: "string", metavar: "URL", check: HTTP_URL, help: "the judge" };
+ * ```
+ */
+export const HTTP_URL: { expected: string; ok(value: string): boolean } = {
+  expected: "an http(s):// URL",
+  ok: (value) => /^https?:\/\//i.test(value),
+};
+
+/**
+ * Throws `--name is required` for the first setting marked `required` that `values` lacks (after `--help`
+ * was handled, since `--help` alone is a complete command line).
+ * @example
+ * ```ts
+ * checkRequired({ model: { name: "model", kind: "string", required: true, help: "" } }, {});
+ * // throws: --model is required (see --help)
+ * ```
+ */
+export function checkRequired<T extends SettingsTable>(table: T, values: SettingValues<T>): void {
+  for (const [key, s] of Object.entries(table)) {
+    const v = (values as Record<string, unknown>)[key];
+    if (s.required && (v === undefined || (Array.isArray(v) && v.length === 0))) {
+      throw new Error(`--${s.name} is required (see --help)`);
+    }
+  }
+}
+
+/**
+ * The secret held by the environment variable a setting names (`--api_key_env NAME`). A variable named on
+ * the command line must be set and non-empty (an error naming `where`, the flag, otherwise); the `fallback`
+ * variable, read when none is named, may be absent. Keys are passed by name so that they stay out of
+ * process lists and shell history.
+ * @example
+ * ```ts
+ * secretFromEnv("--judge_key_env", undefined, { fallback: "OPENAI_API_KEY" }); // the key, or undefined
+ * secretFromEnv("--api_key_env", "MY_KEY"); // throws when MY_KEY is unset or empty
+ * ```
+ */
+export function secretFromEnv(
+  where: string,
+  name: string | undefined,
+  options: { env?: (name: string) => string | undefined; fallback?: string } = {},
+): string | undefined {
+  const variable = name ?? options.fallback;
+  if (variable === undefined) return undefined;
+  const value = (options.env ?? ((n: string) => Deno.env.get(n)))(variable);
+  if (!value && name !== undefined) {
+    throw new Error(`${where} ${name}: the environment variable ${name} is unset or empty`);
+  }
+  return value || undefined;
+}
+
+/**
  * Checks every present value of `values` against its setting, naming its flag (`--name`) on the first that
  * fails: for settings built by a program rather than read from a command line.
  * @example
@@ -583,6 +640,7 @@ export function settingHelp(s: Setting): string {
     ? expectedOf(s)
     : undefined;
   const notes = [
+    s.required ? "required" : undefined,
     s.defaultHelp !== undefined
       ? `default ${s.defaultHelp}`
       : s.default !== undefined && !(s.kind === "bool" && s.default === false)

@@ -1,7 +1,10 @@
 import {
+  checkRequired,
   expectedOf,
   formatSettingValue,
+  HTTP_URL,
   parseSettings,
+  secretFromEnv,
   settingsHelp,
   type SettingsTable,
   validateSettings,
@@ -201,4 +204,39 @@ Deno.test("settings: a table whose spellings collide is refused", () => {
     b: { name: "max-len", kind: "int", help: "" },
   } satisfies SettingsTable;
   assertThrows(() => parseSettings(clash, []), Error, '--max_len names both "a" and "b"');
+});
+
+Deno.test("settings: required settings, keys from named variables, and endpoint URLs", () => {
+  const table = {
+    model: { name: "model", kind: "string", required: true, help: "the model" },
+    models: { name: "also", kind: "list", required: true, help: "more" },
+    url: { name: "base_url", kind: "string", check: HTTP_URL, help: "endpoint" },
+  } satisfies SettingsTable;
+  assertThrows(() => checkRequired(table, { models: ["b"] }), Error, "--model is required");
+  assertThrows(() => checkRequired(table, { model: "a", models: [] }), Error, "--also is required");
+  checkRequired(table, { model: "a", models: ["b"] });
+  assertStringIncludes(settingsHelp(table, { usage: "u" }), "the model (required)");
+  assertEquals(parseSettings(table, ["--base-url", "HTTPS://h/v1"]).values.url, "HTTPS://h/v1");
+  assertThrows(
+    () => parseSettings(table, ["--base-url", "h:8000"]),
+    Error,
+    '--base-url: expected an http(s):// URL, got "h:8000"',
+  );
+
+  const env = (name: string) => ({ SET: "sk-1", EMPTY: "" } as Record<string, string>)[name];
+  assertEquals(secretFromEnv("--key_env", "SET", { env }), "sk-1");
+  assertEquals(secretFromEnv("--key_env", undefined, { env }), undefined, "nothing named, no fallback");
+  assertEquals(secretFromEnv("--key_env", undefined, { env, fallback: "SET" }), "sk-1");
+  assertEquals(
+    secretFromEnv("--key_env", undefined, { env, fallback: "UNSET" }),
+    undefined,
+    "a fallback may be absent",
+  );
+  for (const name of ["UNSET", "EMPTY"]) {
+    assertThrows(
+      () => secretFromEnv("--key-env", name, { env, fallback: "SET" }),
+      Error,
+      `--key-env ${name}: the environment variable ${name} is unset or empty`,
+    );
+  }
 });
