@@ -5,12 +5,14 @@
  * @module
  */
 import {
+  HTTP_URL,
   parseSettings,
   settingsHelp,
   type SettingsTable,
   type SettingValues,
   wrapText,
 } from "../io/settings.ts";
+import { parseShots } from "../eval/kobest/cli.ts";
 import { DRY_RUN_SETTINGS } from "../train/cli.ts";
 import { LORA_SETTINGS, SETTINGS } from "../train/config.ts";
 import { parseLoraTargets } from "../train/lora.ts";
@@ -170,7 +172,7 @@ export const REPRODUCE_SETTINGS = {
     group: JUDGE,
     help: "an OpenAI-compatible endpoint (…/v1); without it only the tiny preset has a judge (the rule " +
       "judge, a heuristic); other presets skip Table 1 and say so",
-    check: { expected: "an http(s):// URL", ok: (v: string) => /^https?:\/\//.test(v) },
+    check: HTTP_URL,
   },
   judgeModel: {
     name: "judge_model",
@@ -260,18 +262,6 @@ whose outputs are complete; pipeline.json in --output_dir records each stage's s
 presets
 ${presetHelp()}`,
     groups: [WHERE, INPUTS, EVALUATION, JUDGE, TRAINING, "memory"],
-  });
-}
-
-function parseShots(text: string, where: string): number[] {
-  return text.split(",").map((part) => {
-    const n = Number(part.trim());
-    if (part.trim() === "" || !Number.isSafeInteger(n) || n < 0) {
-      throw new Error(
-        `${where}: expected comma-separated integers ≥ 0 such as 0,5, got ${JSON.stringify(text)}`,
-      );
-    }
-    return n;
   });
 }
 

@@ -12,6 +12,7 @@ import {
   kobestDataHelp,
   type KobestSplit,
   type KobestTask,
+  parseKobestTasks,
 } from "../eval/kobest/data.ts";
 import { writeKobestTrainingData } from "../eval/kobest/training.ts";
 import { deniedPermissionLine, runTask } from "../io/cli.ts";
@@ -36,9 +37,9 @@ const SETTINGS = {
     name: "tasks",
     kind: "string",
     metavar: "LIST",
-    parse: parseTasks,
+    parse: parseKobestTasks,
     defaultHelp: KOBEST_TASKS.join(","),
-    help: "comma-separated tasks",
+    help: "comma-separated tasks, in lm-eval's names too (kobest_boolq, …; kobest for all five)",
   },
   split: { name: "split", kind: "string", choices: KOBEST_SPLITS, default: "train", help: "the split read" },
   limit: { name: "limit", kind: "int", range: { min: 1 }, help: "first N documents of each task" },
@@ -62,19 +63,6 @@ interface Args {
 function fail(message: string): never {
   console.error(`kobest_data: ${message}`);
   Deno.exit(2);
-}
-
-function parseTasks(value: string, where: string): KobestTask[] {
-  const names = value.split(",").map((s) => s.trim()).filter((s) => s !== "");
-  const bad = names.filter((n) => !(KOBEST_TASKS as readonly string[]).includes(n));
-  if (bad.length > 0 || names.length === 0) {
-    throw new Error(
-      `${where}: unknown task(s) ${bad.join(", ") || "(none given)"}; expected some of ${
-        KOBEST_TASKS.join(", ")
-      }`,
-    );
-  }
-  return names as KobestTask[];
 }
 
 function parseCli(argv: string[]): Args | undefined {

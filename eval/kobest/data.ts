@@ -23,6 +23,32 @@ export const KOBEST_TASKS = ["boolq", "copa", "hellaswag", "sentineg", "wic"] as
 /** One KoBEST task name (the Hub config name). */
 export type KobestTask = typeof KOBEST_TASKS[number];
 
+/**
+ * A comma-separated task list as `--tasks` takes it: these names or lm-evaluation-harness's (`kobest_boolq`,
+ * …), and `kobest` for all five; duplicates are dropped, the order kept. Errors name `where`.
+ * @example
+ * ```ts
+ * parseKobestTasks("kobest_copa,wic"); // ["copa", "wic"]
+ * parseKobestTasks("kobest"); // all five
+ * ```
+ */
+export function parseKobestTasks(text: string, where = "--tasks"): KobestTask[] {
+  const out: KobestTask[] = [];
+  const names = text.split(",").map((t) => t.trim()).filter((t) => t !== "");
+  const expected = `kobest or some of ${KOBEST_TASKS.join(", ")}, with or without kobest_`;
+  if (names.length === 0) throw new Error(`${where}: expected ${expected}, got ${JSON.stringify(text)}`);
+  for (const raw of names) {
+    const tasks = raw === "kobest" ? [...KOBEST_TASKS] : [raw.replace(/^kobest_/, "") as KobestTask];
+    for (const t of tasks) {
+      if (!KOBEST_TASKS.includes(t)) {
+        throw new Error(`${where}: unknown task "${raw}" (expected ${expected})`);
+      }
+      if (!out.includes(t)) out.push(t);
+    }
+  }
+  return out;
+}
+
 /** The Hub's split names. The TSV layout calls `validation` `dev`. */
 export const KOBEST_SPLITS = ["train", "validation", "test"] as const;
 /** One split name. */

@@ -23,7 +23,10 @@ import {
   type TokenLogprobModel,
 } from "../loglikelihood.ts";
 
-/** One scored request, as `--dump-requests` writes it (one JSON object per line). */
+/** Sequences per model call unless told otherwise (lm-eval's results record it as `batch_size`). */
+export const KOBEST_BATCH_SIZE = 16;
+
+/** One scored request, as `--dump_requests` writes it (one JSON object per line). */
 export interface RequestRecord {
   /** The task the document belongs to. */
   task: KobestTask;
@@ -59,7 +62,7 @@ export interface EvaluateKobestOptions {
   limit?: number;
   /** Few-shot seed (default 1234). */
   seed?: number;
-  /** Sequences per model call (default 16). */
+  /** Sequences per model call (default {@link KOBEST_BATCH_SIZE}). */
   batchSize?: number;
   /** Passed to the tokenizer; undefined keeps its default special tokens (current lm-eval). */
   addSpecialTokens?: boolean;
@@ -205,7 +208,7 @@ export async function evaluateKobest(
       config: {
         model: options.modelName ?? "kotransfer",
         model_args: options.modelArgs ?? "",
-        batch_size: options.batchSize ?? 16,
+        batch_size: options.batchSize ?? KOBEST_BATCH_SIZE,
         limit: options.limit ?? null,
         bootstrap_iters: 100000,
         fewshot_seed: options.seed ?? DEFAULT_FEWSHOT_SEED,

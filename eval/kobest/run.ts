@@ -36,7 +36,7 @@ import {
   type KobestSplit,
   type KobestTask,
 } from "./data.ts";
-import { checkKobestData, evaluateKobest, type RequestRecord } from "./evaluate.ts";
+import { checkKobestData, evaluateKobest, KOBEST_BATCH_SIZE, type RequestRecord } from "./evaluate.ts";
 import { kobestMarkdownTable, type LmEvalResults, type TableEntry } from "./results.ts";
 
 /** Options of {@link runKobest}. */
@@ -87,7 +87,7 @@ export interface RemoteKobest {
   tokenizer?: string;
   /** Sent as `Authorization: Bearer <apiKey>`. */
   apiKey?: string;
-  /** Requests in flight at once (lm-eval's `num_concurrent`; default 4). */
+  /** Requests in flight at once (lm-eval's `num_concurrent`; default {@link REMOTE_CONCURRENCY}). */
   concurrency?: number;
   /** HTTP retries per request on 429/5xx/network errors (default 5). */
   retries?: number;
@@ -127,7 +127,7 @@ export async function runKobest(o: RunKobestOptions): Promise<{ table: string; r
     warned.add(message);
   };
   if (o.out) await checkWritableFile(o.out, "--out");
-  if (o.dumpRequests) await checkWritableFile(o.dumpRequests, "--dump-requests");
+  if (o.dumpRequests) await checkWritableFile(o.dumpRequests, "--dump_requests");
   const tasks = o.tasks ?? [...KOBEST_TASKS];
   const shots = o.shots ?? [0];
   const split = o.split ?? "test";
@@ -237,7 +237,7 @@ async function checkModel(
     throw named(model, e);
   }
   const maxLength = modelWindow(source.config, o.maxLength, model, warn);
-  const batchSize = o.batchSize ?? 16;
+  const batchSize = o.batchSize ?? KOBEST_BATCH_SIZE;
   const pretrained = source.adapter
     ? `pretrained=${source.modelDir},peft=${source.adapter.dir}`
     : `pretrained=${source.modelDir}`;
@@ -282,7 +282,7 @@ async function checkRemoteModel(
   try {
     served = await client.listModelCards();
   } catch (e) {
-    throw new Error(`--base-url ${remote.baseUrl}: ${(e as Error).message}`, { cause: e });
+    throw new Error(`--base_url ${remote.baseUrl}: ${(e as Error).message}`, { cause: e });
   }
   const card = served.find((m) => m.id === model);
   if (!card) {
@@ -305,10 +305,10 @@ async function checkRemoteModel(
   const maxLength = o.maxLength ?? card.maxModelLen ??
     (config ? modelWindow(config, undefined, model, warn) : API_DEFAULT_MAX_LENGTH);
   if (!(maxLength >= 3)) {
-    throw new RangeError(`--max-length must be at least 3 with --base-url, got ${maxLength}`);
+    throw new RangeError(`--max_length must be at least 3 with --base_url, got ${maxLength}`);
   }
-  const requestBatch = o.batchSize ?? 16;
-  const concurrency = remote.concurrency ?? 4;
+  const requestBatch = o.batchSize ?? KOBEST_BATCH_SIZE;
+  const concurrency = remote.concurrency ?? REMOTE_CONCURRENCY;
   return {
     name: model,
     tokenizer,
@@ -326,6 +326,9 @@ async function checkRemoteModel(
     },
   };
 }
+
+/** Requests in flight at once through an endpoint unless told otherwise. */
+export const REMOTE_CONCURRENCY = 4;
 
 /** lm-eval's default `max_length` for API models. */
 const API_DEFAULT_MAX_LENGTH = 2048;

@@ -1,6 +1,6 @@
 /**
  * KoBEST scored two ways must agree: locally on the GPU, and through this project's server with
- * lm-evaluation-harness's `local-completions` protocol (`--base-url`); and an adapter folder must score as
+ * lm-evaluation-harness's `local-completions` protocol (`--base_url`); and an adapter folder must score as
  * its merged model does.
  */
 import { runKobest } from "../../eval/kobest/run.ts";
@@ -55,7 +55,7 @@ async function assertSameScores(
   });
 }
 
-Deno.test("kobest --base-url: scoring through the server equals local scoring", GPU_TEST, async () => {
+Deno.test("kobest --base_url: scoring through the server equals local scoring", GPU_TEST, async () => {
   const root = await Deno.makeTempDir({ prefix: "kobest-remote-" });
   const gpu = await testGpu();
   const lines: string[] = [];

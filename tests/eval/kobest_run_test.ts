@@ -32,9 +32,9 @@ Deno.test(
         ["a folder without weights", { ...base, models: [model, root] }, root],
         ["--out naming a folder", { ...base, models: [model], out: root }, `--out ${root}`],
         [
-          "--dump-requests naming a folder",
+          "--dump_requests naming a folder",
           { ...base, models: [model], dumpRequests: root },
-          `--dump-requests ${root}`,
+          `--dump_requests ${root}`,
         ],
         [
           "a data folder without KoBEST",
