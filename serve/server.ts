@@ -129,8 +129,23 @@ interface Watch {
   lastProgress: number;
 }
 
-/** The default of {@link ServerOptions.stuckAfterMs}. */
-const DEFAULT_STUCK_AFTER_MS = 30_000;
+/**
+ * The default of {@link ServerOptions.stuckAfterMs}.
+ * @example
+ * ```ts
+ * STUCK_AFTER_MS; // 30000
+ * ```
+ */
+export const STUCK_AFTER_MS = 30_000;
+
+/**
+ * The default of {@link ServerOptions.shutdownGraceMs}.
+ * @example
+ * ```ts
+ * SHUTDOWN_GRACE_MS; // 10000
+ * ```
+ */
+export const SHUTDOWN_GRACE_MS = 10_000;
 
 /**
  * Starts serving `engine` and returns at once (the port is bound when this returns).
@@ -150,13 +165,13 @@ const DEFAULT_STUCK_AFTER_MS = 30_000;
  */
 export function startServer(engine: GenerationEngine, opts: ServerOptions): ServerHandle {
   validateOptions(opts);
-  const stuckAfterMs = opts.stuckAfterMs ?? DEFAULT_STUCK_AFTER_MS;
+  const stuckAfterMs = opts.stuckAfterMs ?? STUCK_AFTER_MS;
   const names = [engine.modelId, ...(opts.modelAliases ?? [])];
   const clash = (engine.adapters ?? []).find((a) => names.includes(a));
   if (clash) {
     throw new RangeError(`the adapter name "${clash}" is also the model's name or an alias; rename it`);
   }
-  const graceMs = opts.shutdownGraceMs ?? 10_000;
+  const graceMs = opts.shutdownGraceMs ?? SHUTDOWN_GRACE_MS;
   const state: State = {
     engine,
     stuckAfterMs,
