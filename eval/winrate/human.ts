@@ -48,27 +48,14 @@ const VERDICT_OF: Record<HumanVote, Verdict> = { A: "A", B: "B", tie: "C" };
  * humanJudgeName("two words"); // WinRateInputError
  * ```
  */
-export function humanJudgeName(name: string): string {
+export function humanJudgeName(name: string, where = "--judge_name"): string {
   if (!/^[\p{L}\p{N}._@-]{1,64}$/u.test(name)) {
     throw new WinRateInputError(
-      `--judge-name ${JSON.stringify(name)}: expected 1 to 64 letters, digits, ".", "_", "@" or "-" ` +
+      `${where} ${JSON.stringify(name)}: expected 1 to 64 letters, digits, ".", "_", "@" or "-" ` +
         `(votes are judged by "${HUMAN_JUDGE_PREFIX}<name>")`,
     );
   }
   return HUMAN_JUDGE_PREFIX + name;
-}
-
-/**
- * `--orders` as an {@link OrderRule}.
- *
- * @example
- * ```ts
- * parseOrderRule("both"); // "both"
- * ```
- */
-export function parseOrderRule(text: string): OrderRule {
-  if (text === "once" || text === "both") return text;
-  throw new WinRateInputError(`--orders must be once or both, got ${JSON.stringify(text)}`);
 }
 
 /** A pair of models with their answers by question id. */

@@ -151,10 +151,10 @@ export async function readQuestions(path: string, limit?: number): Promise<Quest
  * //   b: { name: "base", source: { kind: "url", url: "http://127.0.0.1:8080/v1" } } }
  * ```
  */
-export function parsePairSpec(text: string): PairSpec {
+export function parsePairSpec(text: string, where = "--pair"): PairSpec {
   const parts = text.split(",");
   if (parts.length !== 2) {
-    throw new WinRateInputError(`--pair ${JSON.stringify(text)}: expected nameA=answersA,nameB=answersB`);
+    throw new WinRateInputError(`${where} ${JSON.stringify(text)}: expected nameA=answersA,nameB=answersB`);
   }
   const [a, b] = parts.map((part) => {
     const eq = part.indexOf("=");
@@ -162,13 +162,13 @@ export function parsePairSpec(text: string): PairSpec {
     const source = part.slice(eq + 1).trim();
     if (eq <= 0 || name === "" || source === "") {
       throw new WinRateInputError(
-        `--pair ${JSON.stringify(text)}: ${JSON.stringify(part)} is not name=source`,
+        `${where} ${JSON.stringify(text)}: ${JSON.stringify(part)} is not name=source`,
       );
     }
     return { name, source: sourceOf(source) };
   });
   if (a.name === b.name) {
-    throw new WinRateInputError(`--pair ${JSON.stringify(text)}: the two names are equal`);
+    throw new WinRateInputError(`${where} ${JSON.stringify(text)}: the two names are equal`);
   }
   return { a, b };
 }

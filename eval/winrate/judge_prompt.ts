@@ -67,10 +67,17 @@ export function judgeMessages(
 }
 
 /**
- * How a verdict is read from the judge's text: `fastchat` as FastChat's `run_judge_pair` reads it (`[[A]]`
- * anywhere wins, then `[[B]]`, then `[[C]]`), or `last`, the last marker in the text (judges often quote
- * the format while explaining before they give the verdict).
+ * How a verdict can be read from the judge's text: `fastchat` as FastChat's `run_judge_pair` reads it
+ * (`[[A]]` anywhere wins, then `[[B]]`, then `[[C]]`), or `last`, the last marker in the text (judges often
+ * quote the format while explaining before they give the verdict).
+ * @example
+ * ```ts
+ * VERDICT_RULES.includes("last"); // true
+ * ```
  */
+export const VERDICT_RULES: readonly VerdictRule[] = ["fastchat", "last"];
+
+/** One of {@link VERDICT_RULES}. */
 export type VerdictRule = "fastchat" | "last";
 
 /**

@@ -21,10 +21,17 @@ import { WinRateInputError } from "./inputs.ts";
 export type Outcome = "win" | "tie" | "loss" | "error" | "pending";
 
 /**
- * How a person's votes make a question's outcome: `once` shows each question once, its two answers in a
+ * How a person's votes can make a question's outcome: `once` shows each question once, its two answers in a
  * random order, and the vote is the outcome (FastChat's Chatbot Arena and its MT-Bench human judgments);
  * `both` shows it in both orders and a win needs both votes to agree, as the LLM judge's two games.
+ * @example
+ * ```ts
+ * ORDER_RULES.includes("both"); // true
+ * ```
  */
+export const ORDER_RULES: readonly OrderRule[] = ["once", "both"];
+
+/** One of {@link ORDER_RULES}. */
 export type OrderRule = "once" | "both";
 
 /** One line of the results JSONL. */

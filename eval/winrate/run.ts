@@ -41,11 +41,11 @@ export interface WinRateConfig {
   /** The pairs to compare. */
   pairs: PairSpec[];
   /**
-   * The judge: its model id, the reply budget in tokens (default 2048), and either an OpenAI-compatible base
+   * The judge: its model id, the reply budget in tokens (default {@link JUDGE_MAX_TOKENS}), and either an OpenAI-compatible base
    * URL with an optional key, or a {@link ChatClient} that answers in process (the rule judge's).
    */
   judge: JudgeEndpoint;
-  /** Extra judge calls for a game whose reply has no verdict (default 2). */
+  /** Extra judge calls for a game whose reply has no verdict (default {@link VERDICT_RETRIES}). */
   verdictRetries?: number;
   /** How a verdict is read from the judge's reply (default `fastchat`; see `judge_prompt.ts`). */
   verdictRule?: VerdictRule;
@@ -62,7 +62,7 @@ export interface WinRateConfig {
    * `temperature` by the question's category, 0.7 otherwise).
    */
   answers?: { apiKey?: string; maxTokens?: number; temperature?: number };
-  /** Requests in flight at once, judge and answer calls alike (default 4). */
+  /** Requests in flight at once, judge and answer calls alike (default {@link PARALLEL_REQUESTS}). */
   parallel?: number;
   /** Retry and timeout settings for every HTTP call. */
   http?: Omit<OpenAIClientOptions, "baseUrl" | "apiKey">;
@@ -129,6 +129,13 @@ export function answerTemperature(q: Question, given?: number): number {
     : FASTCHAT_DEFAULT_TEMPERATURE;
 }
 
+/** The judge's reply budget in tokens unless told otherwise ({@link JudgeEndpoint}'s `maxTokens`). */
+export const JUDGE_MAX_TOKENS = 2048;
+/** Extra judge calls for a game whose reply has no verdict, unless told otherwise. */
+export const VERDICT_RETRIES = 2;
+/** Requests in flight at once unless told otherwise. */
+export const PARALLEL_REQUESTS = 4;
+
 /** Judgments in a row whose judge request failed, after which a run stops asking (the judge is down). */
 export const JUDGE_FAILURES_BEFORE_STOP = 3;
 
@@ -148,7 +155,7 @@ export interface AnswerSettings {
   answers?: WinRateConfig["answers"];
   /** Retry and timeout settings for every HTTP call. */
   http?: WinRateConfig["http"];
-  /** Answer requests in flight at once (default 4). */
+  /** Answer requests in flight at once (default {@link PARALLEL_REQUESTS}). */
   parallel?: number;
   /** Progress lines; silent when absent. */
   log?: (line: string) => void;
@@ -168,7 +175,7 @@ function answerContext(settings: AnswerSettings): RunContext {
     settings,
     questions: settings.questions,
     answersDir: settings.answersDir,
-    parallel: settings.parallel ?? 4,
+    parallel: settings.parallel ?? PARALLEL_REQUESTS,
     log: settings.log ?? (() => {}),
     answerCalls: 0,
   };
@@ -270,8 +277,8 @@ export async function runWinRate(config: WinRateConfig): Promise<WinRateReport> 
     config.judge.client ??
       new OpenAIClient({ ...config.http, baseUrl: config.judge.url, apiKey: config.judge.apiKey }),
     config.judge.model,
-    config.judge.maxTokens ?? 2048,
-    config.verdictRetries ?? 2,
+    config.judge.maxTokens ?? JUDGE_MAX_TOKENS,
+    config.verdictRetries ?? VERDICT_RETRIES,
     config.verdictRule ?? "fastchat",
   );
   const log = await JudgmentLog.open(config.resultsPath, ctx.log);

@@ -5,13 +5,7 @@
  */
 import { agreementLine, judgeAgreements } from "../../eval/winrate/agreement.ts";
 import { arenaPaths, ArenaRequestError, arenaSeed, ArenaSession } from "../../eval/winrate/arena_session.ts";
-import {
-  type AnsweredPair,
-  humanJudgeName,
-  humanOutcome,
-  parseOrderRule,
-  planArena,
-} from "../../eval/winrate/human.ts";
+import { type AnsweredPair, humanJudgeName, humanOutcome, planArena } from "../../eval/winrate/human.ts";
 import type { Question } from "../../eval/winrate/inputs.ts";
 import { JudgmentLog, type JudgmentRecord, type OrderRule } from "../../eval/winrate/judgments.ts";
 import { assert, assertEquals, assertRejects, assertStringIncludes, assertThrows } from "../asserts.ts";
@@ -48,10 +42,8 @@ function voteFor(s: ArenaSession, model: "SFT" | "PT" | "tie"): { key: string; v
 
 Deno.test("human judge: names, rules, and outcomes under each rule", () => {
   assertEquals(humanJudgeName("민지"), "human:민지");
-  assertThrows(() => humanJudgeName("two words"), Error, "--judge-name");
-  assertThrows(() => humanJudgeName(""), Error, "--judge-name");
-  assertEquals(parseOrderRule("both"), "both");
-  assertThrows(() => parseOrderRule("twice"), Error, "--orders must be once or both");
+  assertThrows(() => humanJudgeName("two words"), Error, "--judge_name");
+  assertThrows(() => humanJudgeName("", "--judge-name"), Error, '--judge-name ""');
   // once: the vote cast, in whichever order it was shown.
   assertEquals(humanOutcome(["A", null], "once"), "win");
   assertEquals(humanOutcome([null, "A"], "once"), "loss");

@@ -5,7 +5,7 @@ import { JUDGE_SYSTEM_PROMPT, judgeUserPrompt, parseVerdict } from "../../eval/w
 import { JudgmentLog, type JudgmentRecord } from "../../eval/winrate/judgments.ts";
 import { runWinRate, type WinRateConfig } from "../../eval/winrate/run.ts";
 import { summarizePair } from "../../eval/winrate/summary.ts";
-import { winRateConfigFromArgs } from "../../tasks/winrate.ts";
+import { winRateConfigFromArgs } from "../../eval/winrate/cli.ts";
 import { startServer } from "../../serve/server.ts";
 import { KO_PROMPTS } from "../../pipeline/settings.ts";
 import { assert, assertEquals, assertRejects, assertStringIncludes, assertThrows } from "../asserts.ts";
@@ -325,7 +325,7 @@ Deno.test("winrate task: flags become a run configuration; keys come from the na
   assertThrows(
     () => winRateConfigFromArgs([...base, "--pair", "x=a,y=b", "--limit", "0"], () => undefined),
     Error,
-    "--limit must be an integer ≥ 1",
+    "--limit: expected an integer ≥ 1, got 0",
   );
   assertThrows(
     () => winRateConfigFromArgs([...base, "--model-a-url", "http://h"], () => undefined),
@@ -334,7 +334,10 @@ Deno.test("winrate task: flags become a run configuration; keys come from the na
   );
   assertThrows(
     () =>
-      winRateConfigFromArgs(["--pair", "x=a,y=b", "--judge-url", "u", "--judge-model", "j"], () => undefined),
+      winRateConfigFromArgs(
+        ["--pair", "x=a,y=b", "--judge-url", "http://u", "--judge-model", "j"],
+        () => undefined,
+      ),
     Error,
     "--prompts is required",
   );
