@@ -194,8 +194,8 @@ export const PRESETS: Record<string, Preset> = {
       "the whole pipeline in minutes on the CPU adapter: the toolkit's random tiny base, the bundled " +
       "KoBEST subset, a few dozen steps, 20 prompts and the rule judge (proves the pipeline, not the paper)",
     needs:
-      "no GPU: runs on the CPU adapter (Mesa lavapipe); about 10 minutes of CPU time (measured 10–16 min on 2 " +
-      "busy cores), about 0.5 GB of memory",
+      "no GPU: runs on the CPU adapter (Mesa lavapipe) in about 5 minutes on 2 cores (measured 5 min 9 s, " +
+      "9 min of CPU time), about 0.5 GB of memory",
     settings: {
       model: "runs/tiny-base",
       buildTinyBase: true,

@@ -272,7 +272,9 @@ export class Page {
   /** The platform fonts the browser drew the element's text with (family names). */
   async fontsOf(selector: string): Promise<string[]> {
     // Right after a load the text may not be laid out yet (no fonts used): wait for the fonts and a frame.
-    await this.eval(`document.fonts.ready.then(() => new Promise((r) => requestAnimationFrame(() => r(true))))`);
+    await this.eval(
+      `document.fonts.ready.then(() => new Promise((r) => requestAnimationFrame(() => r(true))))`,
+    );
     const { root } = await this.#send("DOM.getDocument");
     const { nodeId } = await this.#send("DOM.querySelector", { nodeId: (root as Json).nodeId, selector });
     const { fonts } = await this.#send("CSS.getPlatformFontsForNode", { nodeId });
