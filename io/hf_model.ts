@@ -247,12 +247,14 @@ export async function openModelFolder(dir: string): Promise<ModelFolder> {
 // ---------------------------------------------------------------------------------------------------------
 // Saving a folder
 
-/** Files copied by `copyFrom`: tokenizer and generation settings that travel with a model. */
-export const COMPANION_FILES: readonly string[] = [
+/**
+ * The tokenizer files that travel with a model, and that TRL saves beside an adapter
+ * (`processing_class.save_pretrained(output_dir)`).
+ */
+export const TOKENIZER_FILES: readonly string[] = [
   "tokenizer.json",
   "tokenizer_config.json",
   "special_tokens_map.json",
-  "generation_config.json",
   "chat_template.jinja",
   "chat_template.json",
   "tokenizer.model",
@@ -260,6 +262,9 @@ export const COMPANION_FILES: readonly string[] = [
   "vocab.json",
   "merges.txt",
 ];
+
+/** Files copied by `copyFrom`: the tokenizer files and the generation settings. */
+export const COMPANION_FILES: readonly string[] = [...TOKENIZER_FILES, "generation_config.json"];
 
 /** The weight dtypes a model can be saved in. */
 export type SaveDType = "F32" | "F16" | "BF16";
@@ -411,11 +416,25 @@ async function writeShards(
   return { files, totalSize: [...sizes.values()].reduce((a, b) => a + b, 0), weightMap };
 }
 
-async function copyCompanions(from: string, to: string): Promise<string[]> {
+/**
+ * Copies those of `names` that `from` holds into `to`, each through a temporary name (a killed copy leaves no
+ * half file), and returns the names copied.
+ * @example
+ * ```ts
+ * await copyCompanionFiles("runs/tiny-base", "runs/sft-lora", TOKENIZER_FILES);
+ * ```
+ */
+export async function copyCompanionFiles(
+  from: string,
+  to: string,
+  names: readonly string[] = COMPANION_FILES,
+): Promise<string[]> {
   const copied: string[] = [];
-  for (const name of COMPANION_FILES) {
+  for (const name of names) {
     if (await isFile(join(from, name))) {
-      await Deno.copyFile(join(from, name), join(to, name));
+      const tmp = join(to, `.${name}.tmp`);
+      await Deno.copyFile(join(from, name), tmp);
+      await Deno.rename(tmp, join(to, name));
       copied.push(name);
     }
   }
@@ -460,7 +479,7 @@ export async function saveModelFolder(dir: string, options: SaveModelOptions): P
       await writeJsonAtomic(join(tmp, WEIGHTS_INDEX_FILE), index, { sortKeys: true });
     }
     await writeJsonAtomic(join(tmp, "config.json"), config, { sortKeys: true });
-    const copied = options.copyFrom ? await copyCompanions(options.copyFrom, tmp) : [];
+    const copied = options.copyFrom ? await copyCompanionFiles(options.copyFrom, tmp) : [];
     if (options.generationConfig) {
       await writeJsonAtomic(join(tmp, "generation_config.json"), options.generationConfig, {
         sortKeys: true,

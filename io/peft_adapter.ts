@@ -31,22 +31,6 @@ export const ADAPTER_CONFIG_FILE = "adapter_config.json";
 /** The weights file of an adapter folder. */
 export const ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors";
 /**
- * The tokenizer files TRL saves beside an adapter (`processing_class.save_pretrained(output_dir)`), copied
- * from the base model's folder when an adapter is saved.
- */
-export const TOKENIZER_FILES: readonly string[] = [
-  "tokenizer.json",
-  "tokenizer_config.json",
-  "special_tokens_map.json",
-  "chat_template.jinja",
-  "chat_template.json",
-  "tokenizer.model",
-  "added_tokens.json",
-  "vocab.json",
-  "merges.txt",
-];
-
-/**
  * A LoRA adapter's shape, with PEFT's `LoraConfig` names in camel case. `targets` is PEFT's `target_modules`:
  * a list of module names (matched as a name or a `.`-separated suffix, e.g. `q_proj`) or one regular
  * expression matched against whole module names.

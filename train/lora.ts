@@ -12,15 +12,9 @@ import type { Gpu } from "../gpu/runtime.ts";
 import { readRowPieces, wholeTensor } from "../gpu/row_blocks.ts";
 import { matmul } from "../kernels/matmul.ts";
 import { LOAD_PIECE_ELEMENTS, paramPieces } from "../model/load.ts";
-import { join, resolve } from "node:path";
-import { isFile } from "../io/fs.ts";
-import {
-  adaptedLinears,
-  type LoraSpec,
-  readPeftAdapter,
-  TOKENIZER_FILES,
-  writePeftAdapter,
-} from "../io/peft_adapter.ts";
+import { resolve } from "node:path";
+import { copyCompanionFiles, TOKENIZER_FILES } from "../io/hf_model.ts";
+import { adaptedLinears, type LoraSpec, readPeftAdapter, writePeftAdapter } from "../io/peft_adapter.ts";
 import type { LoraAdapter } from "../model/llama.ts";
 import { uniformGenerator } from "../model/init.ts";
 import {
@@ -159,16 +153,7 @@ export async function saveLoraAdapter(
   options: SaveLoraOptions,
 ): Promise<void> {
   await writePeftAdapter(dir, weights, spec, options.dims, await baseModelReference(baseModel));
-  if (options.tokenizerFrom) {
-    for (const name of TOKENIZER_FILES) {
-      const from = join(options.tokenizerFrom, name);
-      if (await isFile(from)) {
-        const tmp = join(dir, `.${name}.tmp`);
-        await Deno.copyFile(from, tmp);
-        await Deno.rename(tmp, join(dir, name));
-      }
-    }
-  }
+  if (options.tokenizerFrom) await copyCompanionFiles(options.tokenizerFrom, dir, TOKENIZER_FILES);
 }
 
 /**
